@@ -1,0 +1,211 @@
+"""``gnnjec <stage>``: the command line the Snakemake rules call (and that users can call directly).
+
+Bad input ends with one line on stderr, ``gnnjec <stage>: error: ...``, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import CheckFailed, InputError, atomic_output
+
+
+def _json(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err})") from None
+
+
+def _named_paths(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise InputError(f"expected NAME=PATH, got {item!r}")
+        out[name] = path
+    return out
+
+
+def _write_json(path: str, data) -> None:
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=1))
+
+
+def cmd_synthetic_jec(a):
+    from .synthetic import derive_standard_correction, save_correction
+
+    save_correction(derive_standard_correction(a.seed, a.events), a.output)
+
+
+def cmd_synthetic(a):
+    from .synthetic import load_correction, write_pfnano
+
+    write_pfnano(a.output, a.events, a.seed, a.file_index, load_correction(a.jec))
+
+
+def cmd_convert(a):
+    from .convert import Selection, Split, convert_file
+
+    info = convert_file(a.input, a.output, Selection.from_config(a.selection), Split(**a.split), a.step_size)
+    logging.info("converted %(events)d events, %(jets)d jets in %(seconds).1f s", info)
+
+
+def cmd_merge(a):
+    from .convert import merge_splits
+
+    counts = merge_splits(a.parts, {"train": a.train, "val": a.val, "test": a.test})
+    logging.info("jets per split: %s", counts)
+
+
+def cmd_train(a):
+    from .features import validate_inputs
+    from .training import train
+
+    validate_inputs(a.inputs)
+    summary = train(a.train, a.val, a.model, a.history, a.hparams, a.inputs, a.device, a.threads)
+    logging.info("best validation loss %.5f", summary["best_val_loss"])
+
+
+def cmd_select(a):
+    from .export import select_best
+
+    choice = select_best(_named_paths(a.histories))
+    _write_json(a.output, choice)
+    logging.info("best grid point: %s", choice["best"])
+
+
+def cmd_export(a):
+    from .export import check_onnx, export_onnx
+
+    choice = json.loads(Path(a.selection).read_text())
+    models = _named_paths(a.models)
+    if choice["best"] not in models:
+        raise InputError(f"{a.selection}: best point {choice['best']!r} is not among the trained models; rerun the select rule")
+    with atomic_output(a.check) as check_tmp:
+        export_onnx(models[choice["best"]], a.onnx)
+        try:
+            result = check_onnx(models[choice["best"]], a.onnx, a.clouds, a.jets, a.tolerance)
+        except CheckFailed:
+            Path(a.onnx).unlink(missing_ok=True)  # a model that disagrees with torch must not look exported
+            raise
+        result["model"] = choice["best"]
+        Path(check_tmp).write_text(json.dumps(result, indent=1))
+
+
+def cmd_evaluate(a):
+    from .evaluate import compute_metrics, run_inference
+
+    info = run_inference(a.onnx, a.clouds, a.predictions, a.threads)
+    table = compute_metrics(a.predictions, a.metrics, a.config, info["model"])
+    with atomic_output(a.summary) as tmp:
+        Path(tmp).write_text(table + "\n")
+    print(table)
+
+
+def cmd_plots(a):
+    from .plotting import make_plots
+
+    for path in make_plots(a.predictions, a.metrics, a.outdir, a.dataset):
+        logging.info("wrote %s", path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gnnjec", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="stage", required=True)
+
+    s = sub.add_parser("synthetic-jec", help="derive the standard correction of the synthetic detector")
+    s.add_argument("--seed", type=int, required=True)
+    s.add_argument("--events", type=int, default=60_000)
+    s.add_argument("--output", required=True)
+    s.set_defaults(func=cmd_synthetic_jec)
+
+    s = sub.add_parser("synthetic", help="write one synthetic PFNano file")
+    s.add_argument("--events", type=int, required=True)
+    s.add_argument("--seed", type=int, required=True)
+    s.add_argument("--file-index", type=int, required=True)
+    s.add_argument("--jec", required=True, help="standard correction JSON from synthetic-jec")
+    s.add_argument("--output", required=True)
+    s.set_defaults(func=cmd_synthetic)
+
+    s = sub.add_parser("convert", help="NanoAOD/PFNano file -> particle clouds (Parquet)")
+    s.add_argument("input", help="local path or root:// URL")
+    s.add_argument("--output", required=True)
+    s.add_argument("--selection", type=_json, default={})
+    s.add_argument("--split", type=_json, default={})
+    s.add_argument("--step-size", type=int, default=20_000)
+    s.set_defaults(func=cmd_convert)
+
+    s = sub.add_parser("merge", help="per-file clouds -> train/val/test files")
+    s.add_argument("parts", nargs="+")
+    s.add_argument("--train", required=True)
+    s.add_argument("--val", required=True)
+    s.add_argument("--test", required=True)
+    s.set_defaults(func=cmd_merge)
+
+    s = sub.add_parser("train", help="fit one hyperparameter point")
+    s.add_argument("--train", required=True)
+    s.add_argument("--val", required=True)
+    s.add_argument("--model", required=True, help="output checkpoint (.pt)")
+    s.add_argument("--history", required=True, help="output training history (.json)")
+    s.add_argument("--hparams", type=_json, required=True)
+    s.add_argument("--inputs", type=_json, required=True, help="feature lists per collection")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--threads", type=int, default=None)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("select", help="choose the grid point with the lowest validation loss")
+    s.add_argument("histories", nargs="+", metavar="NAME=HISTORY")
+    s.add_argument("--output", required=True)
+    s.set_defaults(func=cmd_select)
+
+    s = sub.add_parser("export", help="export the selected model to ONNX and check it against torch")
+    s.add_argument("--selection", required=True)
+    s.add_argument("--models", nargs="+", required=True, metavar="NAME=CHECKPOINT")
+    s.add_argument("--clouds", required=True, help="held-out clouds for the check")
+    s.add_argument("--onnx", required=True)
+    s.add_argument("--check", required=True, help="output JSON with the comparison")
+    s.add_argument("--jets", type=int, default=2000)
+    s.add_argument("--tolerance", type=float, default=1e-4)
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("evaluate", help="ONNX inference on the test split and physics metrics")
+    s.add_argument("--onnx", required=True)
+    s.add_argument("--clouds", required=True)
+    s.add_argument("--predictions", required=True)
+    s.add_argument("--metrics", required=True)
+    s.add_argument("--summary", required=True)
+    s.add_argument("--config", type=_json, required=True)
+    s.add_argument("--threads", type=int, default=None)
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("plots", help="physics plots from the predictions and metrics")
+    s.add_argument("--predictions", required=True)
+    s.add_argument("--metrics", required=True)
+    s.add_argument("--outdir", required=True)
+    s.add_argument("--dataset", default="")
+    s.set_defaults(func=cmd_plots)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    try:
+        args.func(args)
+    except InputError as err:
+        print(f"gnnjec {args.stage}: error: {err}", file=sys.stderr)
+        return 2
+    except CheckFailed as err:
+        print(f"gnnjec {args.stage}: failed: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

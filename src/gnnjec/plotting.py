@@ -1,0 +1,170 @@
+"""Physics plots in CMS style (mplhep): response, resolution and flavour dependence."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import awkward as ak
+import matplotlib
+from matplotlib.ticker import NullFormatter
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mplhep as hep  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .errors import atomic_output  # noqa: E402
+from .features import FLAVOURS  # noqa: E402
+
+PLOTS = ("response_distributions", "median_response", "resolution", "flavour_spread")
+FLAVOUR_STYLE = {"b": ("tab:red", "b"), "c": ("tab:orange", "c"), "uds": ("tab:blue", "uds"), "g": ("tab:green", "g")}
+METHOD_LABEL = {"standard": "Standard (L1L2L3)", "pfn": "PFN", "particlenet": "ParticleNet"}
+
+
+def _label(ax) -> None:
+    """'CMS Simulation Private Work' over the axes; the dataset is named in the legend titles."""
+    hep.cms.label(ax=ax, data=False, text="Private Work", com=13, loc=0)
+
+
+def _log_pt_axis(ax, metrics) -> None:
+    ax.set_xscale("log")
+    ax.set_xlim(metrics["pt_edges"][0], metrics["pt_edges"][-1])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(r"$p_T^\mathrm{gen}$ [GeV]")
+
+
+def _save(fig, path: str) -> None:
+    """Write ``path`` (PNG) and a PDF beside it, atomically."""
+    for p in (path, str(Path(path).with_suffix(".pdf"))):
+        with atomic_output(p) as tmp:
+            fig.savefig(tmp, format=Path(p).suffix[1:], dpi=110)
+    plt.close(fig)
+
+
+def _series(metrics, region, method, pick):
+    """(x, y, err) over the gen-pt bins of a region; ``pick(bin)`` gives (y, err) or None to skip."""
+    x, y, err = [], [], []
+    for b in metrics["methods"][method][region]["bins"]:
+        value = pick(b)
+        if value is not None:
+            x.append(np.sqrt(b["pt_low"] * b["pt_high"]))
+            y.append(value[0])
+            err.append(value[1])
+    return np.array(x), np.array(y), np.nan_to_num(np.array(err))
+
+
+def _median_of(flavour):
+    return lambda b: (b[flavour]["median"], 0.0) if b[flavour] else None
+
+
+def _resolution(b):
+    return (b["all"]["resolution"], b["all"]["resolution_err"]) if b["all"] else None
+
+
+def _spread(b):
+    return None if b["flavour_spread"] is None else (b["flavour_spread"], 0.0)
+
+
+def _region_text(metrics, region) -> str:
+    lo, hi = metrics["eta_bins"][region]
+    return metrics["dataset"] + "\n" + rf"${lo:g} < |\eta^\mathrm{{gen}}| < {hi:g}$"
+
+
+def plot_response_distributions(pred, metrics, methods, path, pt_ranges=((30, 50), (100, 200), (500, 1000))):
+    fig, axes = plt.subplots(1, len(pt_ranges), figsize=(8 * len(pt_ranges), 7))
+    pt_gen = np.asarray(pred.pt_gen)
+    abs_eta = np.abs(np.asarray(pred.eta_gen))
+    lo_eta, hi_eta = metrics["eta_bins"][0]
+    bins = np.linspace(0.6, 1.4, 81)
+    for ax, (lo, hi) in zip(axes, pt_ranges):
+        sel = (pt_gen >= lo) & (pt_gen < hi) & (abs_eta >= lo_eta) & (abs_eta < hi_eta)
+        for method, column in methods.items():
+            r = np.asarray(pred[column])[sel] / pt_gen[sel]
+            counts, _ = np.histogram(np.clip(r, bins[0], bins[-1]), bins)
+            hep.histplot(counts, bins, ax=ax, density=True, label=f"{METHOD_LABEL.get(method, method)}", lw=2)
+        ax.set_xlabel(r"Response $p_T^\mathrm{corr} / p_T^\mathrm{gen}$")
+        ax.set_ylabel("Jets (normalised)")
+        ax.set_xlim(bins[0], bins[-1])
+        ax.legend(title=rf"${lo} < p_T^\mathrm{{gen}} < {hi}$ GeV" + "\n" + _region_text(metrics, 0), fontsize=16, title_fontsize=16)
+        _label(ax)
+    _save(fig, path)
+
+
+def plot_median_response(metrics, methods, path):
+    regions = range(len(metrics["eta_bins"]))
+    fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 8), squeeze=False)
+    for ax, region in zip(axes[0], regions):
+        for method, marker, fill in zip(methods, ("o", "s", "^"), ("none", "full", "full")):
+            for flavour in FLAVOURS:
+                x, y, _ = _series(metrics, region, method, _median_of(flavour))
+                colour, name = FLAVOUR_STYLE[flavour]
+                ax.plot(x, y, marker=marker, ls="-" if method != "standard" else ":", color=colour,
+                        fillstyle=fill, label=f"{name}, {METHOD_LABEL.get(method, method)}")
+        ax.axhline(1.0, color="grey", lw=1)
+        _log_pt_axis(ax, metrics)
+        ax.set_ylim(0.86, 1.06)
+        ax.set_ylabel("Median response")
+        ax.legend(ncol=2, fontsize=13, title=_region_text(metrics, region), title_fontsize=15, loc="lower right")
+        _label(ax)
+    _save(fig, path)
+
+
+def plot_resolution(metrics, methods, path):
+    regions = range(len(metrics["eta_bins"]))
+    fig, axes = plt.subplots(2, len(regions), figsize=(9 * len(regions), 9), squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05}, sharex="col")
+    reference = "standard"
+    for col, region in enumerate(regions):
+        ax, rax = axes[0][col], axes[1][col]
+        xr, yr, _ = _series(metrics, region, reference, _resolution)
+        for method in methods:
+            x, y, err = _series(metrics, region, method, _resolution)
+            line = ax.errorbar(x, y, yerr=err, marker="o", ls="none", label=METHOD_LABEL.get(method, method))
+            common = np.intersect1d(x, xr)
+            if method != reference and len(common):
+                ratio = y[np.isin(x, common)] / yr[np.isin(xr, common)]
+                rax.plot(common, ratio, marker="o", ls="none", color=line[0].get_color())
+        _log_pt_axis(ax, metrics)
+        ax.set_xlabel("")
+        ax.set_ylabel("Resolution (IQR / median)")
+        ax.legend(title=_region_text(metrics, region), fontsize=16, title_fontsize=16)
+        _label(ax)
+        rax.axhline(1.0, color="grey", lw=1)
+        rax.set_ylim(0.4, 1.2)
+        rax.set_ylabel("Ratio to Std.", fontsize=16)
+        _log_pt_axis(rax, metrics)
+    _save(fig, path)
+
+
+def plot_flavour_spread(metrics, methods, path):
+    regions = range(len(metrics["eta_bins"]))
+    fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 7), squeeze=False)
+    for ax, region in zip(axes[0], regions):
+        for method in methods:
+            x, y, _ = _series(metrics, region, method, _spread)
+            ax.plot(x, y, marker="o", label=METHOD_LABEL.get(method, method))
+        _log_pt_axis(ax, metrics)
+        ax.set_ylabel(r"Flavour spread $\sum_f |\tilde R_f - \langle \tilde R \rangle|$")
+        ax.set_ylim(bottom=0)
+        ax.legend(title=_region_text(metrics, region), fontsize=16, title_fontsize=16)
+        _label(ax)
+    _save(fig, path)
+
+
+def make_plots(predictions_path: str, metrics_path: str, out_dir: str, dataset: str) -> list[str]:
+    """All physics plots: PNG and PDF, one file per plot in ``out_dir``."""
+    hep.style.use("CMS")
+    metrics = json.loads(Path(metrics_path).read_text())
+    metrics["dataset"] = dataset
+    methods = list(metrics["methods"])
+    network = [m for m in methods if m != "standard"][0]
+    pred = ak.from_parquet(predictions_path)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {name: os.path.join(out_dir, f"{name}.png") for name in PLOTS}
+    plot_response_distributions(pred, metrics, {"standard": "pt_std", network: "pt_corr"}, paths["response_distributions"])
+    plot_median_response(metrics, methods, paths["median_response"])
+    plot_resolution(metrics, methods, paths["resolution"])
+    plot_flavour_spread(metrics, methods, paths["flavour_spread"])
+    return list(paths.values())

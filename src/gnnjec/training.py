@@ -1,0 +1,178 @@
+"""Train stage: fit one hyperparameter point on the training split, select on the validation split."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .dataset import CloudData, robust_standardization
+from .errors import InputError, atomic_output
+from .models import build_model
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {
+    "model": "pfn",
+    "phi_sizes": [64, 128, 128],
+    "head_sizes": [256, 128, 64],
+    "dropout": 0.0,
+    "optimizer": "adam",
+    "lr": 2e-3,
+    "weight_decay": 0.0,
+    "batch_size": 512,
+    "epochs": 20,
+    "patience": 5,
+    "lr_patience": 2,
+    "lr_factor": 0.2,
+    "loss": "mae",
+    "max_abs_target": 1.0,
+    "max_constituents": 128,
+    "seed": 1,
+}
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """CUDA when present (or when asked for), else the CPU."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"config key training.device: {requested!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+    return torch.device(requested)
+
+
+def _loss_fn(name: str):
+    if name == "mae":
+        return torch.nn.L1Loss()
+    if name == "huber":
+        return torch.nn.HuberLoss(delta=0.1)
+    raise InputError(f"hyperparameter loss={name!r} unknown; use 'mae' or 'huber'")
+
+
+def _optimizer(hp: dict, params):
+    if hp["optimizer"] == "adam":
+        return torch.optim.Adam(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
+    if hp["optimizer"] == "adamw":
+        return torch.optim.AdamW(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
+    raise InputError(f"hyperparameter optimizer={hp['optimizer']!r} unknown; use 'adam' or 'adamw'")
+
+
+def fit_standardization(model, data: CloudData) -> None:
+    """Set every Standardize layer from the training split (stored in the model's buffers)."""
+    stats = {"jet": data.jet, **{k: data.clouds[k].values for k in data.collections}}
+    for name, values in stats.items():
+        center, scale = robust_standardization(values)
+        model.norm[name].center.copy_(torch.from_numpy(center))
+        model.norm[name].scale.copy_(torch.from_numpy(scale))
+
+
+def _trainable_rows(data: CloudData, max_abs_target: float) -> np.ndarray:
+    target = data.truth["target"]
+    return np.flatnonzero(np.isfinite(target) & (np.abs(target) < max_abs_target))
+
+
+def evaluate_loss(model, data, rows, hp, device, loss_fn) -> float:
+    model.eval()
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(rows), 4096):
+            batch = rows[start : start + 4096]
+            args = [torch.from_numpy(a).to(device) for a in data.batch(batch, hp["max_constituents"])]
+            target = torch.from_numpy(data.truth["target"][batch]).to(device)
+            total += loss_fn(model(*args), target).item() * len(batch)
+            n += len(batch)
+    return total / max(n, 1)
+
+
+def train(train_path: str, val_path: str, model_path: str, history_path: str, hparams: dict,
+          inputs: dict[str, list[str]], device: str = "auto", threads: int | None = None) -> dict:
+    """Fit one grid point; write the best checkpoint and the per-epoch history (atomically)."""
+    hp = {**DEFAULTS, **hparams}
+    unknown = set(hparams) - set(DEFAULTS) - {"name"}
+    if unknown:
+        raise InputError(f"config key training.grid: unknown hyperparameters {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(hp["seed"])
+    rng = np.random.default_rng(hp["seed"])
+    dev = pick_device(device)
+
+    train_data = CloudData(train_path, inputs)
+    val_data = CloudData(val_path, inputs)
+    train_rows = _trainable_rows(train_data, hp["max_abs_target"])
+    val_rows = _trainable_rows(val_data, hp["max_abs_target"])
+    if len(train_rows) == 0 or len(val_rows) == 0:
+        raise InputError(f"{train_path if len(train_rows) == 0 else val_path}: no jets to train on; generate or convert more events")
+
+    model = build_model(hp, inputs)
+    fit_standardization(model, train_data)
+    model.to(dev)
+    optimizer = _optimizer(hp, model.parameters())
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=hp["lr_factor"], patience=hp["lr_patience"])
+    loss_fn = _loss_fn(hp["loss"])
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("model %s with %d parameters on %s; %d training, %d validation jets",
+             hp["model"], n_params, dev, len(train_rows), len(val_rows))
+
+    history, best, best_state, stale = [], math.inf, None, 0
+    bs = hp["batch_size"]
+    for epoch in range(1, hp["epochs"] + 1):
+        model.train()
+        start = time.perf_counter()
+        order = rng.permutation(train_rows)
+        total = 0.0
+        n_batches = len(order) // bs or 1  # drop the ragged last batch (BatchNorm needs > 1 jet)
+        for b in range(n_batches):
+            rows = order[b * bs : (b + 1) * bs]
+            args = [torch.from_numpy(a).to(dev, non_blocking=True) for a in train_data.batch(rows, hp["max_constituents"])]
+            target = torch.from_numpy(train_data.truth["target"][rows]).to(dev)
+            loss = loss_fn(model(*args), target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+        seconds = time.perf_counter() - start
+        val_loss = evaluate_loss(model, val_data, val_rows, hp, dev, loss_fn)
+        scheduler.step(val_loss)
+        record = {
+            "epoch": epoch,
+            "train_loss": total / n_batches,
+            "val_loss": val_loss,
+            "lr": optimizer.param_groups[0]["lr"],
+            "seconds": seconds,
+            "jets_per_second": n_batches * bs / seconds,
+        }
+        history.append(record)
+        log.info("epoch %d: train %.5f  val %.5f  lr %.1e  %.0f jets/s", epoch, record["train_loss"], val_loss,
+                 record["lr"], record["jets_per_second"])
+        if val_loss < best:
+            best, best_state, stale = val_loss, copy.deepcopy(model.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= hp["patience"]:
+                log.info("early stop after epoch %d (no improvement for %d epochs)", epoch, stale)
+                break
+
+    summary = {"hparams": hp, "inputs": inputs, "parameters": n_params, "device": str(dev),
+               "best_val_loss": best, "epochs": history}
+    checkpoint = {"hparams": hp, "inputs": inputs, "state_dict": {k: v.cpu() for k, v in best_state.items()},
+                  "best_val_loss": best}
+    with atomic_output(model_path) as tmp:
+        torch.save(checkpoint, tmp)
+    with atomic_output(history_path) as tmp:
+        Path(tmp).write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def load_model(model_path: str):
+    """Rebuild a trained network from its checkpoint, in evaluation mode on the CPU."""
+    checkpoint = torch.load(model_path, map_location="cpu", weights_only=False)
+    model = build_model(checkpoint["hparams"], checkpoint["inputs"])
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval(), checkpoint

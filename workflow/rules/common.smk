@@ -1,0 +1,28 @@
+# Shared by all rules: the package on the path, the sample files and the training grid.
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
+
+from gnnjec.errors import InputError
+from gnnjec.workflow import grid_points, is_url, json_arg, sample_files
+from gnnjec.features import validate_inputs
+
+# Run this checkout's package with the interpreter on PATH (the project's environment).
+GNNJEC = f"PYTHONPATH={Path(workflow.basedir).parent / 'src'}${{PYTHONPATH:+:$PYTHONPATH}} python -m gnnjec"
+ENV = "../../envs/gnnjec.yaml"
+
+try:
+    SAMPLE_FILES = sample_files(config)
+    POINTS = grid_points(config["training"])
+    validate_inputs(config["features"])
+except InputError as err:
+    raise WorkflowError(str(err)) from None
+
+CLOUD_PARTS = [
+    f"results/clouds/{sample}/{index:03d}.parquet"
+    for sample, files in SAMPLE_FILES.items()
+    for index in range(len(files))
+]
+SPLIT_FILES = {split: f"results/clouds/{split}.parquet" for split in ("train", "val", "test")}

@@ -1,0 +1,50 @@
+# Convert: one job per input file (local or root://), then one merge into train/val/test.
+
+
+def convert_input(wildcards):
+    path = SAMPLE_FILES[wildcards.sample][int(wildcards.index)]
+    return [] if is_url(path) else [path]
+
+
+rule convert:
+    input:
+        convert_input,
+    output:
+        "results/clouds/{sample}/{index}.parquet",
+    wildcard_constraints:
+        index=r"\d{3}",
+    params:
+        path=lambda w: SAMPLE_FILES[w.sample][int(w.index)],
+        selection=json_arg(config["selection"]),
+        split=json_arg(config["split"]),
+        step_size=config["convert"]["step_size"],
+    log:
+        "results/logs/convert/{sample}/{index}.log",
+    benchmark:
+        "results/benchmarks/convert/{sample}/{index}.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        ENV
+    shell:
+        "{GNNJEC} convert {params.path:q} --output {output} --selection {params.selection:q}"
+        " --split {params.split:q} --step-size {params.step_size} > {log} 2>&1"
+
+
+rule merge_clouds:
+    input:
+        CLOUD_PARTS,
+    output:
+        **SPLIT_FILES,
+    log:
+        "results/logs/merge_clouds.log",
+    benchmark:
+        "results/benchmarks/merge_clouds.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        ENV
+    shell:
+        "{GNNJEC} merge {input} --train {output.train} --val {output.val} --test {output.test} > {log} 2>&1"

@@ -1,0 +1,50 @@
+# Evaluate: ONNX Runtime on the test split, physics metrics, and the plots.
+
+
+rule evaluate:
+    input:
+        onnx=rules.export_onnx.output.onnx,
+        clouds=SPLIT_FILES["test"],
+    output:
+        predictions="results/evaluation/predictions.parquet",
+        metrics="results/evaluation/metrics.json",
+        summary="results/evaluation/summary.txt",
+    params:
+        config=json_arg(config["evaluation"]),
+    threads: 2
+    log:
+        "results/logs/evaluate.log",
+    benchmark:
+        "results/benchmarks/evaluate.tsv"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        ENV
+    shell:
+        # the summary table goes to the terminal too
+        "{GNNJEC} evaluate --onnx {input.onnx} --clouds {input.clouds} --predictions {output.predictions}"
+        " --metrics {output.metrics} --summary {output.summary} --config {params.config:q}"
+        " --threads {threads} 2> {log}"
+
+
+PLOTS = ["response_distributions", "median_response", "resolution", "flavour_spread"]
+
+
+rule plots:
+    input:
+        predictions=rules.evaluate.output.predictions,
+        metrics=rules.evaluate.output.metrics,
+    output:
+        expand("results/plots/{name}.{ext}", name=PLOTS, ext=["png", "pdf"]),
+    params:
+        dataset=config["dataset_label"],
+    log:
+        "results/logs/plots.log",
+    benchmark:
+        "results/benchmarks/plots.tsv"
+    conda:
+        ENV
+    shell:
+        "{GNNJEC} plots --predictions {input.predictions} --metrics {input.metrics} --outdir results/plots"
+        " --dataset {params.dataset:q} > {log} 2>&1"
