@@ -39,7 +39,7 @@ def _save(fig, path: str) -> None:
     """Write ``path`` (PNG) and a PDF beside it, atomically."""
     for p in (path, str(Path(path).with_suffix(".pdf"))):
         with atomic_output(p) as tmp:
-            fig.savefig(tmp, format=Path(p).suffix[1:], dpi=110)
+            fig.savefig(tmp, format=Path(p).suffix[1:], dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -73,7 +73,7 @@ def _region_text(metrics, region) -> str:
 
 
 def plot_response_distributions(pred, metrics, methods, path, pt_ranges=((30, 50), (100, 200), (500, 1000))):
-    fig, axes = plt.subplots(1, len(pt_ranges), figsize=(8 * len(pt_ranges), 7))
+    fig, axes = plt.subplots(1, len(pt_ranges), figsize=(10 * len(pt_ranges), 8))
     pt_gen = np.asarray(pred.pt_gen)
     abs_eta = np.abs(np.asarray(pred.eta_gen))
     lo_eta, hi_eta = metrics["eta_bins"][0]
@@ -104,7 +104,7 @@ def plot_median_response(metrics, methods, path):
                         fillstyle=fill, label=f"{name}, {METHOD_LABEL.get(method, method)}")
         ax.axhline(1.0, color="grey", lw=1)
         _log_pt_axis(ax, metrics)
-        ax.set_ylim(0.86, 1.06)
+        ax.set_ylim(0.90, 1.06)
         ax.set_ylabel("Median response")
         ax.legend(ncol=2, fontsize=13, title=_region_text(metrics, region), title_fontsize=15, loc="lower right")
         _label(ax)
@@ -146,9 +146,10 @@ def plot_flavour_spread(metrics, methods, path):
             x, y, _ = _series(metrics, region, method, _spread)
             ax.plot(x, y, marker="o", label=METHOD_LABEL.get(method, method))
         _log_pt_axis(ax, metrics)
-        ax.set_ylabel(r"Flavour spread $\sum_f |\tilde R_f - \langle \tilde R \rangle|$")
+        ax.set_ylabel("Flavour spread")
         ax.set_ylim(bottom=0)
-        ax.legend(title=_region_text(metrics, region), fontsize=16, title_fontsize=16)
+        ax.legend(title=_region_text(metrics, region) + "\n" + r"$\sum_f |\tilde R_f - \langle \tilde R \rangle|$",
+                  fontsize=16, title_fontsize=16)
         _label(ax)
     _save(fig, path)
 

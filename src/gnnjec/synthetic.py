@@ -28,6 +28,8 @@ Electrons / muons            e: 90 % identified (sigma 2 %), else a photon; mu (
 Photons (ECAL, |eta| < 3)    response 0.98, sigma/E = 4 %/sqrt(E) (+) 1 %, E > 0.8 GeV
 Neutral hadrons (|eta| < 3)  response 1 - 0.38 E^-0.22 (non-linear: 0.67 at 2 GeV, 0.87 at
                              100 GeV), sigma/E = 100 %/sqrt(E) (+) 8 %, E > 2 GeV
+Coherent calorimeter scale   all calorimeter deposits of a jet share a factor N(1, 6 %): shower
+                             fluctuations that no single candidate shows, so no network can undo them
 2.5 < |eta| < 3              no tracker: charged hadrons are measured as neutral hadrons
 HF (|eta| > 3)               hadrons -> pdgId 1, response 0.85 - 0.3 E^-0.25, sigma/E = 140 %/sqrt(E)
                              (+) 12 %; e/gamma -> pdgId 2, response 0.95, sigma/E = 28 %/sqrt(E)
@@ -81,6 +83,7 @@ DISPLACED_FRACTION = np.array([0.45, 0.30, 0.0, 0.0])
 DISPLACEMENT_CM = np.array([0.04, 0.02, 0.0, 0.0])
 
 JET_RADIUS = 0.4
+CALO_JET_SCALE = 0.06
 BEAM_ENERGY = 6500.0
 ETA_MAX = 4.7
 PT_GEN_RANGE = (15.0, 3000.0)
@@ -246,6 +249,8 @@ def _reconstruct(rng, p: Particles, chs_keep=0.1) -> Candidates:
     mu = seen == 13
     pt[mu] = p.pt[mu] * (1 + np.hypot(0.01, 1e-4 * p.pt[mu]) * rng.standard_normal(mu.sum()))
     cosh = np.cosh(p.eta)
+    # a coherent calorimeter scale per jet (shared shower fluctuations): seen in no single candidate
+    jet_scale = rng.normal(1.0, CALO_JET_SCALE, int(p.jet.max(initial=-1)) + 1)[p.jet]
     for code, response, stochastic, constant in (
         (22, lambda e: 0.98, 0.04, 0.01),
         (130, _hadron_response, 1.0, 0.08),
@@ -254,7 +259,7 @@ def _reconstruct(rng, p: Particles, chs_keep=0.1) -> Candidates:
     ):
         sel = seen == code
         e = energy[sel]
-        pt[sel] = _smear_energy(rng, e, response(e), stochastic, constant) / cosh[sel]
+        pt[sel] = _smear_energy(rng, e, response(e), stochastic, constant) * jet_scale[sel] / cosh[sel]
 
     # thresholds
     e_reco = pt * cosh

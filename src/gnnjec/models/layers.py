@@ -1,4 +1,4 @@
-"""Building blocks shared by the networks: input standardisation and padding-exact normalisation."""
+"""Building blocks shared by the networks: input standardisation, point packing and pooling."""
 
 from __future__ import annotations
 
@@ -22,49 +22,32 @@ class Standardize(nn.Module):
         return torch.clamp((x - self.center) / self.scale, -self.clip, self.clip)
 
 
-class MaskedBatchNorm(nn.BatchNorm1d):
-    """BatchNorm over the feature axis of ``[batch, points, features]`` that ignores padded points.
+def pack(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real points of a padded ``[batch, points, features]`` tensor: ``([n_real, features], jet index)``.
 
-    In training the batch statistics come from real points only; in evaluation the running
-    statistics are applied point by point, so a jet's output never depends on its padding or its
-    batch-mates.
+    Padded points never enter a computation, so a jet's output cannot depend on its padding or, in
+    evaluation, on its batch-mates; and no time is spent on padding.
     """
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        if self.training:
-            keep = mask > 0
-            out = torch.zeros_like(x)
-            out[keep] = super().forward(x[keep])
-            return out
-        return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape) * mask.unsqueeze(-1)
+    keep = mask > 0
+    jet_index = torch.arange(mask.shape[0], device=mask.device).unsqueeze(1).expand_as(mask)[keep]
+    return x[keep], jet_index
 
 
-class PointMLP(nn.Module):
-    """Per-point MLP (Linear, masked BatchNorm, ReLU per layer); padded points stay exactly zero."""
+def sum_pool(points: torch.Tensor, jet_index: torch.Tensor, n_jets: int) -> torch.Tensor:
+    """Sum of each jet's point features: ``[n_jets, features]`` (zeros for a jet with no points).
 
-    def __init__(self, n_in: int, sizes: list[int]):
-        super().__init__()
-        self.linears = nn.ModuleList()
-        self.norms = nn.ModuleList()
-        for n_out in sizes:
-            self.linears.append(nn.Linear(n_in, n_out))
-            self.norms.append(MaskedBatchNorm(n_out))
-            n_in = n_out
-        self.n_out = n_in
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        for linear, norm in zip(self.linears, self.norms):
-            x = torch.relu(norm(linear(x), mask))
-        return x * mask.unsqueeze(-1)
+    scatter_add (not index_add) because it exports to ONNX ScatterElements(reduction='add').
+    """
+    out = torch.zeros(n_jets, points.shape[1], dtype=points.dtype, device=points.device)
+    return out.scatter_add(0, jet_index.unsqueeze(1).expand(-1, points.shape[1]), points)
 
 
-def mlp_head(n_in: int, sizes: list[int], dropout: float) -> nn.Sequential:
-    """Jet-level regression head: [Linear, BatchNorm, ReLU, Dropout] per layer, then Linear -> 1."""
+def mlp(n_in: int, sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
+    """[Linear, BatchNorm, ReLU(, Dropout)] per layer; used per point (on packed points) and per jet."""
     layers: list[nn.Module] = []
     for n_out in sizes:
         layers += [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.ReLU()]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         n_in = n_out
-    layers.append(nn.Linear(n_in, 1))
     return nn.Sequential(*layers)

@@ -9,14 +9,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import PointMLP, Standardize, mlp_head
+from .layers import Standardize, mlp, pack, sum_pool
 
 
 class PFN(nn.Module):
     """``forward(jet, <coll>, <coll>_mask, ...)`` -> prediction of shape ``[batch]``.
 
     ``inputs`` maps each collection name (and ``"jet"``) to its list of feature names; the order of
-    the collections in ``inputs`` is the order of the forward arguments.
+    the collections in ``inputs`` is the order of the forward arguments. Clouds come padded
+    (``[batch, points, features]`` with a 0/1 mask); Phi runs on the real points only.
     """
 
     def __init__(self, inputs: dict[str, list[str]], phi_sizes: list[int], head_sizes: list[int], dropout: float = 0.0):
@@ -24,9 +25,9 @@ class PFN(nn.Module):
         self.inputs = {k: list(v) for k, v in inputs.items()}
         self.collections = [k for k in inputs if k != "jet"]
         self.norm = nn.ModuleDict({k: Standardize(len(v)) for k, v in inputs.items()})
-        self.phi = nn.ModuleDict({k: PointMLP(len(inputs[k]), phi_sizes) for k in self.collections})
-        n_head = sum(self.phi[k].n_out for k in self.collections) + len(inputs["jet"])
-        self.head = mlp_head(n_head, head_sizes, dropout)
+        self.phi = nn.ModuleDict({k: mlp(len(inputs[k]), phi_sizes) for k in self.collections})
+        n_head = len(self.collections) * phi_sizes[-1] + len(inputs["jet"])
+        self.head = nn.Sequential(mlp(n_head, head_sizes, dropout), nn.Linear(head_sizes[-1], 1))
 
     def input_names(self) -> list[str]:
         names = ["jet"]
@@ -37,8 +38,6 @@ class PFN(nn.Module):
     def forward(self, jet: torch.Tensor, *clouds: torch.Tensor) -> torch.Tensor:
         pooled = []
         for i, name in enumerate(self.collections):
-            x, mask = clouds[2 * i], clouds[2 * i + 1]
-            h = self.phi[name](self.norm[name](x), mask)
-            pooled.append(h.sum(dim=1))
-        features = torch.cat([*pooled, self.norm["jet"](jet)], dim=1)
-        return self.head(features).squeeze(-1)
+            points, jet_index = pack(clouds[2 * i], clouds[2 * i + 1])
+            pooled.append(sum_pool(self.phi[name](self.norm[name](points)), jet_index, jet.shape[0]))
+        return self.head(torch.cat([*pooled, self.norm["jet"](jet)], dim=1)).squeeze(-1)

@@ -1,0 +1,79 @@
+"""Shared fixtures: a small synthetic PFNano sample converted once per session, and the real CMS files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gnnjec import convert, synthetic
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("GNNJEC_SHARED_DATA", REPO.parent / "shared" / "data" / "nanoaod"))
+
+
+@pytest.fixture(scope="session")
+def cms_file():
+    """Path of a real CMS NanoAOD/PFNano file in ../shared/data/nanoaod (read in place)."""
+
+    def get(name: str) -> str:
+        path = SHARED_DATA / name
+        if not path.exists():
+            if os.environ.get("CI"):
+                pytest.fail(f"{path} is missing: CI must run with shared/ beside the clone")
+            pytest.skip(f"{path} not available (set GNNJEC_SHARED_DATA)")
+        return str(path)
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def standard_jec(tmp_path_factory):
+    correction = synthetic.derive_standard_correction(seed=3, n_events=8000)
+    path = tmp_path_factory.mktemp("jec") / "standard_jec.json"
+    synthetic.save_correction(correction, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_file(tmp_path_factory, standard_jec):
+    path = tmp_path_factory.mktemp("synthetic") / "demo_000.root"
+    synthetic.write_pfnano(path, n_events=4000, seed=11, file_index=0,
+                           correction=synthetic.load_correction(standard_jec), chunk_events=1500)
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_clouds(tmp_path_factory, synthetic_file):
+    """The synthetic file converted and split: {"all": part, "train": ..., "val": ..., "test": ...}."""
+    out = tmp_path_factory.mktemp("clouds")
+    part = out / "part.parquet"
+    convert.convert_file(str(synthetic_file), str(part), convert.Selection(), convert.Split(), step_size=1000)
+    splits = {name: str(out / f"{name}.parquet") for name in convert.SPLITS}
+    convert.merge_splits([str(part)], splits)
+    return {"all": str(part), **splits}
+
+
+TINY_HP = {"model": "pfn", "phi_sizes": [16, 32], "head_sizes": [32, 16], "epochs": 3, "batch_size": 128,
+           "max_constituents": 64, "lr": 0.005}
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory, synthetic_clouds):
+    """A small PFN trained for a few epochs on the synthetic clouds: (checkpoint, history, summary)."""
+    from gnnjec import features, training
+
+    out = tmp_path_factory.mktemp("model")
+    summary = training.train(synthetic_clouds["train"], synthetic_clouds["val"], str(out / "model.pt"),
+                             str(out / "history.json"), TINY_HP, features.DEFAULT_INPUTS, threads=2)
+    return str(out / "model.pt"), str(out / "history.json"), summary
+
+
+@pytest.fixture(scope="session")
+def exported_model(tmp_path_factory, trained_model, synthetic_clouds):
+    from gnnjec import export
+
+    out = tmp_path_factory.mktemp("export") / "model.onnx"
+    export.export_onnx(trained_model[0], str(out))
+    return str(out)

@@ -1,0 +1,160 @@
+"""Convert stage on real CMS files (../shared/data/nanoaod) and on synthetic PFNano."""
+
+import shutil
+import subprocess
+import sys
+
+import awkward as ak
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import uproot
+
+from gnnjec import convert
+from gnnjec.errors import InputError
+
+
+def constituent_pt_sum(clouds) -> np.ndarray:
+    """|sum of the constituents' transverse momenta| per jet, from the stored clouds."""
+    px = np.zeros(len(clouds))
+    py = np.zeros(len(clouds))
+    phi_jet = np.asarray(clouds.phi, np.float64)
+    for name in ("charged", "neutral"):
+        c = clouds[name]
+        phi = ak.Array(phi_jet)[:, None] + c.dphi
+        px += np.asarray(ak.sum(c.pt * np.cos(phi), axis=1))
+        py += np.asarray(ak.sum(c.pt * np.sin(phi), axis=1))
+    return np.hypot(px, py)
+
+
+def test_pfnano_constituents_sum_to_raw_jet_pt(cms_file, tmp_path):
+    path = cms_file("pfnano.root")
+    out = tmp_path / "pfnano.parquet"
+    convert.convert_file(path, str(out), convert.Selection(min_gen_pt=0, require_gen_match=False), convert.Split())
+    clouds = ak.from_parquet(out)
+    events = uproot.open(path)["Events"].arrays(["Jet_pt", "Jet_rawFactor", "Jet_nConstituents"])
+    raw = np.asarray(ak.flatten(events.Jet_pt * (1 - events.Jet_rawFactor)))
+    assert len(clouds) == len(raw) == 64  # every jet of the file
+    assert np.allclose(np.asarray(clouds.pt_raw), raw, rtol=1e-6)
+    assert np.array_equal(np.asarray(clouds.n_constituents), np.asarray(ak.flatten(events.Jet_nConstituents)))
+    ratio = constituent_pt_sum(clouds) / raw
+    assert np.all(np.abs(ratio - 1) < 0.005), ratio
+
+
+def test_pfnano_gen_matching_target_and_flavour(cms_file, tmp_path):
+    path = cms_file("pfnano.root")
+    out = tmp_path / "matched.parquet"
+    convert.convert_file(path, str(out), convert.Selection(min_gen_pt=0), convert.Split())
+    clouds = ak.from_parquet(out)
+    e = uproot.open(path)["Events"].arrays(["Jet_pt", "Jet_rawFactor", "Jet_genJetIdx", "GenJet_pt",
+                                            "Jet_hadronFlavour", "Jet_partonFlavour"])
+    # independent computation with plain awkward
+    valid = (e.Jet_genJetIdx >= 0) & (e.Jet_genJetIdx < ak.num(e.GenJet_pt))
+    gen_pt = ak.flatten(e.GenJet_pt[e.Jet_genJetIdx[valid]])
+    raw = ak.flatten((e.Jet_pt * (1 - e.Jet_rawFactor))[valid])
+    assert len(clouds) == 52
+    assert np.allclose(np.asarray(clouds.pt_gen), np.asarray(gen_pt))
+    assert np.allclose(np.asarray(clouds.target), np.log(np.asarray(gen_pt) / np.asarray(raw)), atol=1e-6)
+    had = np.asarray(ak.flatten(e.Jet_hadronFlavour[valid]))
+    part = np.abs(np.asarray(ak.flatten(e.Jet_partonFlavour[valid])))
+    label = np.where(had != 0, had, part)
+    expected = np.select([label == 5, label == 4, (label >= 1) & (label <= 3), label == 21], [0, 1, 2, 3], -1)
+    assert np.array_equal(np.asarray(clouds.flavour), expected)
+    assert set(np.asarray(clouds.flavour)) >= {2, 3}  # QCD: light quarks and gluons present
+
+
+def test_constituent_features_are_relative_to_the_jet(cms_file, tmp_path):
+    out = tmp_path / "f.parquet"
+    convert.convert_file(cms_file("pfnano.root"), str(out), convert.Selection(min_gen_pt=0), convert.Split())
+    c = ak.from_parquet(out)
+    ch = c.charged
+    assert ak.all(np.abs(ch.dphi) < 0.6) and ak.all(ch.dr < 0.6)  # AK4 constituents are near the axis
+    assert np.allclose(ak.flatten(ch.rel_pt), ak.flatten(ch.pt / c.pt_raw), rtol=1e-5)
+    sign = np.sign(np.asarray(c.eta))[:, None]
+    assert np.allclose(ak.flatten(ch.deta), ak.flatten((ch.eta - c.eta) * sign), atol=1e-5)
+    # one-hot particle ids: exactly one flag per charged and per neutral candidate
+    assert ak.all(ch.is_hadron + ch.is_muon + ch.is_electron == 1)
+    ne = c.neutral
+    assert ak.all(ne.is_photon + ne.is_hadron + ne.is_hf_hadron + ne.is_hf_em == 1)
+    # constituents are ordered by decreasing pt
+    assert ak.all(ch.pt[:, :-1] >= ch.pt[:, 1:])
+
+
+@pytest.mark.parametrize("name", ["nano_tt_v12.root", "nanoAOD_2015_CMS_Open_Data_ttbar.root", "nano_dy.root"])
+def test_files_without_pf_candidates_are_refused_in_one_line(cms_file, tmp_path, name):
+    path = cms_file(name)
+    out = tmp_path / "out.parquet"
+    proc = subprocess.run([sys.executable, "-m", "gnnjec", "convert", path, "--output", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert path in lines[0] and "PFNano" in lines[0] and "JetPFCands_jetIdx" in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_truncated_file_is_refused_without_traceback(cms_file, tmp_path):
+    source = cms_file("pfnano.root")
+    truncated = tmp_path / "truncated.root"
+    with open(source, "rb") as f:
+        truncated.write_bytes(f.read()[: 1_500_000])
+    out = tmp_path / "out.parquet"
+    proc = subprocess.run([sys.executable, "-m", "gnnjec", "convert", str(truncated), "--output", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and str(truncated) in proc.stderr
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["truncated.root"]
+
+
+def test_missing_file_names_the_path(tmp_path):
+    with pytest.raises(InputError, match="nope.root: no such file"):
+        list(convert.iterate_chunks(str(tmp_path / "nope.root")))
+
+
+def test_synthetic_closure_and_split(synthetic_clouds, synthetic_file):
+    clouds = ak.from_parquet(synthetic_clouds["all"])
+    # constituents reproduce the raw pt (the generator builds the jet from them)
+    ratio = constituent_pt_sum(clouds) / np.asarray(clouds.pt_raw)
+    assert np.all(np.abs(ratio - 1) < 0.005)
+    assert np.all(np.asarray(clouds.pt_gen) >= 15) and np.all(np.isfinite(np.asarray(clouds.target)))
+    # split: reproducible, whole events on one side, fractions near 70/15/15
+    split = np.asarray(clouds.split)
+    again = convert.Split().assign(np.asarray(clouds.run), np.asarray(clouds.luminosity_block), np.asarray(clouds.event))
+    assert np.array_equal(split, again)
+    per_event = {}
+    for ev, s in zip(np.asarray(clouds.event), split):
+        per_event.setdefault(ev, set()).add(s)
+    assert all(len(s) == 1 for s in per_event.values())
+    frac = np.bincount(split, minlength=3) / len(split)
+    assert abs(frac[0] - 0.7) < 0.05 and abs(frac[1] - 0.15) < 0.04
+    assert not np.array_equal(split, convert.Split(seed=1).assign(np.asarray(clouds.run), np.asarray(clouds.luminosity_block), np.asarray(clouds.event)))
+
+
+def test_merge_writes_each_split_once(synthetic_clouds):
+    total = pq.ParquetFile(synthetic_clouds["all"]).metadata.num_rows
+    rows = 0
+    for code, name in enumerate(convert.SPLITS):
+        split = pq.read_table(synthetic_clouds[name], columns=["split"]).column("split").to_numpy()
+        assert np.all(split == code) and len(split) > 0
+        rows += len(split)
+    assert rows == total
+
+
+def test_chunking_does_not_change_the_result(synthetic_file, synthetic_clouds, tmp_path):
+    out = tmp_path / "one_chunk.parquet"
+    convert.convert_file(str(synthetic_file), str(out), convert.Selection(), convert.Split(), step_size=100_000)
+    assert ak.array_equal(ak.from_parquet(out), ak.from_parquet(synthetic_clouds["all"]))
+
+
+def test_out_of_range_gen_index_is_unmatched(synthetic_file):
+    chunk = next(convert.iterate_chunks(str(synthetic_file), 500))
+    idx = chunk.jet.fields["genJetIdx"]
+    idx[:5] = 1000  # beyond nGenJet: must count as unmatched, never wrap around
+    idx[5:10] = -1
+    clouds = convert.clouds_from_chunk(chunk, convert.Selection(min_gen_pt=0, require_gen_match=False),
+                                       convert.Split(), "test")
+    assert np.all(np.isnan(np.asarray(clouds.pt_gen)[:10]))
+    matched = convert.clouds_from_chunk(chunk, convert.Selection(min_gen_pt=0), convert.Split(), "test")
+    assert len(matched) == len(clouds) - np.sum(np.isnan(np.asarray(clouds.pt_gen)))

@@ -1,0 +1,88 @@
+"""Export, ONNX check, evaluation and plots on a model trained on generated clouds."""
+
+import json
+import subprocess
+import sys
+
+import awkward as ak
+import numpy as np
+import onnx
+import pytest
+
+from gnnjec import evaluate, export, plotting
+from gnnjec.errors import CheckFailed
+
+EVAL_CFG = {"pt_min": 20, "pt_max": 3000, "n_pt_bins": 8, "eta_bins": [[0, 2.5], [2.5, 5.0]], "n_bootstrap": 3,
+            "summary_min_pt": 30}
+
+
+def test_onnx_has_dynamic_axes_and_feature_metadata(exported_model, trained_model):
+    proto = onnx.load(exported_model)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta["inputs"]) == trained_model[2]["inputs"]
+    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in proto.graph.input}
+    assert dims["jet"][0] == "batch" and dims["charged"][:2] == ["batch", "n_charged"]
+
+
+def test_check_passes_and_reports_the_difference(exported_model, trained_model, synthetic_clouds):
+    result = export.check_onnx(trained_model[0], exported_model, synthetic_clouds["val"], n_jets=300)
+    assert result["passed"] and result["max_abs_diff"] < 1e-4
+    assert set(result["max_abs_diff_by_batch_size"]) == {1, 3, 64, 1000}
+
+
+def test_check_fails_loudly_on_a_wrong_model(tmp_path, trained_model, synthetic_clouds):
+    # an ONNX file from a differently initialised network must fail the check
+    import torch
+
+    from gnnjec.training import load_model
+
+    model, ckpt = load_model(trained_model[0])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05)
+    other = tmp_path / "other.pt"
+    torch.save({**ckpt, "state_dict": model.state_dict()}, other)
+    wrong = tmp_path / "wrong.onnx"
+    export.export_onnx(str(other), str(wrong))
+    with pytest.raises(CheckFailed, match="differs from torch"):
+        export.check_onnx(trained_model[0], str(wrong), synthetic_clouds["val"], n_jets=100)
+
+
+def test_select_best_orders_by_validation_loss(tmp_path):
+    paths = {}
+    for name, loss in (("a", 0.05), ("b", 0.03), ("c", 0.04)):
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps({"best_val_loss": loss, "parameters": 10, "epochs": [{}], "hparams": {}}))
+    choice = export.select_best({k: str(v) for k, v in paths.items()})
+    assert choice["best"] == "b" and [r["name"] for r in choice["ranking"]] == ["b", "c", "a"]
+
+
+def test_evaluate_and_plot(exported_model, synthetic_clouds, tmp_path):
+    pred_path, metrics_path = tmp_path / "pred.parquet", tmp_path / "metrics.json"
+    info = evaluate.run_inference(exported_model, synthetic_clouds["test"], str(pred_path), threads=1)
+    pred = ak.from_parquet(pred_path)
+    test = ak.from_parquet(synthetic_clouds["test"], columns=["pt_gen", "pt_raw"])
+    assert len(pred) == len(test) == info["jets"]
+    np.testing.assert_allclose(np.asarray(pred.pt_corr), np.asarray(pred.pt_raw) * np.exp(np.asarray(pred.prediction)), rtol=1e-5)
+    table = evaluate.compute_metrics(str(pred_path), str(metrics_path), EVAL_CFG, "pfn")
+    m = json.loads(metrics_path.read_text())
+    assert set(m["methods"]) == {"standard", "pfn"}
+    assert "pfn" in table and "standard" in table
+    # even this tiny model must correct jets: median response near 1 above 30 GeV in the barrel
+    central = m["summary"]["0<|eta|<2.5"]["pfn"]
+    assert abs(central["median_response"] - 1) < 0.05
+    paths = plotting.make_plots(str(pred_path), str(metrics_path), str(tmp_path / "plots"), "test sample")
+    assert len(paths) == 4
+    for p in paths:
+        data = open(p, "rb").read()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+        assert open(p.replace(".png", ".pdf"), "rb").read(4) == b"%PDF"
+
+
+def test_cli_evaluate_refuses_missing_clouds(exported_model, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "gnnjec", "evaluate", "--onnx", exported_model, "--clouds",
+                           str(tmp_path / "missing.parquet"), "--predictions", str(tmp_path / "p.parquet"),
+                           "--metrics", str(tmp_path / "m.json"), "--summary", str(tmp_path / "s.txt"),
+                           "--config", json.dumps(EVAL_CFG)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "missing.parquet: no such clouds file" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []

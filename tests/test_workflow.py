@@ -1,0 +1,115 @@
+"""The Snakemake DAG end to end on a tiny synthetic sample, and what reruns after a config change."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+TINY["samples"] = {"tiny": {"synthetic": {"files": 2, "events_per_file": 1500, "seed": 3}}}
+TINY["synthetic_jec"] = {"seed": 1, "events": 4000}
+TINY["training"]["defaults"].update(phi_sizes=[16, 32], head_sizes=[32, 16], epochs=2, batch_size=128)
+TINY["training"]["grid"] = {"lr": [0.002, 0.005]}
+TINY["evaluation"].update(n_pt_bins=6, n_bootstrap=2)
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
+         "--directory", str(workdir), "--cores", "2", *args],
+        capture_output=True, text=True, env=env, timeout=900,
+    )
+
+
+def write_config(workdir: Path, config: dict) -> None:
+    (workdir / "config").mkdir(exist_ok=True)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Job counts from a dry run's 'Job stats' table ({} when there is nothing to do)."""
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    table = text.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    write_config(workdir, TINY)
+    proc = snakemake(workdir)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    return workdir, proc
+
+
+def test_whole_dag_produces_model_metrics_and_plots(finished_run):
+    workdir, proc = finished_run
+    results = workdir / "results"
+    for path in ("export/model.onnx", "export/onnx_check.json", "evaluation/metrics.json", "evaluation/summary.txt",
+                 "training/best.json"):
+        assert (results / path).stat().st_size > 0, path
+    for name in ("response_distributions", "median_response", "resolution", "flavour_spread"):
+        assert (results / "plots" / f"{name}.png").stat().st_size > 10_000
+        assert (results / "plots" / f"{name}.pdf").exists()
+    assert len(list((results / "training").glob("pfn-*/model.pt"))) == 2
+    # every rule leaves a log and a benchmark
+    assert (results / "logs" / "evaluate.log").exists() and (results / "benchmarks" / "export_onnx.tsv").exists()
+    # the summary table reaches the terminal
+    assert "standard" in proc.stdout and "pfn" in proc.stdout and "flav. spread" in proc.stdout
+
+
+def test_second_run_does_nothing(finished_run):
+    workdir, _ = finished_run
+    assert planned_jobs(snakemake(workdir, "--dry-run")) == {}
+
+
+def test_config_change_reruns_only_what_it_touches(finished_run):
+    workdir, _ = finished_run
+    try:
+        changed = yaml.safe_load(yaml.safe_dump(TINY))
+        changed["evaluation"]["n_bootstrap"] = 5
+        write_config(workdir, changed)
+        assert planned_jobs(snakemake(workdir, "--dry-run")) == {"evaluate": 1, "plots": 1, "all": 1}
+
+        changed = yaml.safe_load(yaml.safe_dump(TINY))
+        changed["training"]["grid"]["lr"].append(0.01)  # one new grid point; the two trained ones stay
+        write_config(workdir, changed)
+        assert planned_jobs(snakemake(workdir, "--dry-run")) == {
+            "train": 1, "select_model": 1, "export_onnx": 1, "evaluate": 1, "plots": 1, "all": 1}
+
+        changed = yaml.safe_load(yaml.safe_dump(TINY))
+        changed["selection"]["min_gen_pt"] = 20.0
+        write_config(workdir, changed)
+        jobs = planned_jobs(snakemake(workdir, "--dry-run"))
+        assert jobs["convert"] == 2 and "synthetic_pfnano" not in jobs and jobs["train"] == 2
+    finally:
+        write_config(workdir, TINY)
+
+
+def test_invalid_config_is_refused_naming_the_key(tmp_path):
+    bad = yaml.safe_load(yaml.safe_dump(TINY))
+    bad["selction"] = bad.pop("selection")
+    write_config(tmp_path, bad)
+    proc = snakemake(tmp_path, "--dry-run")
+    assert proc.returncode != 0
+    assert "selction" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_unknown_feature_is_refused_naming_the_key(tmp_path):
+    bad = yaml.safe_load(yaml.safe_dump(TINY))
+    bad["features"]["jet"].append("jet_charge")
+    write_config(tmp_path, bad)
+    proc = snakemake(tmp_path, "--dry-run")
+    assert proc.returncode != 0
+    assert "features.jet: unknown feature 'jet_charge'" in proc.stderr
