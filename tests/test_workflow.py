@@ -102,7 +102,7 @@ def test_invalid_config_is_refused_naming_the_key(tmp_path):
     write_config(tmp_path, bad)
     proc = snakemake(tmp_path, "--dry-run")
     assert proc.returncode != 0
-    assert "selction" in proc.stderr
+    assert "selction" in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
 
 
@@ -112,4 +112,4 @@ def test_unknown_feature_is_refused_naming_the_key(tmp_path):
     write_config(tmp_path, bad)
     proc = snakemake(tmp_path, "--dry-run")
     assert proc.returncode != 0
-    assert "features.jet: unknown feature 'jet_charge'" in proc.stderr
+    assert "features.jet: unknown feature 'jet_charge'" in proc.stdout + proc.stderr

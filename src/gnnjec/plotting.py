@@ -148,7 +148,7 @@ def plot_flavour_spread(metrics, methods, path):
         _log_pt_axis(ax, metrics)
         ax.set_ylabel("Flavour spread")
         ax.set_ylim(bottom=0)
-        ax.legend(title=_region_text(metrics, region) + "\n" + r"$\sum_f |\tilde R_f - \langle \tilde R \rangle|$",
+        ax.legend(title=_region_text(metrics, region) + "\n" + r"$\Sigma_f\,|\tilde R_f - \langle \tilde R \rangle|$",
                   fontsize=16, title_fontsize=16)
         _label(ax)
     _save(fig, path)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .dataset import CloudData, robust_standardization
-from .errors import InputError, atomic_output
+from .errors import CheckFailed, InputError, atomic_output
 from .models import build_model
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,8 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
                 log.info("early stop after epoch %d (no improvement for %d epochs)", epoch, stale)
                 break
 
+    if best_state is None:
+        raise CheckFailed(f"{model_path}: training diverged (validation loss {history[-1]['val_loss']}); lower training lr")
     summary = {"hparams": hp, "inputs": inputs, "parameters": n_params, "device": str(dev),
                "best_val_loss": best, "epochs": history}
     checkpoint = {"hparams": hp, "inputs": inputs, "state_dict": {k: v.cpu() for k, v in best_state.items()},

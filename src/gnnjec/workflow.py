@@ -10,10 +10,25 @@ import hashlib
 import itertools
 import json
 import os
+from pathlib import Path
 
 from .errors import InputError
 
 SYNTHETIC_DIR = "results/synthetic"
+
+
+def config_error(config: dict, schema_path: str | os.PathLike) -> str | None:
+    """The most relevant schema violation of ``config`` as one line naming the key, or None."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is None:
+        return None
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    return f"config key {where}: {error.message} (schema: workflow/schemas/{Path(schema_path).name})"
 
 
 def is_url(path: str) -> bool:

@@ -1,13 +1,21 @@
-# Shared by all rules: the package on the path, the sample files and the training grid.
+# Shared by all rules: config validation, the package on the path, the sample files and the grid.
 
 import sys
 from pathlib import Path
 
+from snakemake.utils import validate
+
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
 
 from gnnjec.errors import InputError
-from gnnjec.workflow import grid_points, is_url, json_arg, sample_files
+from gnnjec.workflow import config_error, grid_points, is_url, json_arg, sample_files
 from gnnjec.features import validate_inputs
+
+SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
+problem = config_error(config, SCHEMA)
+if problem:
+    raise WorkflowError(problem)
+validate(config, str(SCHEMA))  # fills in the schema's defaults
 
 # Run this checkout's package with the interpreter on PATH (the project's environment).
 GNNJEC = f"PYTHONPATH={Path(workflow.basedir).parent / 'src'}${{PYTHONPATH:+:$PYTHONPATH}} python -m gnnjec"
