@@ -158,3 +158,13 @@ def test_out_of_range_gen_index_is_unmatched(synthetic_file):
     assert np.all(np.isnan(np.asarray(clouds.pt_gen)[:10]))
     matched = convert.clouds_from_chunk(chunk, convert.Selection(min_gen_pt=0), convert.Split(), "test")
     assert len(matched) == len(clouds) - np.sum(np.isnan(np.asarray(clouds.pt_gen)))
+
+
+def test_a_file_with_no_selected_jets_gives_an_empty_table_with_the_schema(synthetic_file, synthetic_clouds, tmp_path):
+    out = tmp_path / "empty.parquet"
+    info = convert.convert_file(str(synthetic_file), str(out), convert.Selection(min_gen_pt=1e6), convert.Split(), 1000)
+    assert info["jets"] == 0 and info["events"] == 4000
+    assert pq.ParquetFile(out).schema_arrow == pq.ParquetFile(synthetic_clouds["all"]).schema_arrow
+    splits = {name: str(tmp_path / f"{name}.parquet") for name in convert.SPLITS}
+    counts = convert.merge_splits([str(out), synthetic_clouds["all"]], splits)
+    assert sum(counts.values()) == pq.ParquetFile(synthetic_clouds["all"]).metadata.num_rows

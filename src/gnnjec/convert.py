@@ -139,7 +139,7 @@ def clouds_from_chunk(chunk: EventChunk, selection: Selection, split: Split, pat
         cap = rank < selection.max_constituents
         counts = np.minimum(counts, selection.max_constituents)
         fields = {f: cf[f][mask][cap].astype(np.float32) for f in spec}
-        columns[name] = ak.unflatten(ak.zip(fields), counts) if n_sel else _empty_collection(spec)
+        columns[name] = ak.unflatten(ak.zip(fields), counts)
         columns[f"n_{name}"] = np.bincount(p, minlength=n_sel).astype(np.int32)
 
     pt_raw = jets["pt_raw"]
@@ -174,10 +174,6 @@ def clouds_from_chunk(chunk: EventChunk, selection: Selection, split: Split, pat
         **columns,
     }
     return ak.zip(out, depth_limit=1)
-
-
-def _empty_collection(spec) -> ak.Array:
-    return ak.unflatten(ak.zip({f: np.zeros(0, np.float32) for f in spec}), np.zeros(0, np.int64))
 
 
 def convert_file(path: str, output: str, selection: Selection, split: Split, step_size: int = 20_000) -> dict:

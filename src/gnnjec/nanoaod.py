@@ -13,6 +13,7 @@ import awkward as ak
 import numpy as np
 
 from .errors import InputError
+from .ragged import offsets_from_counts
 
 JET_FIELDS = ("pt", "eta", "phi", "mass", "rawFactor", "area", "genJetIdx", "hadronFlavour", "partonFlavour")
 GENJET_FIELDS = ("pt", "eta", "phi")
@@ -32,8 +33,6 @@ class Collection:
 
     @property
     def offsets(self) -> np.ndarray:
-        from .ragged import offsets_from_counts
-
         return offsets_from_counts(self.counts)
 
     def __getitem__(self, name: str) -> np.ndarray:

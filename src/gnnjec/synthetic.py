@@ -217,7 +217,7 @@ def _reconstruct(rng, p: Particles, chs_keep=0.1) -> Candidates:
     n = len(p.pt)
     abseta = np.abs(p.eta)
     energy = p.pt * np.cosh(p.eta)
-    tracker, endcap, hf = abseta < 2.5, (abseta >= 2.5) & (abseta < 3.0), abseta >= 3.0
+    tracker, hf = abseta < 2.5, abseta >= 3.0  # 2.5-3: calorimeters without tracking
 
     # what each particle is seen as: 211, 22, 130, 11, 13, 1 (HF hadron), 2 (HF e/gamma), 0 lost
     sp = p.species
@@ -238,7 +238,6 @@ def _reconstruct(rng, p: Particles, chs_keep=0.1) -> Candidates:
     # charged hadron subtraction: pileup tracks are mostly removed before clustering
     chs_removed = p.pileup & (seen == 211) & (rng.random(n) >= chs_keep)
     seen[chs_removed] = 0
-    del endcap
 
     # measured energy / pt
     pt = np.zeros(n)

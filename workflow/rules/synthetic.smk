@@ -31,9 +31,9 @@ rule synthetic_pfnano:
         events=lambda w: config["samples"][w.sample]["synthetic"]["events_per_file"],
         seed=lambda w: config["samples"][w.sample]["synthetic"]["seed"],
     log:
-        "results/logs/synthetic/{sample}/{index}.log",
+        "results/logs/synthetic_pfnano/{sample}/{index}.log",
     benchmark:
-        "results/benchmarks/synthetic/{sample}/{index}.tsv"
+        "results/benchmarks/synthetic_pfnano/{sample}/{index}.tsv"
     resources:
         mem_mb=4000,
         runtime=30,
