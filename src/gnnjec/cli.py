@@ -13,6 +13,8 @@ from pathlib import Path
 
 from .errors import CheckFailed, InputError, atomic_output
 
+log = logging.getLogger("gnnjec.cli")
+
 
 def _json(text: str):
     try:
@@ -52,14 +54,14 @@ def cmd_convert(a):
     from .convert import Selection, Split, convert_file
 
     info = convert_file(a.input, a.output, Selection.from_config(a.selection), Split(**a.split), a.step_size)
-    logging.info("converted %(events)d events, %(jets)d jets in %(seconds).1f s", info)
+    log.info("converted %(events)d events, %(jets)d jets in %(seconds).1f s", info)
 
 
 def cmd_merge(a):
     from .convert import merge_splits
 
     counts = merge_splits(a.parts, {"train": a.train, "val": a.val, "test": a.test})
-    logging.info("jets per split: %s", counts)
+    log.info("jets per split: %s", counts)
 
 
 def cmd_train(a):
@@ -68,7 +70,7 @@ def cmd_train(a):
 
     validate_inputs(a.inputs)
     summary = train(a.train, a.val, a.model, a.history, a.hparams, a.inputs, a.device, a.threads)
-    logging.info("best validation loss %.5f", summary["best_val_loss"])
+    log.info("best validation loss %.5f", summary["best_val_loss"])
 
 
 def cmd_select(a):
@@ -76,7 +78,7 @@ def cmd_select(a):
 
     choice = select_best(_named_paths(a.histories))
     _write_json(a.output, choice)
-    logging.info("best grid point: %s", choice["best"])
+    log.info("best grid point: %s", choice["best"])
 
 
 def cmd_export(a):
@@ -111,7 +113,7 @@ def cmd_plots(a):
     from .plotting import make_plots
 
     for path in make_plots(a.predictions, a.metrics, a.outdir, a.dataset):
-        logging.info("wrote %s", path)
+        log.info("wrote %s", path)
 
 
 def build_parser() -> argparse.ArgumentParser:
