@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 CORES  ?= 2
 BIN    := $(CURDIR)/$(VENV)/bin
 
-.PHONY: install demo test clean
+.PHONY: install services demo test clean
 
 install: $(VENV)/.installed
 
@@ -22,7 +22,10 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	PATH="$(BIN):$$PATH" snakemake --profile profiles/local --cores $(CORES)
 
-test: install
+services:
+	bash scripts/install-services.sh
+
+test: install services
 	PATH="$(BIN):$$PATH" python -m pytest
 
 clean:

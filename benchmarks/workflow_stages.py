@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -21,24 +20,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from machine import describe
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    import torch
-
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return (f"{cpu}; {os.cpu_count()} cores; {mem:.0f} GiB; GPU {gpu}; Python {platform.python_version()}; "
-            f"torch {torch.__version__}")
 
 
 def run_workflow(workdir: Path, cores: int) -> float:
@@ -78,7 +62,7 @@ def main() -> int:
     if not bench.is_dir():
         print(f"{bench}: no benchmark files; run the workflow first (or pass --run)", file=sys.stderr)
         return 2
-    print(f"machine: {machine()}")
+    print(f"machine: {describe(('torch',))}")
     print(f"{'rule':<18}{'jobs':>5}{'sum s':>9}{'max s':>9}{'max RSS MB':>12}")
     for rule, jobs, total, longest, rss in table(bench):
         print(f"{rule:<18}{jobs:>5}{total:>9.1f}{longest:>9.1f}{rss:>12.0f}")

@@ -153,11 +153,11 @@ def test_out_of_range_gen_index_is_unmatched(synthetic_file):
     idx = chunk.jet.fields["genJetIdx"]
     idx[:5] = 1000  # beyond nGenJet: must count as unmatched, never wrap around
     idx[5:10] = -1
-    clouds = convert.clouds_from_chunk(chunk, convert.Selection(min_gen_pt=0, require_gen_match=False),
-                                       convert.Split(), "test")
+    clouds = ak.from_arrow(convert.clouds_from_chunk(chunk, convert.Selection(min_gen_pt=0, require_gen_match=False),
+                                                     convert.Split(), "test"))
     assert np.all(np.isnan(np.asarray(clouds.pt_gen)[:10]))
     matched = convert.clouds_from_chunk(chunk, convert.Selection(min_gen_pt=0), convert.Split(), "test")
-    assert len(matched) == len(clouds) - np.sum(np.isnan(np.asarray(clouds.pt_gen)))
+    assert matched.num_rows == len(clouds) - np.sum(np.isnan(np.asarray(clouds.pt_gen)))
 
 
 def test_a_file_with_no_selected_jets_gives_an_empty_table_with_the_schema(synthetic_file, synthetic_clouds, tmp_path):

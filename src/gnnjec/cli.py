@@ -52,8 +52,9 @@ def cmd_synthetic(a):
 
 def cmd_convert(a):
     from .convert import Selection, Split, convert_file
+    from .nanoaod import step_size
 
-    info = convert_file(a.input, a.output, Selection.from_config(a.selection), Split(**a.split), a.step_size)
+    info = convert_file(a.input, a.output, Selection.from_config(a.selection), Split(**a.split), step_size(a.step_size))
     log.info("converted %(events)d events, %(jets)d jets in %(seconds).1f s", info)
 
 
@@ -139,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", required=True)
     s.add_argument("--selection", type=_json, default={})
     s.add_argument("--split", type=_json, default={})
-    s.add_argument("--step-size", type=int, default=20_000)
+    s.add_argument("--step-size", default="100 MB", help="events per chunk, or memory per chunk like '100 MB'")
     s.set_defaults(func=cmd_convert)
 
     s = sub.add_parser("merge", help="per-file clouds -> train/val/test files")

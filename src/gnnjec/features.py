@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kinematics import delta_phi
 from .ragged import segment_sum
 
 FLAVOURS = ("b", "c", "uds", "g")
@@ -99,43 +98,55 @@ def flavour_class(hadron_flavour: np.ndarray, parton_flavour: np.ndarray) -> np.
     return np.select([label == 5, label == 4, (label >= 1) & (label <= 3), label == 21], [0, 1, 2, 3], -1).astype(np.int8)
 
 
-def constituent_features(cand: dict, jet: dict, parents: np.ndarray) -> dict:
-    """Per-constituent features; ``cand`` holds PFCands fields, ``jet`` the jet axis and pt_raw.
+ONE_HOT_IDS = {
+    "is_hadron": (211, 130),
+    "is_muon": (13,),
+    "is_electron": (11,),
+    "is_photon": (22,),
+    "is_hf_hadron": (1,),
+    "is_hf_em": (2,),
+}
+"""|pdgId| values of each one-hot flag (stored as booleans)."""
 
-    ``parents`` maps each constituent to its jet (row of ``jet``).
+STORED_TYPES = {**{name: np.bool_ for name in ONE_HOT_IDS}, "charge": np.int8}
+"""Storage type of the constituent features that are not float32."""
+
+
+def constituent_features(names, kin: dict, cand, pt_raw: np.ndarray) -> dict:
+    """The constituent features ``names``, each a flat array over the constituents.
+
+    ``kin`` holds the float32 ``pt``, ``eta``, ``deta`` and ``dphi`` of the constituents (relative to
+    their jet, see :data:`CHARGED`); ``cand`` maps PFCands field names (``pdgId``, ``charge``, ``d0``,
+    ``dz``, ``puppiWeight``) to the constituents' values and is only read for the features asked for;
+    ``pt_raw`` is the raw pt of each constituent's jet.
     """
-    pt = cand["pt"].astype(np.float64)
-    jet_eta = jet["eta"][parents]
-    sign = np.where(jet_eta >= 0, 1.0, -1.0)
-    deta = (cand["eta"] - jet_eta) * sign
-    dphi = delta_phi(cand["phi"], jet["phi"][parents])
-    rel_pt = pt / jet["pt_raw"][parents]
-    apdg = np.abs(cand["pdgId"])
-    return {
-        "pt": pt,
-        "log_pt": np.log(np.maximum(pt, 1e-3)),
-        "rel_pt": rel_pt,
-        "log_rel_pt": np.log(np.maximum(rel_pt, 1e-6)),
-        "eta": cand["eta"],
-        "deta": deta,
-        "dphi": dphi,
-        "dr": np.hypot(deta, dphi),
-        "puppi_weight": cand["puppiWeight"],
-        "d0": cand["d0"],
-        "dz": cand["dz"],
-        "charge": cand["charge"],
-        "is_hadron": (apdg == 211) | (apdg == 130),
-        "is_muon": apdg == 13,
-        "is_electron": apdg == 11,
-        "is_photon": apdg == 22,
-        "is_hf_hadron": apdg == 1,
-        "is_hf_em": apdg == 2,
-    }
+    out = {}
+    for name in names:
+        if name in ("pt", "eta", "deta", "dphi"):
+            value = kin[name]
+        elif name == "log_pt":
+            value = np.log(np.maximum(kin["pt"], 1e-3))
+        elif name in ("rel_pt", "log_rel_pt"):
+            value = kin["pt"] / pt_raw
+            if name == "log_rel_pt":
+                value = np.log(np.maximum(value, 1e-6))
+        elif name == "dr":
+            value = np.hypot(kin["deta"], kin["dphi"])
+        elif name == "puppi_weight":
+            value = cand["puppiWeight"]
+        elif name in ("d0", "dz", "charge"):
+            value = cand[name]
+        elif name in ONE_HOT_IDS:
+            value = np.isin(np.abs(cand["pdgId"]), ONE_HOT_IDS[name])
+        else:
+            raise KeyError(f"no definition for constituent feature {name!r}")
+        out[name] = np.asarray(value, dtype=STORED_TYPES.get(name, np.float32))
+    return out
 
 
-def jet_shape_features(cf: dict, parents: np.ndarray, n_jets: int) -> dict:
-    """Multiplicity, pT_D and axis2 from the constituents' features (``cf`` as returned above)."""
-    pt = cf["pt"]
+def jet_shape_features(pt: np.ndarray, deta: np.ndarray, dphi: np.ndarray, parents: np.ndarray, n_jets: int) -> dict:
+    """Multiplicity, pT_D and axis2 of each jet from all its constituents' pt and (deta, dphi)."""
+    pt = pt.astype(np.float64)
     sum_pt = segment_sum(pt, parents, n_jets)
     w = pt * pt
     sum_w = segment_sum(w, parents, n_jets)
@@ -144,7 +155,7 @@ def jet_shape_features(cf: dict, parents: np.ndarray, n_jets: int) -> dict:
     def mean(x):
         return segment_sum(w * x, parents, n_jets) / safe_w
 
-    deta, dphi = cf["deta"], cf["dphi"]
+    deta, dphi = deta.astype(np.float64), dphi.astype(np.float64)
     m_e, m_p = mean(deta), mean(dphi)
     a = mean(deta * deta) - m_e * m_e
     b = mean(dphi * dphi) - m_p * m_p

@@ -6,6 +6,7 @@ the convert stage works on. Local paths and ``root://`` URLs are both opened thr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -53,6 +54,8 @@ class EventChunk:
     genjet: Collection
     pfcands: Collection
     links: Collection
+    entry_stop: int = 0  # events of the file read so far, this chunk included
+    entries_total: int = 0  # events in the file
 
 
 def open_events(path: str):
@@ -64,7 +67,7 @@ def open_events(path: str):
     except FileNotFoundError:
         raise InputError(f"{path}: no such file; check the path in the config's samples") from None
     except Exception as err:  # uproot raises many types for a damaged file
-        raise InputError(f"{path}: not a readable ROOT file ({_first_line(err)}); the file is corrupt or truncated, copy it again") from None
+        raise InputError(_open_error(path, err)) from None
     try:
         tree = handle["Events"]
     except Exception:
@@ -72,6 +75,20 @@ def open_events(path: str):
     if tree.num_entries == 0:
         raise InputError(f"{path}: the Events tree is empty; remove the file from the sample")
     return tree
+
+
+def _open_error(path: str, err: Exception) -> str:
+    """One line for a file that would not open: missing on the server, unreachable, or damaged."""
+    text = str(err).lower()
+    if "://" in path:
+        if "[3011]" in text or "no such file" in text:
+            return f"{path}: no such file on the server; check the URL in the config's samples"
+        if "no module named" in text or "xrootd" in text and "install" in text:
+            return f"{path}: reading root:// URLs needs the XRootD client: pip install fsspec-xrootd xrootd"
+        if "connection" in text or "[3010]" in text or "auth" in text or "permission" in text:
+            return (f"{path}: cannot open over XRootD ({_first_line(err)}); check the server name and port, "
+                    "and a valid grid proxy (voms-proxy-init --voms cms)")
+    return f"{path}: not a readable ROOT file ({_first_line(err)}); the file is corrupt or truncated, copy it again"
 
 
 def branch_map(tree, path: str) -> dict:
@@ -124,12 +141,48 @@ _INT_FIELDS = {
 }
 
 
-def iterate_chunks(path: str, step_size: int = 20_000) -> Iterator[EventChunk]:
-    """Read ``path`` in chunks of ``step_size`` events."""
+STEP_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(kB|MB|GB)\s*$")
+
+
+def step_size(value: int | str) -> int | str:
+    """A chunk size: a number of events (int or digits), or an in-memory size such as ``"100 MB"``."""
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        if int(value) < 1:
+            raise InputError(f"config key convert.step_size: {value!r} must be at least 1 event")
+        return int(value)
+    if isinstance(value, str) and STEP_SIZE.match(value):
+        return value.strip()
+    raise InputError(f"config key convert.step_size: {value!r} is neither a number of events nor a size like '100 MB'")
+
+
+_UNITS = {"kB": 1e3, "MB": 1e6, "GB": 1e9}
+
+
+def events_per_chunk(tree, branches: list[str], step_size: int | str) -> int:
+    """Events per chunk: ``step_size`` itself, or as many as fit a size like ``"100 MB"``.
+
+    The size per event comes from the branches' uncompressed bytes in the file's metadata
+    (``fTotBytes``), so nothing is read for it: that matters over XRootD.
+    """
+    if isinstance(step_size, int):
+        return step_size
+    text = step_size.strip()
+    target = float(text[:-2]) * _UNITS[text[-2:]]
+    per_event = sum(tree[b].uncompressed_bytes for b in branches) / max(tree.num_entries, 1)
+    return max(1, int(target // max(per_event, 1.0)))
+
+
+def iterate_chunks(path: str, step_size: int | str = "100 MB") -> Iterator[EventChunk]:
+    """Read ``path`` in chunks of ``step_size`` events, or of about that many bytes in memory
+    (``"100 MB"``, sized from the file's metadata by :func:`events_per_chunk`)."""
     tree = open_events(path)
     names = branch_map(tree, path)
+    branches = sorted(set(names.values()))
     try:
-        for arrays in tree.iterate(sorted(set(names.values())), step_size=step_size, library="ak"):
+        step = events_per_chunk(tree, branches, step_size)
+        entry_stop, total = 0, tree.num_entries
+        for arrays in tree.iterate(branches, step_size=step, library="ak"):
+            entry_stop += len(arrays)
             yield EventChunk(
                 n_events=len(arrays),
                 run=np.asarray(arrays["run"], dtype=np.int64),
@@ -141,6 +194,8 @@ def iterate_chunks(path: str, step_size: int = 20_000) -> Iterator[EventChunk]:
                 genjet=_collection(arrays, "GenJet", GENJET_FIELDS, _INT_FIELDS),
                 pfcands=_collection(arrays, "PFCands", PFCAND_FIELDS, _INT_FIELDS),
                 links=_collection(arrays, "JetPFCands", LINK_FIELDS, _INT_FIELDS),
+                entry_stop=entry_stop,
+                entries_total=total,
             )
     except InputError:
         raise

@@ -29,7 +29,7 @@ rule convert:
         ENV
     shell:
         "{GNNJEC} convert {params.path:q} --output {output} --selection {params.selection:q}"
-        " --split {params.split:q} --step-size {params.step_size} > {log} 2>&1"
+        " --split {params.split:q} --step-size {params.step_size:q} > {log} 2>&1"
 
 
 rule merge_clouds:
