@@ -168,3 +168,72 @@ def test_a_file_with_no_selected_jets_gives_an_empty_table_with_the_schema(synth
     splits = {name: str(tmp_path / f"{name}.parquet") for name in convert.SPLITS}
     counts = convert.merge_splits([str(out), synthetic_clouds["all"]], splits)
     assert sum(counts.values()) == pq.ParquetFile(synthetic_clouds["all"]).metadata.num_rows
+
+
+def test_run3_layout_converts_like_run2(standard_jec, tmp_path):
+    """NanoAOD v12+ names rho Rho_fixedGridRhoFastjetAll and narrows integer types: same clouds."""
+    from gnnjec import synthetic
+
+    correction = synthetic.load_correction(standard_jec)
+    tables = {}
+    for layout in ("run2", "run3"):
+        path = tmp_path / f"{layout}.root"
+        synthetic.write_pfnano(path, n_events=600, seed=4, file_index=0, correction=correction, layout=layout)
+        tables[layout] = tmp_path / f"{layout}.parquet"
+        convert.convert_file(str(path), str(tables[layout]), convert.Selection(require_gen_match=False), convert.Split())
+    tree = uproot.open(tmp_path / "run3.root")["Events"]
+    assert "Rho_fixedGridRhoFastjetAll" in tree and "fixedGridRhoFastjetAll" not in tree
+    assert tree["Jet_genJetIdx"].interpretation.content.to_dtype == np.int16
+    assert tree["PV_npvs"].interpretation.to_dtype == np.uint8
+    run2, run3 = (ak.from_parquet(tables[k]) for k in ("run2", "run3"))
+    assert len(run2) > 500 and ak.array_equal(run2, run3, equal_nan=True)
+
+
+def _write_events(path, branches: dict) -> None:
+    """An Events tree in NanoAOD naming (Jet_pt, nJet) from flat arrays and jagged records."""
+    types = {k: v.type.content if isinstance(v, ak.Array) else v.dtype for k, v in branches.items()}
+    with uproot.recreate(path) as f:
+        f.mktree("Events", types, field_name=lambda outer, inner: f"{outer}_{inner}", counter_name=lambda c: f"n{c}")
+        f["Events"].extend(branches)
+
+
+def _refusal(path, tmp_path) -> str:
+    out = tmp_path / "out.parquet"
+    proc = subprocess.run([sys.executable, "-m", "gnnjec", "convert", str(path), "--output", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0]
+    return lines[0]
+
+
+def test_file_linking_only_fatjet_constituents_is_refused(tmp_path):
+    """Official Run 3 NanoAOD keeps constituents only for AK8 jets: name the missing AK4 link."""
+    jagged = ak.Array([[1, 2], [3]])
+    path = tmp_path / "ak8_only.root"
+    _write_events(path, {"Jet": ak.zip({"pt": jagged * 10.0}), "PFCands": ak.zip({"pt": jagged * 1.0}),
+                         "FatJetPFCands": ak.zip({"jetIdx": jagged * 0, "pFCandsIdx": jagged})})
+    line = _refusal(path, tmp_path)
+    assert "only AK8 (FatJet) constituents" in line and "JetPFCands_jetIdx" in line and "PFNano" in line
+
+
+def test_empty_file_is_refused(tmp_path):
+    path = tmp_path / "empty.root"
+    _write_events(path, {"run": np.zeros(0, np.uint32)})
+    assert "the Events tree is empty" in _refusal(path, tmp_path)
+
+
+def test_step_size_accepts_events_or_memory():
+    from gnnjec.nanoaod import step_size
+
+    assert step_size(500) == 500 and step_size("500") == 500 and step_size("100 MB") == "100 MB"
+    with pytest.raises(InputError, match="convert.step_size"):
+        step_size("100 furlongs")
+
+
+def test_chunks_sized_in_memory_follow_the_budget(synthetic_file):
+    small = [c.n_events for c in convert.iterate_chunks(str(synthetic_file), "1 MB")]
+    large = [c.n_events for c in convert.iterate_chunks(str(synthetic_file), "100 MB")]
+    assert sum(small) == sum(large) == 4000
+    assert len(large) == 1 and len(small) > 4  # the 4000-event file is several MB uncompressed

@@ -47,7 +47,7 @@ def cmd_synthetic_jec(a):
 def cmd_synthetic(a):
     from .synthetic import load_correction, write_pfnano
 
-    write_pfnano(a.output, a.events, a.seed, a.file_index, load_correction(a.jec))
+    write_pfnano(a.output, a.events, a.seed, a.file_index, load_correction(a.jec), layout=a.layout)
 
 
 def cmd_convert(a):
@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, required=True)
     s.add_argument("--file-index", type=int, required=True)
     s.add_argument("--jec", required=True, help="standard correction JSON from synthetic-jec")
+    s.add_argument("--layout", choices=("run2", "run3"), default="run2", help="NanoAOD generation's names and types")
     s.add_argument("--output", required=True)
     s.set_defaults(func=cmd_synthetic)
 

@@ -597,6 +597,33 @@ def _branch_types(chunk: dict) -> dict:
     return {k: (v.type.content if isinstance(v, ak.Array) else v.dtype) for k, v in chunk.items()}
 
 
+RUN3_TYPES = {
+    "Jet": {"genJetIdx": np.int16, "partonFlavour": np.int16, "hadronFlavour": np.uint8},
+    "GenJet": {"partonFlavour": np.int16, "hadronFlavour": np.uint8},
+    "PFCands": {"charge": np.int16},
+    "JetPFCands": {"jetIdx": np.int16},
+    "PV_npvs": np.uint8,
+    "PV_npvsGood": np.uint8,
+}
+"""NanoAOD v12+ (Run 3) narrows these types; its rho branch is ``Rho_fixedGridRhoFastjetAll``."""
+
+LAYOUTS = ("run2", "run3")
+
+
+def as_run3(chunk: dict) -> dict:
+    """The same events in the Run 3 (NanoAOD v12+) branch names and types."""
+    out = dict(chunk)
+    out["Rho_fixedGridRhoFastjetAll"] = out.pop("fixedGridRhoFastjetAll")
+    for name, types in RUN3_TYPES.items():
+        if isinstance(types, dict):
+            fields = {f: out[name][f] for f in out[name].fields}
+            fields.update({f: ak.values_astype(fields[f], dtype) for f, dtype in types.items()})
+            out[name] = ak.zip(fields)
+        else:
+            out[name] = out[name].astype(types)
+    return out
+
+
 def write_pfnano(
     path: str | os.PathLike,
     n_events: int,
@@ -604,10 +631,17 @@ def write_pfnano(
     file_index: int,
     correction: StandardCorrection,
     chunk_events: int = 10_000,
+    layout: str = "run2",
 ) -> None:
-    """Write ``n_events`` synthetic events to ``path`` (atomically), in PFNano layout."""
+    """Write ``n_events`` synthetic events to ``path`` (atomically), in PFNano layout.
+
+    ``layout`` picks the branch names and integer types of a NanoAOD generation: ``run2`` (rho in
+    ``fixedGridRhoFastjetAll``, int32 indices) or ``run3`` (v12+, see :data:`RUN3_TYPES`).
+    """
     import uproot
 
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r}: use one of {LAYOUTS}")
     rng = np.random.default_rng([seed, file_index])
     with atomic_output(path) as tmp:
         with uproot.recreate(tmp) as out:
@@ -615,6 +649,8 @@ def write_pfnano(
             while done < n_events:
                 n = min(chunk_events, n_events - done)
                 chunk = nanoaod_chunk(simulate(rng, n), correction, 1 + file_index * 10_000_000 + done, 1 + file_index, rng)
+                if layout == "run3":
+                    chunk = as_run3(chunk)
                 if done == 0:
                     out.mktree("Events", _branch_types(chunk), field_name=_field_name, counter_name=_counter_name)
                 out["Events"].extend(chunk)
