@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", required=True)
     s.add_argument("--selection", type=_json, default={})
     s.add_argument("--split", type=_json, default={})
-    s.add_argument("--step-size", default="100 MB", help="events per chunk, or memory per chunk like '100 MB'")
+    s.add_argument("--step-size", default="50 MB", help="events per chunk, or memory per chunk like '100 MB'")
     s.set_defaults(func=cmd_convert)
 
     s = sub.add_parser("merge", help="per-file clouds -> train/val/test files")

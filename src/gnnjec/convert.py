@@ -164,8 +164,7 @@ def clouds_from_chunk(chunk: EventChunk, selection: Selection, split: Split, pat
         idx = idx[local_index(counts) < selection.max_constituents]  # the hardest, as they are ordered
         sub_rows = cand_row[idx]
         cand = _Gather(pf, sub_rows)
-        features = F.constituent_features(spec, {k: v[idx] for k, v in kin.items()}, cand,
-                                          pt_raw[parents[idx]].astype(np.float32))
+        features = F.measured_features(F.stored(spec), {k: v[idx] for k, v in kin.items()}, cand)
         clouds[name] = _list_column(features, np.minimum(counts, selection.max_constituents))
         clouds[f"n_{name}"] = counts.astype(np.int32)
 
@@ -210,7 +209,7 @@ class _Gather:
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._cache:
-            self._cache[name] = self._pf[name][self._rows]
+            self._cache[name] = np.abs(self["pdgId"]) if name == "abs_pdgId" else self._pf[name][self._rows]
         return self._cache[name]
 
 
@@ -232,7 +231,7 @@ def parquet_writer(path, schema: pa.Schema) -> pq.ParquetWriter:
                             write_statistics=["run", "luminosity_block", "event", "split"])
 
 
-def convert_file(path: str, output: str, selection: Selection, split: Split, step_size: int | str = "100 MB") -> dict:
+def convert_file(path: str, output: str, selection: Selection, split: Split, step_size: int | str = "50 MB") -> dict:
     """Convert one NanoAOD/PFNano file to a Parquet file of particle clouds (written atomically).
 
     The file is read in chunks of ``step_size`` (events, or bytes in memory like ``"100 MB"``), one ahead, while the previous chunk's

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
+from . import features as F
 from .convert import read_clouds
 
 
@@ -33,18 +34,22 @@ class CloudData:
     """Network inputs, target and truth of one clouds file, held as flat arrays."""
 
     def __init__(self, path: str, inputs: dict[str, list[str]], truth: tuple[str, ...] = ("target",)):
-        columns = list(dict.fromkeys([*inputs["jet"], *truth]))
         collections = [k for k in inputs if k != "jet"]
-        columns += [f"{k}.{f}" for k in collections for f in inputs[k]]
+        stored = {k: F.stored_needed(inputs[k]) for k in collections}
+        columns = list(dict.fromkeys([*inputs["jet"], *truth, "pt_raw"]))
+        columns += [f"{k}.{f}" for k in collections for f in stored[k]]
         arrays = read_clouds(path, columns=columns)
         self.n = len(arrays)
         self.inputs = inputs
         self.collections = collections
         self.jet = _stack([arrays[f] for f in inputs["jet"]], self.n)
+        pt_raw = np.asarray(arrays["pt_raw"], np.float32)
         self.clouds = {}
         for k in collections:
             counts = np.asarray(ak.num(arrays[k], axis=1), np.int64)
-            values = _stack([ak.flatten(arrays[k][f]) for f in inputs[k]], int(counts.sum()))
+            flat = {f: np.asarray(ak.flatten(arrays[k][f])) for f in stored[k]}
+            features = F.constituent_features(inputs[k], flat, np.repeat(pt_raw, counts))
+            values = _stack([features[f] for f in inputs[k]], int(counts.sum()))
             self.clouds[k] = Ragged(values, np.concatenate([[0], np.cumsum(counts)]))
         self.truth = {t: np.asarray(arrays[t]) for t in truth}
 

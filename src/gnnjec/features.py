@@ -1,8 +1,10 @@
 """Feature definitions: the one place that says what every stored and every network input means.
 
-The convert stage computes all of :data:`CHARGED`, :data:`NEUTRAL` and :data:`JET` for every jet;
-the configuration picks the subset a network sees (``features:`` in ``config/config.yaml``), and the
-trained model carries that list, so training, export and evaluation can never disagree on it.
+The convert stage stores :data:`JET` and the constituent features of :data:`CHARGED` and
+:data:`NEUTRAL` for every jet, except those in :data:`DERIVED`, which are computed when the clouds
+are read; the configuration picks the subset a network sees (``features:`` in
+``config/config.yaml``), and the trained model carries that list, so training, export and
+evaluation can never disagree on it.
 """
 
 from __future__ import annotations
@@ -112,35 +114,65 @@ STORED_TYPES = {**{name: np.bool_ for name in ONE_HOT_IDS}, "charge": np.int8}
 """Storage type of the constituent features that are not float32."""
 
 
-def constituent_features(names, kin: dict, cand, pt_raw: np.ndarray) -> dict:
-    """The constituent features ``names``, each a flat array over the constituents.
+DERIVED = {
+    "log_pt": ("pt",),
+    "rel_pt": ("pt",),
+    "log_rel_pt": ("pt",),
+    "dr": ("deta", "dphi"),
+}
+"""Constituent features computed when the clouds are read, from the stored features named (and the
+jet's ``pt_raw``). They cost nothing to recompute, so the clouds files do not carry them."""
+
+
+def stored(names) -> list[str]:
+    """The features of ``names`` that the convert stage stores."""
+    return [n for n in names if n not in DERIVED]
+
+
+def stored_needed(names) -> list[str]:
+    """The stored features from which all of ``names`` are read or derived."""
+    return list(dict.fromkeys(s for n in names for s in DERIVED.get(n, (n,))))
+
+
+def measured_features(names, kin: dict, cand) -> dict:
+    """Stored constituent features ``names`` (convert stage), each a flat array over the constituents.
 
     ``kin`` holds the float32 ``pt``, ``eta``, ``deta`` and ``dphi`` of the constituents (relative to
     their jet, see :data:`CHARGED`); ``cand`` maps PFCands field names (``pdgId``, ``charge``, ``d0``,
-    ``dz``, ``puppiWeight``) to the constituents' values and is only read for the features asked for;
-    ``pt_raw`` is the raw pt of each constituent's jet.
+    ``dz``, ``puppiWeight``, and ``abs_pdgId``) to the constituents' values and is only read for the
+    features asked for.
     """
     out = {}
     for name in names:
         if name in ("pt", "eta", "deta", "dphi"):
             value = kin[name]
-        elif name == "log_pt":
-            value = np.log(np.maximum(kin["pt"], 1e-3))
-        elif name in ("rel_pt", "log_rel_pt"):
-            value = kin["pt"] / pt_raw
-            if name == "log_rel_pt":
-                value = np.log(np.maximum(value, 1e-6))
-        elif name == "dr":
-            value = np.hypot(kin["deta"], kin["dphi"])
         elif name == "puppi_weight":
             value = cand["puppiWeight"]
         elif name in ("d0", "dz", "charge"):
             value = cand[name]
         elif name in ONE_HOT_IDS:
-            value = np.isin(np.abs(cand["pdgId"]), ONE_HOT_IDS[name])
+            value = np.logical_or.reduce([cand["abs_pdgId"] == i for i in ONE_HOT_IDS[name]])
         else:
-            raise KeyError(f"no definition for constituent feature {name!r}")
+            raise KeyError(f"no stored definition for constituent feature {name!r}")
         out[name] = np.asarray(value, dtype=STORED_TYPES.get(name, np.float32))
+    return out
+
+
+def constituent_features(names, columns, pt_raw: np.ndarray) -> dict:
+    """Network inputs ``names`` (float32) from the stored ``columns``; ``pt_raw``: each constituent's jet."""
+    out = {}
+    for name in names:
+        if name == "log_pt":
+            value = np.log(np.maximum(columns["pt"], 1e-3))
+        elif name in ("rel_pt", "log_rel_pt"):
+            value = columns["pt"] / pt_raw
+            if name == "log_rel_pt":
+                value = np.log(np.maximum(value, 1e-6))
+        elif name == "dr":
+            value = np.hypot(columns["deta"], columns["dphi"])
+        else:
+            value = columns[name]
+        out[name] = np.asarray(value, dtype=np.float32)
     return out
 
 

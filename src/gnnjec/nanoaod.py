@@ -172,7 +172,7 @@ def events_per_chunk(tree, branches: list[str], step_size: int | str) -> int:
     return max(1, int(target // max(per_event, 1.0)))
 
 
-def iterate_chunks(path: str, step_size: int | str = "100 MB") -> Iterator[EventChunk]:
+def iterate_chunks(path: str, step_size: int | str = "50 MB") -> Iterator[EventChunk]:
     """Read ``path`` in chunks of ``step_size`` events, or of about that many bytes in memory
     (``"100 MB"``, sized from the file's metadata by :func:`events_per_chunk`)."""
     tree = open_events(path)
