@@ -1,4 +1,4 @@
-"""PFN: gradients, exact padding invariance, and ONNX export with dynamic axes."""
+"""PFN and ParticleNet: gradients, exact padding invariance, and ONNX export with dynamic axes."""
 
 import numpy as np
 import onnxruntime as ort
@@ -8,8 +8,12 @@ import torch
 from gnnjec.export import export_onnx
 from gnnjec.models import build_model
 
-INPUTS = {"charged": ["a", "b", "c"], "neutral": ["d", "e"], "jet": ["x", "y", "z", "w"]}
-HP = {"model": "pfn", "phi_sizes": [16, 32], "head_sizes": [32, 16], "dropout": 0.0}
+INPUTS = {"charged": ["a", "b", "c"], "neutral": ["a", "b"], "jet": ["x", "y", "z", "w"]}
+SMALL = {
+    "pfn": {"model": "pfn", "phi_sizes": [16, 32], "head_sizes": [32, 16], "dropout": 0.0},
+    "particlenet": {"model": "particlenet", "edge_channels": [[8, 8], [16]], "head_sizes": [16], "k": 4,
+                    "coordinates": ["a", "b"], "dropout": 0.0},
+}
 
 
 def random_jets(n_jets, rng, max_len=(9, 6), pad_to=None):
@@ -37,10 +41,15 @@ def repad(arrays, width):
     return out
 
 
+@pytest.fixture(params=sorted(SMALL))
+def hp(request):
+    return SMALL[request.param]
+
+
 @pytest.fixture
-def model():
+def model(hp):
     torch.manual_seed(0)
-    m = build_model(HP, INPUTS)
+    m = build_model(hp, INPUTS)
     # give BatchNorm non-trivial running statistics
     m.train()
     rng = np.random.default_rng(1)
@@ -49,8 +58,8 @@ def model():
     return m.eval()
 
 
-def test_forward_backward():
-    m = build_model(HP, INPUTS).train()
+def test_forward_backward(hp):
+    m = build_model(hp, INPUTS).train()
     arrays = [torch.from_numpy(a) for a in random_jets(32, np.random.default_rng(0))]
     out = m(*arrays)
     assert out.shape == (32,)
@@ -73,18 +82,18 @@ def test_prediction_independent_of_padding_and_batch_mates(model):
     np.testing.assert_allclose(mixed, ref[:5], atol=1e-5)
 
 
-def test_training_mode_ignores_padding():
+def test_training_mode_ignores_padding(hp):
     torch.manual_seed(0)
-    m = build_model(HP, INPUTS).train()
+    m = build_model(hp, INPUTS).train()
     arrays = random_jets(16, np.random.default_rng(3))
     a = m(*[torch.from_numpy(x) for x in arrays])
     b = m(*[torch.from_numpy(x) for x in repad(arrays, 30)])
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
-def test_onnx_export_matches_torch_for_any_batch_and_length(model, tmp_path):
+def test_onnx_export_matches_torch_for_any_batch_and_length(model, hp, tmp_path):
     checkpoint = tmp_path / "model.pt"
-    torch.save({"hparams": {**HP, "max_constituents": 64}, "inputs": INPUTS, "state_dict": model.state_dict()}, checkpoint)
+    torch.save({"hparams": {**hp, "max_constituents": 64}, "inputs": INPUTS, "state_dict": model.state_dict()}, checkpoint)
     onnx_path = tmp_path / "model.onnx"
     export_onnx(str(checkpoint), str(onnx_path))
     session = ort.InferenceSession(str(onnx_path))
@@ -98,3 +107,56 @@ def test_onnx_export_matches_torch_for_any_batch_and_length(model, tmp_path):
             want = model(*[torch.from_numpy(a) for a in arrays]).numpy()
         assert got.shape == (batch,)
         np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+@pytest.mark.parametrize("preset, thesis", [("pfn", 1.47e6), ("pfn-lite", 41e3), ("particlenet", 1.20e6),
+                                            ("particlenet-lite", 38e3)])
+def test_thesis_presets_train_and_export(preset, thesis, tmp_path):
+    """Each preset at full size: one training step, its size near the thesis's, and ONNX = torch."""
+    from gnnjec.features import DEFAULT_INPUTS
+
+    torch.manual_seed(0)
+    m = build_model({"model": preset}, DEFAULT_INPUTS).train()
+    n_params = sum(p.numel() for p in m.parameters())
+    # the thesis had a third collection (secondary vertices): a little more than these two
+    assert 0.7 * thesis < n_params < thesis
+    rng = np.random.default_rng(5)
+
+    def jets(n):
+        arrays = [rng.normal(size=(n, len(DEFAULT_INPUTS["jet"]))).astype(np.float32)]
+        for name in ("charged", "neutral"):
+            lengths = rng.integers(0, 40, n)
+            mask = (np.arange(40)[None, :] < lengths[:, None]).astype(np.float32)
+            arrays += [rng.normal(size=(n, 40, len(DEFAULT_INPUTS[name]))).astype(np.float32) * mask[..., None], mask]
+        return arrays
+
+    optimizer = torch.optim.Adam(m.parameters(), 1e-3)
+    loss = m(*[torch.from_numpy(a) for a in jets(64)]).abs().mean()
+    loss.backward()
+    optimizer.step()
+    assert all(torch.isfinite(p).all() for p in m.parameters())
+    m.eval()
+    torch.save({"hparams": {"model": preset, "max_constituents": 64}, "inputs": DEFAULT_INPUTS,
+                "state_dict": m.state_dict()}, tmp_path / "model.pt")
+    export_onnx(str(tmp_path / "model.pt"), str(tmp_path / "model.onnx"))
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"))
+    arrays = jets(37)
+    with torch.no_grad():
+        want = m(*[torch.from_numpy(a) for a in arrays]).numpy()
+    got = session.run(["prediction"], dict(zip([i.name for i in session.get_inputs()], arrays)))[0]
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_particlenet_needs_its_coordinates():
+    with pytest.raises(ValueError, match=r"coordinates \[.deta.\] among the charged features"):
+        build_model({"model": "particlenet-lite", "coordinates": ["deta"]}, INPUTS)
+
+
+def test_knn_never_picks_self_or_padding():
+    from gnnjec.models.particlenet import knn
+
+    coords = torch.tensor([[[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [0.05, 0.0], [0.0, 0.0]]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 1.0, 0.0]])  # the last point, on top of the first, is padding
+    index = knn(coords, mask, 2)[0]
+    assert index[0].tolist() == [3, 1] and index[1].tolist() == [3, 0] and index[2].tolist()[0] == 1
+    assert not (index[:4] == 4).any() and all(i not in row for i, row in enumerate(index.tolist()))

@@ -14,14 +14,12 @@ import torch
 
 from .dataset import CloudData, robust_standardization
 from .errors import CheckFailed, InputError, atomic_output
-from .models import build_model
+from .models import ARCHITECTURE_KEYS, build_model
 
 log = logging.getLogger(__name__)
 
 DEFAULTS = {
     "model": "pfn",
-    "phi_sizes": [64, 128, 128],
-    "head_sizes": [256, 128, 64],
     "dropout": 0.0,
     "optimizer": "adam",
     "lr": 2e-3,
@@ -94,9 +92,10 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
           inputs: dict[str, list[str]], device: str = "auto", threads: int | None = None) -> dict:
     """Fit one grid point; write the best checkpoint and the per-epoch history (atomically)."""
     hp = {**DEFAULTS, **hparams}
-    unknown = set(hparams) - set(DEFAULTS) - {"name"}
+    known = {*DEFAULTS, *ARCHITECTURE_KEYS}
+    unknown = set(hparams) - known - {"name"}
     if unknown:
-        raise InputError(f"config key training.grid: unknown hyperparameters {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+        raise InputError(f"config key training.grid: unknown hyperparameters {sorted(unknown)}; known: {sorted(known)}")
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(hp["seed"])
@@ -110,7 +109,10 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
     if len(train_rows) == 0 or len(val_rows) == 0:
         raise InputError(f"{train_path if len(train_rows) == 0 else val_path}: no jets to train on; generate or convert more events")
 
-    model = build_model(hp, inputs)
+    try:
+        model = build_model(hp, inputs)
+    except ValueError as err:
+        raise InputError(f"config key training (model {hp['model']!r}): {err}; fix the grid point or the features") from None
     fit_standardization(model, train_data)
     model.to(dev)
     optimizer = _optimizer(hp, model.parameters())

@@ -26,7 +26,7 @@ rule synthetic_pfnano:
     output:
         "results/synthetic/{sample}/{index}.root",
     wildcard_constraints:
-        index=r"\d{3}",
+        index=r"\d+",
     params:
         events=lambda w: config["samples"][w.sample]["synthetic"]["events_per_file"],
         seed=lambda w: config["samples"][w.sample]["synthetic"]["seed"],

@@ -1,0 +1,40 @@
+"""What every network here shares: per-collection encoders, the jet features, and the regression head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layers import Standardize, mlp
+
+
+class CloudRegressor(nn.Module):
+    """``forward(jet, <coll>, <coll>_mask, ...)`` -> prediction of shape ``[batch]``.
+
+    ``inputs`` maps each collection name (and ``"jet"``) to its list of feature names; the order of
+    the collections in ``inputs`` is the order of the forward arguments. Clouds come padded
+    (``[batch, points, features]`` with a 0/1 mask of real points). Subclasses encode one collection
+    into ``[batch, encoded_size]`` (:meth:`encode`); the encodings and the standardised jet
+    features go through the head, an MLP that predicts log(pt_gen / pt_raw).
+    """
+
+    def __init__(self, inputs: dict[str, list[str]], encoded_size: int, head_sizes: list[int], dropout: float = 0.0):
+        super().__init__()
+        self.inputs = {k: list(v) for k, v in inputs.items()}
+        self.collections = [k for k in inputs if k != "jet"]
+        self.norm = nn.ModuleDict({k: Standardize(len(v)) for k, v in inputs.items()})
+        n_head = len(self.collections) * encoded_size + len(inputs["jet"])
+        self.head = nn.Sequential(mlp(n_head, head_sizes, dropout), nn.Linear(head_sizes[-1], 1))
+
+    def input_names(self) -> list[str]:
+        names = ["jet"]
+        for k in self.collections:
+            names += [k, f"{k}_mask"]
+        return names
+
+    def encode(self, name: str, points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, jet: torch.Tensor, *clouds: torch.Tensor) -> torch.Tensor:
+        encoded = [self.encode(name, clouds[2 * i], clouds[2 * i + 1]) for i, name in enumerate(self.collections)]
+        return self.head(torch.cat([*encoded, self.norm["jet"](jet)], dim=1)).squeeze(-1)
