@@ -157,6 +157,12 @@ def test_knn_never_picks_self_or_padding():
 
     coords = torch.tensor([[[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [0.05, 0.0], [0.0, 0.0]]])
     mask = torch.tensor([[1.0, 1.0, 1.0, 1.0, 0.0]])  # the last point, on top of the first, is padding
-    index = knn(coords, mask, 2)[0]
+    index, valid = knn(coords, mask, 2)
+    index, valid = index[0], valid[0]
     assert index[0].tolist() == [3, 1] and index[1].tolist() == [3, 0] and index[2].tolist()[0] == 1
     assert not (index[:4] == 4).any() and all(i not in row for i, row in enumerate(index.tolist()))
+    assert valid[:4].tolist() == [[1.0, 1.0]] * 4 and valid[4].tolist() == [0.0, 0.0]
+    # fewer real points than k: the one real neighbour is valid, the rest are not
+    index, valid = knn(torch.tensor([[[0.0, 0.0], [1.0, 0.0], [9.0, 9.0]]]), torch.tensor([[1.0, 1.0, 0.0]]), 3)
+    assert valid[0].sum(-1).tolist() == [1.0, 1.0, 0.0]
+    assert index[0, 0, 0].item() == 1 and index[0, 1, 0].item() == 0

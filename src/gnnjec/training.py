@@ -15,6 +15,7 @@ import torch
 from .dataset import CloudData, robust_standardization
 from .errors import CheckFailed, InputError, atomic_output
 from .models import ARCHITECTURE_KEYS, build_model
+from .streams import read_ahead
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ DEFAULTS = {
     "max_abs_target": 1.0,
     "max_constituents": 128,
     "seed": 1,
+    "amp": False,  # bfloat16 autocast on CUDA (ignored on the CPU)
 }
 
 
@@ -75,16 +77,29 @@ def _trainable_rows(data: CloudData, max_abs_target: float) -> np.ndarray:
     return np.flatnonzero(np.isfinite(target) & (np.abs(target) < max_abs_target))
 
 
+def device_batches(data: CloudData, rows: np.ndarray, batch_size: int, max_constituents: int,
+                   device: torch.device, drop_last: bool = False):
+    """Padded batches of ``rows``: the network's arguments, then the target, as tensors on ``device``.
+
+    ``drop_last`` leaves out a ragged last batch (BatchNorm in training wants more than one jet),
+    unless there would be no batch at all. On CUDA the copies go through pinned memory, asynchronously.
+    """
+    n = max(len(rows) // batch_size, 1) if drop_last else -(-len(rows) // batch_size)
+    for b in range(n):
+        sel = rows[b * batch_size : (b + 1) * batch_size]
+        tensors = [torch.from_numpy(a) for a in (*data.batch(sel, max_constituents), data.truth["target"][sel])]
+        if device.type == "cuda":
+            tensors = [x.pin_memory().to(device, non_blocking=True) for x in tensors]
+        yield tensors
+
+
 def evaluate_loss(model, data, rows, hp, device, loss_fn) -> float:
     model.eval()
     total, n = 0.0, 0
     with torch.no_grad():
-        for start in range(0, len(rows), 4096):
-            batch = rows[start : start + 4096]
-            args = [torch.from_numpy(a).to(device) for a in data.batch(batch, hp["max_constituents"])]
-            target = torch.from_numpy(data.truth["target"][batch]).to(device)
-            total += loss_fn(model(*args), target).item() * len(batch)
-            n += len(batch)
+        for *args, target in device_batches(data, rows, 4096, hp["max_constituents"], device):
+            total += loss_fn(model(*args), target).item() * len(target)
+            n += len(target)
     return total / max(n, 1)
 
 
@@ -124,35 +139,44 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
 
     history, best, best_state, stale = [], math.inf, None, 0
     bs = hp["batch_size"]
+    amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(hp["amp"]) and dev.type == "cuda")
     for epoch in range(1, hp["epochs"] + 1):
         model.train()
         start = time.perf_counter()
         order = rng.permutation(train_rows)
-        total = 0.0
-        n_batches = len(order) // bs or 1  # drop the ragged last batch (BatchNorm needs > 1 jet)
-        for b in range(n_batches):
-            rows = order[b * bs : (b + 1) * bs]
-            args = [torch.from_numpy(a).to(dev, non_blocking=True) for a in train_data.batch(rows, hp["max_constituents"])]
-            target = torch.from_numpy(train_data.truth["target"][rows]).to(dev)
-            loss = loss_fn(model(*args), target)
+        total = torch.zeros((), device=dev)
+        n_batches, wait = 0, 0.0
+        # batches are padded (and copied to the device) in a background thread, two steps ahead
+        batches = read_ahead(device_batches(train_data, order, bs, hp["max_constituents"], dev, drop_last=True), 2)
+        while True:
+            tick = time.perf_counter()
+            batch = next(batches, None)
+            wait += time.perf_counter() - tick
+            if batch is None:
+                break
+            *args, target = batch
+            with amp:
+                loss = loss_fn(model(*args).float(), target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += loss.item()
+            total += loss.detach()
+            n_batches += 1
         seconds = time.perf_counter() - start
         val_loss = evaluate_loss(model, val_data, val_rows, hp, dev, loss_fn)
         scheduler.step(val_loss)
         record = {
             "epoch": epoch,
-            "train_loss": total / n_batches,
+            "train_loss": total.item() / n_batches,
             "val_loss": val_loss,
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": seconds,
             "jets_per_second": n_batches * bs / seconds,
+            "data_wait_share": wait / seconds,
         }
         history.append(record)
-        log.info("epoch %d: train %.5f  val %.5f  lr %.1e  %.0f jets/s", epoch, record["train_loss"], val_loss,
-                 record["lr"], record["jets_per_second"])
+        log.info("epoch %d: train %.5f  val %.5f  lr %.1e  %.0f jets/s (%.0f%% waiting for data)", epoch,
+                 record["train_loss"], val_loss, record["lr"], record["jets_per_second"], 100 * record["data_wait_share"])
         if val_loss < best:
             best, best_state, stale = val_loss, copy.deepcopy(model.state_dict()), 0
         else:

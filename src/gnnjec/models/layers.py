@@ -58,21 +58,22 @@ class MaskedBatchNorm(nn.BatchNorm1d):
 
     In training the mean and variance come from the entries where ``mask`` is 1 (padded points and
     edges to them are left out), so a jet's output does not depend on how its batch was padded. In
-    evaluation it is the usual affine map with the running statistics (and exports as such).
+    evaluation it is the usual affine map with the running statistics (and exports as such). Both
+    are one fused multiply-add on the data.
     """
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.training:
-            m = mask.unsqueeze(-1)
             dims = tuple(range(x.dim() - 1))
-            n = m.sum().clamp_min(1.0)
-            mean = (x * m).sum(dims) / n
-            var = ((x - mean) ** 2 * m).sum(dims) / n
+            n = mask.sum().clamp_min(1.0)
+            masked = x * mask.unsqueeze(-1)
+            mean = masked.sum(dims) / n
+            var = ((masked * x).sum(dims) / n - mean * mean).clamp_min(0.0)
             with torch.no_grad():
                 self.num_batches_tracked += 1
-                unbiased = var * n / (n - 1).clamp_min(1.0)
                 self.running_mean.lerp_(mean, self.momentum)
-                self.running_var.lerp_(unbiased, self.momentum)
+                self.running_var.lerp_(var * n / (n - 1).clamp_min(1.0), self.momentum)
         else:
             mean, var = self.running_mean, self.running_var
-        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
+        scale = self.weight * torch.rsqrt(var + self.eps)
+        return torch.addcmul(self.bias - mean * scale, x, scale)

@@ -18,19 +18,29 @@ from .layers import MaskedBatchNorm
 FAR = 1e9  # distance added for pairs that must never be neighbours (self, padded points)
 
 
-def knn(coords: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices ``[batch, points, k]`` of each point's k nearest real neighbours (itself excluded).
+def knn(coords: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each point's k nearest real neighbours, itself excluded: (indices, valid), both ``[batch, points, k]``.
 
-    Needs ``points > k``; where a jet has k or fewer real points, the surplus indices point to
-    padded points or to the point itself, and the caller masks them.
+    Where a jet has k or fewer real points, the surplus neighbours are not valid (their indices are
+    in range but meaningless). Works for any number of points, fewer than k included.
     """
-    coords = coords * mask.unsqueeze(-1)
-    square = (coords * coords).sum(-1)
-    distance = square.unsqueeze(2) - 2 * coords @ coords.transpose(1, 2) + square.unsqueeze(1)
-    position = torch.arange(coords.shape[1], device=coords.device)
-    is_self = (position.unsqueeze(0) == position.unsqueeze(1)).to(coords.dtype)
+    batch, points, _ = coords.shape
+    mask = mask.float()
+    with torch.autocast(coords.device.type, enabled=False):  # neighbours in float32, also under AMP
+        coords = coords.float() * mask.unsqueeze(-1)
+        square = (coords * coords).sum(-1)
+        distance = square.unsqueeze(2) - 2 * coords @ coords.transpose(1, 2) + square.unsqueeze(1)
+    position = torch.arange(points, device=coords.device)
+    is_self = (position.unsqueeze(0) == position.unsqueeze(1)).to(distance.dtype)
     distance = distance + FAR * (is_self.unsqueeze(0) + (1 - mask).unsqueeze(1))
-    return distance.topk(k, dim=-1, largest=False).indices
+    # k columns more, farther than anything, so that topk has k candidates however few points there are
+    distance = torch.cat([distance, distance.new_full((batch, points, k), 4 * FAR)], dim=2)
+    index = distance.topk(k, dim=-1, largest=False).indices
+    in_range = index < points
+    index = torch.where(in_range, index, torch.zeros_like(index))
+    valid = gather_neighbours(mask.unsqueeze(-1), index).squeeze(-1) * mask.unsqueeze(-1)
+    valid = valid * (in_range & (index != position.view(1, -1, 1))).to(mask.dtype)
+    return index, valid
 
 
 def gather_neighbours(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -41,30 +51,30 @@ def gather_neighbours(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 class EdgeConv(nn.Module):
-    """kNN in ``coords``; per edge an MLP on [x_i, x_j - x_i]; mean over real neighbours; shortcut; ReLU."""
+    """kNN in ``coords``; per edge an MLP on [x_i, x_j - x_i]; mean over real neighbours; shortcut; ReLU.
+
+    The first layer is split by linearity, W [x_i, x_j - x_i] = (W_i - W_j) x_i + W_j x_j, so it runs
+    per point and only its output is gathered per edge.
+    """
 
     def __init__(self, k: int, n_in: int, channels: list[int]):
         super().__init__()
         self.k = k
-        sizes = [2 * n_in, *channels]
-        self.linears = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.centre = nn.Linear(n_in, channels[0], bias=False)  # (W_i - W_j)
+        self.neighbour = nn.Linear(n_in, channels[0], bias=False)  # W_j
+        self.linears = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(channels[:-1], channels[1:]))
         self.norms = nn.ModuleList(MaskedBatchNorm(c) for c in channels)
         self.shortcut = nn.Linear(n_in, channels[-1], bias=False)
         self.shortcut_norm = MaskedBatchNorm(channels[-1])
 
     def forward(self, coords: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        index = knn(coords, mask, self.k)
-        # an edge counts if both ends are real and distinct: with k or fewer real points, a point's
-        # surplus neighbours are padding or (tied at distance FAR) itself
-        position = torch.arange(index.shape[1], device=index.device).view(1, -1, 1)
-        edge_mask = gather_neighbours(mask.unsqueeze(-1), index).squeeze(-1) * mask.unsqueeze(-1)
-        edge_mask = edge_mask * (index != position).to(mask.dtype)
-        centre = x.unsqueeze(2).expand(-1, -1, self.k, -1)
-        h = torch.cat([centre, gather_neighbours(x, index) - centre], dim=-1)
-        for linear, norm in zip(self.linears, self.norms):
-            h = torch.relu(norm(linear(h), edge_mask))
-        n_edges = edge_mask.sum(-1, keepdim=True).clamp_min(1.0)
-        aggregated = (h * edge_mask.unsqueeze(-1)).sum(2) / n_edges
+        index, valid = knn(coords, mask, self.k)
+        h = self.centre(x).unsqueeze(2) + gather_neighbours(self.neighbour(x), index)
+        h = torch.relu(self.norms[0](h, valid))
+        for linear, norm in zip(self.linears, self.norms[1:]):
+            h = torch.relu(norm(linear(h), valid))
+        # mean over the valid edges: [b, i, 1, k] @ [b, i, k, c]
+        aggregated = (valid.unsqueeze(2) @ h).squeeze(2) / valid.sum(-1, keepdim=True).clamp_min(1.0)
         return torch.relu(aggregated + self.shortcut_norm(self.shortcut(x), mask)) * mask.unsqueeze(-1)
 
 
@@ -92,10 +102,6 @@ class ParticleNet(CloudRegressor):
             self.blocks[name] = nn.ModuleList(blocks)
 
     def encode(self, name: str, points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # k + 1 padded points more, so that every jet has more than k points for topk
-        batch = points.shape[0]
-        points = torch.cat([points, points.new_zeros(batch, self.k + 1, points.shape[2])], dim=1)
-        mask = torch.cat([mask, mask.new_zeros(batch, self.k + 1)], dim=1)
         coords = points[..., self.coordinates[name]]
         x = self.input_norm[name](self.norm[name](points), mask) * mask.unsqueeze(-1)
         for block in self.blocks[name]:
