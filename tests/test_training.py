@@ -50,3 +50,56 @@ def test_device_choice():
 def test_unknown_feature_names_the_config_key():
     with pytest.raises(InputError, match=r"features\.charged: unknown feature 'pT'"):
         features.validate_inputs({"charged": ["pT"], "jet": []})
+
+
+RESUME_HP = {"model": "pfn", "phi_sizes": [16, 32], "head_sizes": [32, 16], "epochs": 4, "batch_size": 256,
+             "max_constituents": 64, "lr": 0.005, "patience": 10, "dropout": 0.1}
+
+
+def _fit(clouds, out, **kwargs):
+    return training.train(clouds["train"], clouds["val"], str(out / "model.pt"), str(out / "history.json"),
+                          RESUME_HP, features.DEFAULT_INPUTS, threads=1, **kwargs)
+
+
+def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(synthetic_clouds, tmp_path, monkeypatch):
+    whole = _fit(synthetic_clouds, tmp_path / "whole")
+
+    # a "kill" during the validation of epoch 3: the state saved after epoch 2 is what survives
+    calls = {"n": 0}
+    real_evaluate = training.evaluate_loss
+
+    def killed_in_epoch_3(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    out = tmp_path / "resumed"
+    monkeypatch.setattr(training, "evaluate_loss", killed_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(synthetic_clouds, out)
+    assert (out / "last.pt").exists() and not (out / "model.pt").exists()
+    monkeypatch.setattr(training, "evaluate_loss", real_evaluate)
+    resumed = _fit(synthetic_clouds, out)
+
+    assert resumed["resumed_after_epoch"] == 2 and whole["resumed_after_epoch"] is None
+    for a, b in zip(whole["epochs"], resumed["epochs"], strict=True):
+        assert (a["train_loss"], a["val_loss"], a["lr"]) == (b["train_loss"], b["val_loss"], b["lr"])
+    final_whole = torch.load(tmp_path / "whole" / "model.pt", weights_only=False)["state_dict"]
+    final_resumed = torch.load(out / "model.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(final_whole[k], final_resumed[k]) for k in final_whole)
+
+
+def test_a_finished_checkpoint_is_not_resumed(synthetic_clouds, tmp_path):
+    first = _fit(synthetic_clouds, tmp_path)
+    again = _fit(synthetic_clouds, tmp_path)  # last.pt says finished: train afresh, same result
+    losses = [[(e["train_loss"], e["val_loss"]) for e in s["epochs"]] for s in (first, again)]
+    assert again["resumed_after_epoch"] is None and losses[0] == losses[1] and len(losses[0]) == 4
+
+
+def test_cosine_schedule_warms_up_then_decays(synthetic_clouds, tmp_path):
+    hp = {**RESUME_HP, "schedule": "cosine", "warmup_epochs": 1, "epochs": 3, "lr": 0.004}
+    summary = training.train(synthetic_clouds["train"], synthetic_clouds["val"], str(tmp_path / "m.pt"),
+                             str(tmp_path / "h.json"), hp, features.DEFAULT_INPUTS, threads=1)
+    lrs = [e["lr"] for e in summary["epochs"]]  # the rate after each epoch
+    assert lrs[0] == pytest.approx(0.004) and lrs[1] == pytest.approx(0.002) and lrs[2] == pytest.approx(0.0, abs=1e-12)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -35,6 +35,8 @@ DEFAULTS = {
     "max_constituents": 128,
     "seed": 1,
     "amp": False,  # bfloat16 autocast on CUDA (ignored on the CPU)
+    "schedule": "plateau",  # or "cosine": linear warmup over warmup_epochs, then cosine decay
+    "warmup_epochs": 0,
 }
 
 
@@ -103,9 +105,37 @@ def evaluate_loss(model, data, rows, hp, device, loss_fn) -> float:
     return total / max(n, 1)
 
 
+def _scheduler(hp: dict, optimizer):
+    """ReduceLROnPlateau (the thesis's) or linear warmup then cosine decay, both stepped per epoch."""
+    if hp["schedule"] == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=hp["lr_factor"], patience=hp["lr_patience"])
+    if hp["schedule"] == "cosine":
+        warmup, epochs = hp["warmup_epochs"], hp["epochs"]
+
+        def factor(done: int) -> float:  # ``done`` epochs completed
+            if done < warmup:
+                return (done + 1) / (warmup + 1)
+            return 0.5 * (1 + math.cos(math.pi * (done - warmup) / max(epochs - warmup, 1)))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    raise InputError(f"hyperparameter schedule={hp['schedule']!r} unknown; use 'plateau' or 'cosine'")
+
+
+def _fingerprint(hp: dict, inputs: dict, paths: tuple[str, ...]) -> str:
+    """What a resumable checkpoint must match: the hyperparameters, the inputs and the data files."""
+    files = [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths]
+    return json.dumps({"hparams": hp, "inputs": inputs, "files": files}, sort_keys=True)
+
+
 def train(train_path: str, val_path: str, model_path: str, history_path: str, hparams: dict,
-          inputs: dict[str, list[str]], device: str = "auto", threads: int | None = None) -> dict:
-    """Fit one grid point; write the best checkpoint and the per-epoch history (atomically)."""
+          inputs: dict[str, list[str]], device: str = "auto", threads: int | None = None,
+          last_path: str | None = None) -> dict:
+    """Fit one grid point; write the best checkpoint and the per-epoch history (atomically).
+
+    After every epoch the whole training state goes to ``last_path`` (default: ``last.pt`` beside
+    the model). If training is killed, the next call with the same hyperparameters, inputs and data
+    files resumes from it and ends where an uninterrupted run would have ended.
+    """
     hp = {**DEFAULTS, **hparams}
     known = {*DEFAULTS, *ARCHITECTURE_KEYS}
     unknown = set(hparams) - known - {"name"}
@@ -116,6 +146,7 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
     torch.manual_seed(hp["seed"])
     rng = np.random.default_rng(hp["seed"])
     dev = pick_device(device)
+    last_path = last_path or str(Path(model_path).with_name("last.pt"))
 
     train_data = CloudData(train_path, inputs)
     val_data = CloudData(val_path, inputs)
@@ -131,16 +162,30 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
     fit_standardization(model, train_data)
     model.to(dev)
     optimizer = _optimizer(hp, model.parameters())
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=hp["lr_factor"], patience=hp["lr_patience"])
+    scheduler = _scheduler(hp, optimizer)
     loss_fn = _loss_fn(hp["loss"])
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model %s with %d parameters on %s; %d training, %d validation jets",
              hp["model"], n_params, dev, len(train_rows), len(val_rows))
 
-    history, best, best_state, stale = [], math.inf, None, 0
+    fingerprint = _fingerprint(hp, inputs, (train_path, val_path))
+    history, best, best_state, stale, first_epoch = [], math.inf, None, 0, 1
+    resumed = _load_last(last_path, fingerprint)
+    if resumed:
+        model.load_state_dict(resumed["model"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        rng.bit_generator.state = resumed["numpy_rng"]
+        torch.set_rng_state(resumed["torch_rng"])
+        if dev.type == "cuda" and resumed.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(resumed["cuda_rng"])
+        history, best, best_state, stale = resumed["history"], resumed["best"], resumed["best_state"], resumed["stale"]
+        first_epoch = resumed["epoch"] + 1
+        log.info("resuming from %s after epoch %d", last_path, resumed["epoch"])
+
     bs = hp["batch_size"]
     amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(hp["amp"]) and dev.type == "cuda")
-    for epoch in range(1, hp["epochs"] + 1):
+    for epoch in range(first_epoch, hp["epochs"] + 1):
         model.train()
         start = time.perf_counter()
         order = rng.permutation(train_rows)
@@ -164,7 +209,10 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
             n_batches += 1
         seconds = time.perf_counter() - start
         val_loss = evaluate_loss(model, val_data, val_rows, hp, dev, loss_fn)
-        scheduler.step(val_loss)
+        if hp["schedule"] == "plateau":
+            scheduler.step(val_loss)
+        else:
+            scheduler.step()
         record = {
             "epoch": epoch,
             "train_loss": total.item() / n_batches,
@@ -178,24 +226,55 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
         log.info("epoch %d: train %.5f  val %.5f  lr %.1e  %.0f jets/s (%.0f%% waiting for data)", epoch,
                  record["train_loss"], val_loss, record["lr"], record["jets_per_second"], 100 * record["data_wait_share"])
         if val_loss < best:
-            best, best_state, stale = val_loss, copy.deepcopy(model.state_dict()), 0
+            best, best_state, stale = val_loss, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, 0
         else:
             stale += 1
-            if stale >= hp["patience"]:
-                log.info("early stop after epoch %d (no improvement for %d epochs)", epoch, stale)
-                break
+        finished = stale >= hp["patience"] or epoch == hp["epochs"]
+        if stale >= hp["patience"]:
+            log.info("early stop after epoch %d (no improvement for %d epochs)", epoch, stale)
+        _save_last(last_path, {
+            "fingerprint": fingerprint, "epoch": epoch, "finished": finished, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history,
+            "best": best, "best_state": best_state, "stale": stale, "numpy_rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if dev.type == "cuda" else None,
+        })
+        if finished:
+            break
 
     if best_state is None:
         raise CheckFailed(f"{model_path}: training diverged (validation loss {history[-1]['val_loss']}); lower training lr")
     summary = {"hparams": hp, "inputs": inputs, "parameters": n_params, "device": str(dev),
-               "best_val_loss": best, "epochs": history}
-    checkpoint = {"hparams": hp, "inputs": inputs, "state_dict": {k: v.cpu() for k, v in best_state.items()},
-                  "best_val_loss": best}
+               "best_val_loss": best, "resumed_after_epoch": resumed["epoch"] if resumed else None, "epochs": history}
+    checkpoint = {"hparams": hp, "inputs": inputs, "state_dict": best_state, "best_val_loss": best}
     with atomic_output(model_path) as tmp:
         torch.save(checkpoint, tmp)
     with atomic_output(history_path) as tmp:
         Path(tmp).write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def _save_last(path: str, state: dict) -> None:
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_last(path: str, fingerprint: str) -> dict | None:
+    """The state saved by an earlier, unfinished run of the same training, or None."""
+    if not os.path.exists(path):
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a checkpoint cut short: start afresh
+        log.warning("%s: unreadable (%s); training from the start", path, err)
+        return None
+    if state.get("fingerprint") != fingerprint:
+        log.info("%s: from other hyperparameters or data; training from the start", path)
+        return None
+    if state["finished"]:
+        log.info("%s: that training finished; training again from the start", path)
+        return None
+    return state
 
 
 def load_model(model_path: str):
