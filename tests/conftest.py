@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,26 @@ def cms_file():
         return str(path)
 
     return get
+
+
+def need(why: str | None) -> None:
+    """Skip for a missing system requirement, but fail under CI, where make test installs them all."""
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def loopback_only() -> list[str]:
+    """A command prefix that runs a command in a fresh network namespace with only loopback up.
+
+    Servers started under it (XRootD, the DDP rendezvous) cannot be reached from outside.
+    """
+    missing = [t for t in ("unshare", "ip") if shutil.which(t) is None]
+    need(f"needs {', '.join(missing)} (Debian: util-linux, iproute2)" if missing else
+         "needs root for a private network namespace (unshare --net)" if os.geteuid() != 0 else None)
+    return ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" "$@"']
 
 
 @pytest.fixture(scope="session")

@@ -103,3 +103,33 @@ def test_cosine_schedule_warms_up_then_decays(synthetic_clouds, tmp_path):
                              str(tmp_path / "h.json"), hp, features.DEFAULT_INPUTS, threads=1)
     lrs = [e["lr"] for e in summary["epochs"]]  # the rate after each epoch
     assert lrs[0] == pytest.approx(0.004) and lrs[1] == pytest.approx(0.002) and lrs[2] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_two_process_ddp_on_gloo_trains_one_model(synthetic_clouds, tmp_path, loopback_only):
+    """torchrun with 2 CPU processes (gloo), its rendezvous reachable on loopback only."""
+    import json as json_
+    import os
+    import subprocess
+    import sys
+
+    hp = {**RESUME_HP, "epochs": 3}
+    out = tmp_path / "ddp"
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [*loopback_only, sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "gnnjec", "train", "--train", synthetic_clouds["train"], "--val", synthetic_clouds["val"],
+         "--model", str(out / "model.pt"), "--history", str(out / "history.json"), "--hparams", json_.dumps(hp),
+         "--inputs", json_.dumps(features.DEFAULT_INPUTS), "--device", "cpu", "--threads", "1"],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert sorted(p.name for p in out.iterdir()) == ["history.json", "last.pt", "model.pt"]  # rank 0 alone writes
+    history = json_.loads((out / "history.json").read_text())
+    assert history["processes"] == 2 and len(history["epochs"]) == 3
+    assert "cpu x 2 processes" in proc.stderr
+    # it learned: better than a constant
+    val = ak.from_parquet(synthetic_clouds["val"], columns=["target"])
+    target = np.asarray(val.target)
+    target = target[np.abs(target) < 1]
+    assert history["best_val_loss"] < 0.9 * np.mean(np.abs(target - np.median(target)))
+    model, _ = training.load_model(str(out / "model.pt"))
+    assert not any(k.startswith("module.") for k in model.state_dict())

@@ -5,7 +5,6 @@ nothing outside this machine can connect to it.
 """
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,23 +15,19 @@ import awkward as ak
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import need
 from gnnjec import convert
 
 HERE = Path(__file__).resolve().parent
-TOOLS = ("xrootd", "unshare", "ip", "setpriv")
 SELECTION = {"min_gen_pt": 0.0, "max_abs_gen_eta": 5.0, "max_constituents": 256, "require_gen_match": False}
 
 
 @pytest.fixture(scope="module")
-def served(cms_file):
+def served(cms_file, loopback_only):
     """A world-readable folder with pfnano.root and a truncated copy, to serve (read-only)."""
-    missing = [t for t in TOOLS if shutil.which(t) is None]
-    why = (f"needs {', '.join(missing)} (Debian: xrootd-server, iproute2, util-linux; make test installs them as root)"
-           if missing else "needs root to start a server in its own network namespace" if os.geteuid() != 0 else None)
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(f"XRootD test {why}")
-        pytest.skip(why)
+    missing = [t for t in ("xrootd", "setpriv") if shutil.which(t) is None]
+    need(f"needs {', '.join(missing)} (Debian: xrootd-server, util-linux; make test installs them as root)"
+         if missing else None)
     folder = Path(tempfile.mkdtemp(prefix="gnnjec-xrootd-data-"))
     folder.chmod(0o755)
     source = Path(cms_file("pfnano.root"))
@@ -44,18 +39,18 @@ def served(cms_file):
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def convert_remote(folder: Path, name: str, output: Path) -> subprocess.CompletedProcess:
+def convert_remote(prefix: list[str], folder: Path, name: str, output: Path) -> subprocess.CompletedProcess:
     url = f"root://127.0.0.1:1094//{name}"
     return subprocess.run(
-        ["unshare", "--net", sys.executable, str(HERE / "xrootd_server.py"), "--export", str(folder), "--",
+        [*prefix, sys.executable, str(HERE / "xrootd_server.py"), "--export", str(folder), "--",
          sys.executable, "-m", "gnnjec", "convert", url, "--output", str(output), "--selection", json.dumps(SELECTION),
          "--step-size", "4"],
         capture_output=True, text=True, timeout=300)
 
 
-def test_conversion_over_xrootd_equals_the_local_one(served, tmp_path):
+def test_conversion_over_xrootd_equals_the_local_one(served, loopback_only, tmp_path):
     remote = tmp_path / "remote.parquet"
-    proc = convert_remote(served, "pfnano.root", remote)
+    proc = convert_remote(loopback_only, served, "pfnano.root", remote)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "root://127.0.0.1:1094//pfnano.root: 10/10 events" in proc.stderr  # progress, chunk by chunk
     local = tmp_path / "local.parquet"
@@ -67,9 +62,9 @@ def test_conversion_over_xrootd_equals_the_local_one(served, tmp_path):
 
 
 @pytest.mark.parametrize("name, words", [("truncated.root", "corrupt or truncated"), ("missing.root", "no such file")])
-def test_bad_remote_file_is_refused_in_one_line(served, tmp_path, name, words):
+def test_bad_remote_file_is_refused_in_one_line(served, loopback_only, tmp_path, name, words):
     out = tmp_path / "out.parquet"
-    proc = convert_remote(served, name, out)
+    proc = convert_remote(loopback_only, served, name, out)
     assert proc.returncode == 2, proc.stderr[-3000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]

@@ -1,9 +1,10 @@
 """Run a command next to a real XRootD server that only loopback can reach.
 
-    unshare --net python tests/xrootd_server.py --export DIR [--port 1094] -- COMMAND ...
+    unshare --net sh -c 'ip link set lo up && exec "$0" "$@"' \
+        python tests/xrootd_server.py --export DIR [--port 1094] -- COMMAND ...
 
 Meant to run in a fresh network namespace (``unshare --net``), which has no interface but its own
-loopback: the server (Debian's ``xrootd``) listens there and nowhere else, and COMMAND, started in
+loopback (brought up first): the server (Debian's ``xrootd``) listens there and nowhere else, and COMMAND, started in
 the same namespace, reads ``root://127.0.0.1:PORT//<path under DIR>``. The server runs as an
 unprivileged user (xrootd refuses root); it is stopped when COMMAND ends, whose exit status this
 script returns. Standard output and error of COMMAND pass through; the server's log is printed to
@@ -56,7 +57,6 @@ def main() -> int:
     if not command:
         p.error("no command to run")
 
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     run_dir = Path(tempfile.mkdtemp(prefix="gnnjec-xrootd-"))
     run_dir.chmod(0o777)
     config = run_dir / "xrootd.cfg"

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import distributed
 from .dataset import CloudData, robust_standardization
 from .errors import CheckFailed, InputError, atomic_output
 from .models import ARCHITECTURE_KEYS, build_model
@@ -145,7 +146,7 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
         torch.set_num_threads(threads)
     torch.manual_seed(hp["seed"])
     rng = np.random.default_rng(hp["seed"])
-    dev = pick_device(device)
+    group, dev = distributed.join(pick_device(device))
     last_path = last_path or str(Path(model_path).with_name("last.pt"))
 
     train_data = CloudData(train_path, inputs)
@@ -161,12 +162,16 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
         raise InputError(f"config key training (model {hp['model']!r}): {err}; fix the grid point or the features") from None
     fit_standardization(model, train_data)
     model.to(dev)
+    # several processes (torchrun): gradients averaged by DDP; evaluation and saving use ``model``
+    net = model if group.size == 1 else torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[dev.index] if dev.type == "cuda" else None)
     optimizer = _optimizer(hp, model.parameters())
     scheduler = _scheduler(hp, optimizer)
     loss_fn = _loss_fn(hp["loss"])
     n_params = sum(p.numel() for p in model.parameters())
-    log.info("model %s with %d parameters on %s; %d training, %d validation jets",
-             hp["model"], n_params, dev, len(train_rows), len(val_rows))
+    log.info("model %s with %d parameters on %s%s; %d training, %d validation jets",
+             hp["model"], n_params, dev, f" x {group.size} processes" if group.size > 1 else "",
+             len(train_rows), len(val_rows))
 
     fingerprint = _fingerprint(hp, inputs, (train_path, val_path))
     history, best, best_state, stale, first_epoch = [], math.inf, None, 0, 1
@@ -188,7 +193,7 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
     for epoch in range(first_epoch, hp["epochs"] + 1):
         model.train()
         start = time.perf_counter()
-        order = rng.permutation(train_rows)
+        order = group.share(rng.permutation(train_rows))
         total = torch.zeros((), device=dev)
         n_batches, wait = 0, 0.0
         # batches are padded (and copied to the device) in a background thread, two steps ahead
@@ -201,25 +206,25 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
                 break
             *args, target = batch
             with amp:
-                loss = loss_fn(model(*args).float(), target)
+                loss = loss_fn(net(*args).float(), target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += loss.detach()
             n_batches += 1
         seconds = time.perf_counter() - start
-        val_loss = evaluate_loss(model, val_data, val_rows, hp, dev, loss_fn)
+        val_loss = group.mean(evaluate_loss(model, val_data, val_rows, hp, dev, loss_fn), dev)
         if hp["schedule"] == "plateau":
             scheduler.step(val_loss)
         else:
             scheduler.step()
         record = {
             "epoch": epoch,
-            "train_loss": total.item() / n_batches,
+            "train_loss": group.mean(total.item() / n_batches, dev),
             "val_loss": val_loss,
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": seconds,
-            "jets_per_second": n_batches * bs / seconds,
+            "jets_per_second": group.size * n_batches * bs / seconds,
             "data_wait_share": wait / seconds,
         }
         history.append(record)
@@ -232,13 +237,14 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
         finished = stale >= hp["patience"] or epoch == hp["epochs"]
         if stale >= hp["patience"]:
             log.info("early stop after epoch %d (no improvement for %d epochs)", epoch, stale)
-        _save_last(last_path, {
-            "fingerprint": fingerprint, "epoch": epoch, "finished": finished, "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history,
-            "best": best, "best_state": best_state, "stale": stale, "numpy_rng": rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if dev.type == "cuda" else None,
-        })
+        if group.main:
+            _save_last(last_path, {
+                "fingerprint": fingerprint, "epoch": epoch, "finished": finished, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history,
+                "best": best, "best_state": best_state, "stale": stale, "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if dev.type == "cuda" else None,
+            })
         if finished:
             break
 
@@ -246,11 +252,15 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
         raise CheckFailed(f"{model_path}: training diverged (validation loss {history[-1]['val_loss']}); lower training lr")
     summary = {"hparams": hp, "inputs": inputs, "parameters": n_params, "device": str(dev),
                "best_val_loss": best, "resumed_after_epoch": resumed["epoch"] if resumed else None, "epochs": history}
+    summary["processes"] = group.size
     checkpoint = {"hparams": hp, "inputs": inputs, "state_dict": best_state, "best_val_loss": best}
-    with atomic_output(model_path) as tmp:
-        torch.save(checkpoint, tmp)
-    with atomic_output(history_path) as tmp:
-        Path(tmp).write_text(json.dumps(summary, indent=1))
+    if group.main:
+        with atomic_output(model_path) as tmp:
+            torch.save(checkpoint, tmp)
+        with atomic_output(history_path) as tmp:
+            Path(tmp).write_text(json.dumps(summary, indent=1))
+    group.barrier()
+    distributed.leave(group)
     return summary
 
 

@@ -18,7 +18,12 @@ if problem:
 validate(config, str(SCHEMA))  # fills in the schema's defaults
 
 # Run this checkout's package with the interpreter on PATH (the project's environment).
-GNNJEC = f"PYTHONPATH={Path(workflow.basedir).parent / 'src'}${{PYTHONPATH:+:$PYTHONPATH}} python -m gnnjec"
+PYTHONPATH = f"PYTHONPATH={Path(workflow.basedir).parent / 'src'}${{PYTHONPATH:+:$PYTHONPATH}}"
+GNNJEC = f"{PYTHONPATH} python -m gnnjec"
+# training.processes > 1: one data-parallel job over that many processes (GPUs), started by torchrun
+PROCESSES = config["training"]["processes"]
+GNNJEC_TRAIN = (GNNJEC if PROCESSES == 1 else
+                f"{PYTHONPATH} python -m torch.distributed.run --standalone --nproc_per_node {PROCESSES} -m gnnjec")
 ENV = "../../envs/gnnjec.yaml"
 
 try:

@@ -25,7 +25,7 @@ rule train:
     conda:
         ENV
     shell:
-        "{GNNJEC} train --train {input.train} --val {input.val} --model {output.model}"
+        "{GNNJEC_TRAIN} train --train {input.train} --val {input.val} --model {output.model}"
         " --history {output.history} --hparams {params.hparams:q} --inputs {params.inputs:q}"
         " --device {params.device} --threads {threads} > {log} 2>&1"
 
