@@ -133,3 +133,31 @@ def test_two_process_ddp_on_gloo_trains_one_model(synthetic_clouds, tmp_path, lo
     assert history["best_val_loss"] < 0.9 * np.mean(np.abs(target - np.median(target)))
     model, _ = training.load_model(str(out / "model.pt"))
     assert not any(k.startswith("module.") for k in model.state_dict())
+
+
+def test_stream_visits_every_jet_once_per_epoch_a_window_at_a_time(synthetic_clouds):
+    from gnnjec.dataset import CloudStream
+
+    stream = CloudStream(synthetic_clouds["train"], features.DEFAULT_INPUTS, window_jets=1000)
+    assert len(stream.group_sizes) >= 3  # the file has several row groups to shuffle
+    epochs = []
+    for seed in (0, 1):
+        targets, sizes = [], []
+        for data, order in stream.epoch(np.random.default_rng(seed)):
+            sizes.append(data.n)
+            targets.append(data.truth["target"][order])
+        assert max(sizes) < 1000 + max(stream.group_sizes) and len(sizes) > 1  # bounded windows
+        epochs.append(np.concatenate(targets))
+    everything = np.sort(stream.targets())
+    assert all(np.array_equal(np.sort(e), everything) for e in epochs)  # each jet exactly once
+    assert not np.array_equal(epochs[0], epochs[1])  # and in a new order every epoch
+
+
+def test_training_streams_windows_smaller_than_the_file(synthetic_clouds, tmp_path):
+    hp = {**RESUME_HP, "epochs": 3, "window_jets": 1000}
+    summary = training.train(synthetic_clouds["train"], synthetic_clouds["val"], str(tmp_path / "m.pt"),
+                             str(tmp_path / "h.json"), hp, features.DEFAULT_INPUTS, threads=1)
+    val = ak.from_parquet(synthetic_clouds["val"], columns=["target"])
+    target = np.asarray(val.target)
+    target = target[np.abs(target) < 1]
+    assert summary["best_val_loss"] < 0.9 * np.mean(np.abs(target - np.median(target)))

@@ -295,8 +295,8 @@ def merge_splits(parts: list[str], outputs: dict[str, str]) -> dict:
     return counts
 
 
-def read_clouds(path: str, columns: list[str] | None = None) -> ak.Array:
-    """Read a clouds Parquet file (all columns, or the named ones)."""
+def read_clouds(path: str, columns: list[str] | None = None, row_groups: list[int] | None = None) -> ak.Array:
+    """Read a clouds Parquet file (all columns, or the named ones; all row groups, or the listed ones)."""
     if not os.path.exists(path):
         raise InputError(f"{path}: no such clouds file; run the convert stage first")
-    return ak.from_parquet(path, columns=columns)
+    return ak.from_parquet(path, columns=columns, row_groups=row_groups)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import awkward as ak
 import numpy as np
+import pyarrow.parquet as pq
 
 from . import features as F
 from .convert import read_clouds
+from .errors import InputError
+from .streams import read_ahead
 
 
 @dataclass
@@ -33,12 +37,13 @@ class Ragged:
 class CloudData:
     """Network inputs, target and truth of one clouds file, held as flat arrays."""
 
-    def __init__(self, path: str, inputs: dict[str, list[str]], truth: tuple[str, ...] = ("target",)):
+    def __init__(self, path: str, inputs: dict[str, list[str]], truth: tuple[str, ...] = ("target",),
+                 row_groups: list[int] | None = None):
         collections = [k for k in inputs if k != "jet"]
         stored = {k: F.stored_needed(inputs[k]) for k in collections}
         columns = list(dict.fromkeys([*inputs["jet"], *truth, "pt_raw"]))
         columns += [f"{k}.{f}" for k in collections for f in stored[k]]
-        arrays = read_clouds(path, columns=columns)
+        arrays = read_clouds(path, columns=columns, row_groups=row_groups)
         self.n = len(arrays)
         self.inputs = inputs
         self.collections = collections
@@ -59,6 +64,53 @@ class CloudData:
         for k in self.collections:
             out.extend(self.clouds[k].pad(rows, max_constituents))
         return out
+
+
+class CloudStream:
+    """A clouds file read a window of row groups at a time, so that it need not fit in memory.
+
+    Each epoch visits the row groups in a new random order, packed into windows of about
+    ``window_jets`` jets; the jets of a window are shuffled together and the next window is read
+    while this one is used. With ``window_jets`` at least the file's size this is a full shuffle.
+    """
+
+    def __init__(self, path: str, inputs: dict[str, list[str]], truth: tuple[str, ...] = ("target",),
+                 window_jets: int = 2_000_000):
+        self.path, self.inputs, self.truth, self.window_jets = path, inputs, truth, window_jets
+        if not os.path.exists(path):
+            raise InputError(f"{path}: no such clouds file; run the convert stage first")
+        meta = pq.ParquetFile(path).metadata
+        self.group_sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        self.n = sum(self.group_sizes)
+
+    def targets(self) -> np.ndarray:
+        return pq.read_table(self.path, columns=["target"]).column("target").to_numpy()
+
+    def windows(self, rng: np.random.Generator | None = None) -> list[list[int]]:
+        """Row groups packed into windows, in file order or (with ``rng``) in a random order."""
+        order = rng.permutation(len(self.group_sizes)) if rng is not None else range(len(self.group_sizes))
+        windows, current, size = [], [], 0
+        for group in order:
+            current.append(int(group))
+            size += self.group_sizes[group]
+            if size >= self.window_jets:
+                windows.append(current)
+                current, size = [], 0
+        return windows + [current] if current else windows
+
+    def load(self, row_groups: list[int]) -> CloudData:
+        return CloudData(self.path, self.inputs, self.truth, row_groups=row_groups)
+
+    def epoch(self, rng: np.random.Generator | None = None):
+        """(window data, its rows in the order to use them) for each window of one pass over the file;
+        the next window is read in the background while this one is used."""
+
+        def windows():
+            for groups in self.windows(rng):
+                data = self.load(groups)
+                yield data, (rng.permutation(data.n) if rng is not None else np.arange(data.n))
+
+        return read_ahead(windows(), 1)
 
 
 def _stack(columns, n) -> np.ndarray:

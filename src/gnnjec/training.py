@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import distributed
-from .dataset import CloudData, robust_standardization
+from .dataset import CloudData, CloudStream, robust_standardization
 from .errors import CheckFailed, InputError, atomic_output
 from .models import ARCHITECTURE_KEYS, build_model
 from .streams import read_ahead
@@ -38,6 +38,7 @@ DEFAULTS = {
     "amp": False,  # bfloat16 autocast on CUDA (ignored on the CPU)
     "schedule": "plateau",  # or "cosine": linear warmup over warmup_epochs, then cosine decay
     "warmup_epochs": 0,
+    "window_jets": 500_000,  # jets in memory at once (a window of row groups, shuffled together)
 }
 
 
@@ -75,9 +76,9 @@ def fit_standardization(model, data: CloudData) -> None:
         model.norm[name].scale.copy_(torch.from_numpy(scale))
 
 
-def _trainable_rows(data: CloudData, max_abs_target: float) -> np.ndarray:
-    target = data.truth["target"]
-    return np.flatnonzero(np.isfinite(target) & (np.abs(target) < max_abs_target))
+def trainable(target: np.ndarray, max_abs_target: float) -> np.ndarray:
+    """Jets the loss counts: a finite target below ``max_abs_target`` in size (the thesis: 1)."""
+    return np.isfinite(target) & (np.abs(target) < max_abs_target)
 
 
 def device_batches(data: CloudData, rows: np.ndarray, batch_size: int, max_constituents: int,
@@ -87,6 +88,8 @@ def device_batches(data: CloudData, rows: np.ndarray, batch_size: int, max_const
     ``drop_last`` leaves out a ragged last batch (BatchNorm in training wants more than one jet),
     unless there would be no batch at all. On CUDA the copies go through pinned memory, asynchronously.
     """
+    if drop_last and len(rows) < 2:
+        return  # BatchNorm in training needs two jets at least
     n = max(len(rows) // batch_size, 1) if drop_last else -(-len(rows) // batch_size)
     for b in range(n):
         sel = rows[b * batch_size : (b + 1) * batch_size]
@@ -96,13 +99,16 @@ def device_batches(data: CloudData, rows: np.ndarray, batch_size: int, max_const
         yield tensors
 
 
-def evaluate_loss(model, data, rows, hp, device, loss_fn) -> float:
+def evaluate_loss(model, stream: CloudStream, hp, device, loss_fn) -> float:
+    """Mean loss over the trainable jets of ``stream``, read window by window."""
     model.eval()
     total, n = 0.0, 0
     with torch.no_grad():
-        for *args, target in device_batches(data, rows, 4096, hp["max_constituents"], device):
-            total += loss_fn(model(*args), target).item() * len(target)
-            n += len(target)
+        for data, order in stream.epoch():
+            rows = order[trainable(data.truth["target"][order], hp["max_abs_target"])]
+            for *args, target in device_batches(data, rows, 4096, hp["max_constituents"], device):
+                total += loss_fn(model(*args), target).item() * len(target)
+                n += len(target)
     return total / max(n, 1)
 
 
@@ -149,18 +155,18 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
     group, dev = distributed.join(pick_device(device))
     last_path = last_path or str(Path(model_path).with_name("last.pt"))
 
-    train_data = CloudData(train_path, inputs)
-    val_data = CloudData(val_path, inputs)
-    train_rows = _trainable_rows(train_data, hp["max_abs_target"])
-    val_rows = _trainable_rows(val_data, hp["max_abs_target"])
-    if len(train_rows) == 0 or len(val_rows) == 0:
-        raise InputError(f"{train_path if len(train_rows) == 0 else val_path}: no jets to train on; generate or convert more events")
+    train_stream = CloudStream(train_path, inputs, window_jets=hp["window_jets"])
+    val_stream = CloudStream(val_path, inputs, window_jets=hp["window_jets"])
+    n_train, n_val = (int(trainable(s.targets(), hp["max_abs_target"]).sum()) for s in (train_stream, val_stream))
+    if n_train < 2 or n_val == 0:
+        raise InputError(f"{train_path if n_train < 2 else val_path}: no jets to train on; generate or convert more events")
 
     try:
         model = build_model(hp, inputs)
     except ValueError as err:
         raise InputError(f"config key training (model {hp['model']!r}): {err}; fix the grid point or the features") from None
-    fit_standardization(model, train_data)
+    # standardisation from a random window of the training split
+    fit_standardization(model, train_stream.load(train_stream.windows(np.random.default_rng(hp["seed"]))[0]))
     model.to(dev)
     # several processes (torchrun): gradients averaged by DDP; evaluation and saving use ``model``
     net = model if group.size == 1 else torch.nn.parallel.DistributedDataParallel(
@@ -171,7 +177,7 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model %s with %d parameters on %s%s; %d training, %d validation jets",
              hp["model"], n_params, dev, f" x {group.size} processes" if group.size > 1 else "",
-             len(train_rows), len(val_rows))
+             n_train, n_val)
 
     fingerprint = _fingerprint(hp, inputs, (train_path, val_path))
     history, best, best_state, stale, first_epoch = [], math.inf, None, 0, 1
@@ -193,11 +199,11 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
     for epoch in range(first_epoch, hp["epochs"] + 1):
         model.train()
         start = time.perf_counter()
-        order = group.share(rng.permutation(train_rows))
         total = torch.zeros((), device=dev)
         n_batches, wait = 0, 0.0
-        # batches are padded (and copied to the device) in a background thread, two steps ahead
-        batches = read_ahead(device_batches(train_data, order, bs, hp["max_constituents"], dev, drop_last=True), 2)
+        # windows of the file are read, and batches padded (and copied to the device), in background
+        # threads: the next window, and two batches ahead
+        batches = read_ahead(_epoch_batches(train_stream, rng, group, hp, dev), 2)
         while True:
             tick = time.perf_counter()
             batch = next(batches, None)
@@ -213,7 +219,7 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
             total += loss.detach()
             n_batches += 1
         seconds = time.perf_counter() - start
-        val_loss = group.mean(evaluate_loss(model, val_data, val_rows, hp, dev, loss_fn), dev)
+        val_loss = group.mean(evaluate_loss(model, val_stream, hp, dev, loss_fn), dev)
         if hp["schedule"] == "plateau":
             scheduler.step(val_loss)
         else:
@@ -262,6 +268,14 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
     group.barrier()
     distributed.leave(group)
     return summary
+
+
+def _epoch_batches(stream: CloudStream, rng, group, hp: dict, device):
+    """One epoch of training batches: windows in random order, jets shuffled inside each window,
+    this process's share of them."""
+    for data, order in stream.epoch(rng):
+        rows = group.share(order[trainable(data.truth["target"][order], hp["max_abs_target"])])
+        yield from device_batches(data, rows, hp["batch_size"], hp["max_constituents"], device, drop_last=True)
 
 
 def _save_last(path: str, state: dict) -> None:
