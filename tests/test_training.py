@@ -122,7 +122,9 @@ def test_two_process_ddp_on_gloo_trains_one_model(synthetic_clouds, tmp_path, lo
          "--inputs", json_.dumps(features.DEFAULT_INPUTS), "--device", "cpu", "--threads", "1"],
         capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert sorted(p.name for p in out.iterdir()) == ["history.json", "last.pt", "model.pt"]  # rank 0 alone writes
+    # rank 0 alone writes: one history, one model, one set of TensorBoard events
+    assert sorted(p.name for p in out.iterdir()) == ["history.json", "last.pt", "model.pt", "tensorboard"]
+    assert len(list((out / "tensorboard").iterdir())) == 1
     history = json_.loads((out / "history.json").read_text())
     assert history["processes"] == 2 and len(history["epochs"]) == 3
     assert "cpu x 2 processes" in proc.stderr
@@ -161,3 +163,27 @@ def test_training_streams_windows_smaller_than_the_file(synthetic_clouds, tmp_pa
     target = np.asarray(val.target)
     target = target[np.abs(target) < 1]
     assert summary["best_val_loss"] < 0.9 * np.mean(np.abs(target - np.median(target)))
+
+
+def test_tensorboard_logs_hold_the_history(trained_model):
+    """The event files (TFRecord framing of Event protos) carry each epoch's losses."""
+    import struct
+    from pathlib import Path
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    model_path, _, summary = trained_model
+    files = list((Path(model_path).parent / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(files) == 1
+    scalars = {}
+    data = files[0].read_bytes()
+    pos = 0
+    while pos < len(data):
+        (length,) = struct.unpack("<Q", data[pos : pos + 8])
+        event = Event.FromString(data[pos + 12 : pos + 12 + length])
+        pos += 12 + length + 4
+        for value in event.summary.value:
+            scalars[(value.tag, event.step)] = value.simple_value
+    for record in summary["epochs"]:
+        assert scalars[("val_loss", record["epoch"])] == pytest.approx(record["val_loss"], rel=1e-6)
+        assert ("data_wait_share", record["epoch"]) in scalars

@@ -39,7 +39,10 @@ DEFAULTS = {
     "schedule": "plateau",  # or "cosine": linear warmup over warmup_epochs, then cosine decay
     "warmup_epochs": 0,
     "window_jets": 500_000,  # jets in memory at once (a window of row groups, shuffled together)
+    "compile": False,  # torch.compile the network (CUDA only)
 }
+
+PROGRESS_SECONDS = 30.0  # a progress line this often within an epoch (readable in a batch log)
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -171,6 +174,8 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
     # several processes (torchrun): gradients averaged by DDP; evaluation and saving use ``model``
     net = model if group.size == 1 else torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    if hp["compile"] and dev.type == "cuda":
+        net = torch.compile(net)
     optimizer = _optimizer(hp, model.parameters())
     scheduler = _scheduler(hp, optimizer)
     loss_fn = _loss_fn(hp["loss"])
@@ -195,12 +200,14 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
         log.info("resuming from %s after epoch %d", last_path, resumed["epoch"])
 
     bs = hp["batch_size"]
+    board = _tensorboard(Path(model_path).with_name("tensorboard")) if group.main else None
+    batches_per_epoch = max(n_train // (bs * group.size), 1)
     amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(hp["amp"]) and dev.type == "cuda")
     for epoch in range(first_epoch, hp["epochs"] + 1):
         model.train()
         start = time.perf_counter()
         total = torch.zeros((), device=dev)
-        n_batches, wait = 0, 0.0
+        n_batches, wait, last_report = 0, 0.0, start
         # windows of the file are read, and batches padded (and copied to the device), in background
         # threads: the next window, and two batches ahead
         batches = read_ahead(_epoch_batches(train_stream, rng, group, hp, dev), 2)
@@ -218,6 +225,10 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
             optimizer.step()
             total += loss.detach()
             n_batches += 1
+            if time.perf_counter() - last_report > PROGRESS_SECONDS:
+                last_report = time.perf_counter()
+                log.info("epoch %d: %d/~%d batches, %.0f jets/s", epoch, n_batches, batches_per_epoch,
+                         group.size * n_batches * bs / (last_report - start))
         seconds = time.perf_counter() - start
         val_loss = group.mean(evaluate_loss(model, val_stream, hp, dev, loss_fn), dev)
         if hp["schedule"] == "plateau":
@@ -234,6 +245,10 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
             "data_wait_share": wait / seconds,
         }
         history.append(record)
+        if board is not None:
+            for key in ("train_loss", "val_loss", "lr", "jets_per_second", "data_wait_share"):
+                board.add_scalar(key, record[key], epoch)
+            board.flush()
         log.info("epoch %d: train %.5f  val %.5f  lr %.1e  %.0f jets/s (%.0f%% waiting for data)", epoch,
                  record["train_loss"], val_loss, record["lr"], record["jets_per_second"], 100 * record["data_wait_share"])
         if val_loss < best:
@@ -258,6 +273,8 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
         raise CheckFailed(f"{model_path}: training diverged (validation loss {history[-1]['val_loss']}); lower training lr")
     summary = {"hparams": hp, "inputs": inputs, "parameters": n_params, "device": str(dev),
                "best_val_loss": best, "resumed_after_epoch": resumed["epoch"] if resumed else None, "epochs": history}
+    if board is not None:
+        board.close()
     summary["processes"] = group.size
     checkpoint = {"hparams": hp, "inputs": inputs, "state_dict": best_state, "best_val_loss": best}
     if group.main:
@@ -276,6 +293,13 @@ def _epoch_batches(stream: CloudStream, rng, group, hp: dict, device):
     for data, order in stream.epoch(rng):
         rows = group.share(order[trainable(data.truth["target"][order], hp["max_abs_target"])])
         yield from device_batches(data, rows, hp["batch_size"], hp["max_constituents"], device, drop_last=True)
+
+
+def _tensorboard(folder: Path):
+    """A TensorBoard event writer (tensorboardX, light; ``tensorboard --logdir results/training``)."""
+    from tensorboardX import SummaryWriter
+
+    return SummaryWriter(str(folder), flush_secs=30)
 
 
 def _save_last(path: str, state: dict) -> None:
