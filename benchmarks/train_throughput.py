@@ -46,7 +46,7 @@ def sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def measure(preset: str, data, device, batch_size: int, steps: int, warmup: int, amp: bool) -> dict:
+def measure(preset: str, data, device, batch_size: int, steps: int, warmup: int, amp: bool, workers: int) -> dict:
     import numpy as np
     import torch
 
@@ -63,7 +63,7 @@ def measure(preset: str, data, device, batch_size: int, steps: int, warmup: int,
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
     rows = np.random.default_rng(0).permutation(np.tile(np.arange(data.n), 1 + (steps + warmup) * batch_size // data.n))
     batches = read_ahead(device_batches(data, rows[: (steps + warmup) * batch_size], batch_size, 128, device,
-                                        drop_last=True), 2)
+                                        drop_last=True, workers=workers), 2)
     wait = 0.0
     for step in range(steps + warmup):
         if step == warmup:
@@ -108,6 +108,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=None, help="timed steps per preset (default: 40 on CUDA, 6 on the CPU)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--loader-threads", type=int, default=None, help="threads padding batches (default 3 on CUDA, 1 on CPU)")
     p.add_argument("--events", type=int, default=10_000, help="events of the generated sample")
     p.add_argument("--clouds", help="a clouds file to use instead of a generated sample")
     a = p.parse_args()
@@ -122,15 +123,16 @@ def main() -> int:
         torch.set_num_threads(a.threads)
     device = pick_device(a.device)
     steps = a.steps or (40 if device.type == "cuda" else 6)
+    workers = a.loader_threads or (3 if device.type == "cuda" else 1)
     with tempfile.TemporaryDirectory() as tmp:
         clouds = a.clouds or make_clouds(Path(tmp), a.events)
         data = CloudData(clouds, DEFAULT_INPUTS)
     print(f"machine: {describe(('torch', 'numpy'))}; torch threads {torch.get_num_threads()}")
     print(f"device {device}, AMP {'bf16' if a.amp and device.type == 'cuda' else 'off'}, batch {a.batch_size}, "
-          f"{steps} timed steps, up to 128 constituents per collection, {data.n} jets")
+          f"{steps} timed steps, {workers} loader threads, up to 128 constituents per collection, {data.n} jets")
     print(f"{'preset':<18}{'parameters':>11}{'train jets/s':>14}{'data wait':>11}{'infer jets/s':>14}", flush=True)
     for preset in a.presets:
-        r = measure(preset, data, device, a.batch_size, steps, a.warmup, a.amp)
+        r = measure(preset, data, device, a.batch_size, steps, a.warmup, a.amp, workers)
         print(f"{preset:<18}{r['parameters']:>11,}{r['train']:>14,.0f}{100 * r['wait']:>10.1f}%{r['infer']:>14,.0f}",
               flush=True)
     return 0

@@ -59,3 +59,25 @@ def test_write_behind_writes_in_order_and_reraises_a_failed_write():
             behind.submit(fail, 0)
             behind.submit(written.append, 99)  # waits for the failed write first and raises its error
     assert 99 not in written
+
+
+def test_ordered_map_keeps_order_with_several_workers_and_reraises():
+    from gnnjec.streams import ordered_map
+
+    def slow_square(i):
+        time.sleep(0.01 * (5 - i % 5))  # later items finish first
+        return i * i
+
+    assert list(ordered_map(slow_square, range(12), workers=3)) == [i * i for i in range(12)]
+    assert list(ordered_map(slow_square, range(4), workers=1)) == [0, 1, 4, 9]
+
+    def fail_at_3(i):
+        if i == 3:
+            raise ValueError("bad batch")
+        return i
+
+    got = []
+    with pytest.raises(ValueError, match="bad batch"):
+        for x in ordered_map(fail_at_3, range(10), workers=2):
+            got.append(x)
+    assert got == [0, 1, 2]

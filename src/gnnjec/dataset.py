@@ -71,7 +71,8 @@ class CloudStream:
 
     Each epoch visits the row groups in a new random order, packed into windows of about
     ``window_jets`` jets; the jets of a window are shuffled together and the next window is read
-    while this one is used. With ``window_jets`` at least the file's size this is a full shuffle.
+    while this one is used. With ``window_jets`` at least the file's size this is a full shuffle,
+    and the file is read once and kept.
     """
 
     def __init__(self, path: str, inputs: dict[str, list[str]], truth: tuple[str, ...] = ("target",),
@@ -82,6 +83,7 @@ class CloudStream:
         meta = pq.ParquetFile(path).metadata
         self.group_sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
         self.n = sum(self.group_sizes)
+        self._whole: CloudData | None = None  # the file, when it fits in one window
 
     def targets(self) -> np.ndarray:
         return pq.read_table(self.path, columns=["target"]).column("target").to_numpy()
@@ -99,6 +101,10 @@ class CloudStream:
         return windows + [current] if current else windows
 
     def load(self, row_groups: list[int]) -> CloudData:
+        if self.n <= self.window_jets:  # one window holds it all: read it once
+            if self._whole is None:
+                self._whole = CloudData(self.path, self.inputs, self.truth)
+            return self._whole
         return CloudData(self.path, self.inputs, self.truth, row_groups=row_groups)
 
     def epoch(self, rng: np.random.Generator | None = None):

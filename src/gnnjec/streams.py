@@ -87,3 +87,27 @@ class WriteBehind:
                 self.flush()
         finally:
             self._pool.shutdown(wait=True)
+
+
+def ordered_map(function, items: Iterable, workers: int, depth: int | None = None) -> Iterator:
+    """``function(item)`` for each item, computed by ``workers`` threads, yielded in the items' order.
+
+    At most ``depth`` (default ``2 * workers``) results are computed ahead of the consumer, so memory
+    stays bounded. With one worker this is :func:`read_ahead` of the mapped items.
+    """
+    if workers <= 1:
+        yield from read_ahead(map(function, items), depth or 1)
+        return
+    depth = depth or 2 * workers
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ordered-map") as pool:
+        pending: list[Future] = []
+        try:
+            for item in items:
+                pending.append(pool.submit(function, item))
+                if len(pending) > depth:
+                    yield pending.pop(0).result()
+            while pending:
+                yield pending.pop(0).result()
+        finally:
+            for future in pending:
+                future.cancel()
