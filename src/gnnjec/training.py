@@ -187,7 +187,7 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
     net = model if group.size == 1 else torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[dev.index] if dev.type == "cuda" else None)
     if hp["compile"] and dev.type == "cuda":
-        net = torch.compile(net)
+        net = torch.compile(net, dynamic=True)  # padding widths vary from batch to batch
     optimizer = _optimizer(hp, model.parameters())
     scheduler = _scheduler(hp, optimizer)
     loss_fn = _loss_fn(hp["loss"])
