@@ -23,7 +23,7 @@ from . import features as F
 from .errors import InputError, atomic_output
 from .nanoaod import EventChunk, iterate_chunks
 from .kinematics import delta_phi
-from .ragged import local_index, parents_from_counts
+from .ragged import local_index, offsets_from_counts, parents_from_counts
 from .streams import WriteBehind, read_ahead
 
 log = logging.getLogger(__name__)
@@ -101,10 +101,8 @@ def _list_column(fields: dict, counts: np.ndarray) -> pa.ListArray:
     struct = pa.StructArray.from_arrays([pa.array(v) for v in fields.values()],
                                         fields=[pa.field(k, pa.from_numpy_dtype(v.dtype), nullable=False)
                                                 for k, v in fields.items()])
-    offsets = np.zeros(len(counts) + 1, np.int32)
-    np.cumsum(counts, out=offsets[1:])
     item = pa.field("item", struct.type, nullable=False)
-    return pa.ListArray.from_arrays(pa.array(offsets), struct, type=pa.list_(item))
+    return pa.ListArray.from_arrays(pa.array(offsets_from_counts(counts).astype(np.int32)), struct, type=pa.list_(item))
 
 
 def _table(columns: dict) -> pa.Table:

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from . import features as F
 from .convert import read_clouds
 from .errors import InputError
+from .ragged import offsets_from_counts
 from .streams import read_ahead
 
 
@@ -55,7 +56,7 @@ class CloudData:
             flat = {f: np.asarray(ak.flatten(arrays[k][f])) for f in stored[k]}
             features = F.constituent_features(inputs[k], flat, np.repeat(pt_raw, counts))
             values = _stack([features[f] for f in inputs[k]], int(counts.sum()))
-            self.clouds[k] = Ragged(values, np.concatenate([[0], np.cumsum(counts)]))
+            self.clouds[k] = Ragged(values, offsets_from_counts(counts))
         self.truth = {t: np.asarray(arrays[t]) for t in truth}
 
     def batch(self, rows: np.ndarray, max_constituents: int) -> list[np.ndarray]:
