@@ -22,6 +22,7 @@ rule train:
     resources:
         mem_mb=8000,
         runtime=240,
+        gpu=TRAIN_GPUS,
     conda:
         ENV
     shell:
