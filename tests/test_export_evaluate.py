@@ -48,15 +48,6 @@ def test_check_fails_loudly_on_a_wrong_model(tmp_path, trained_model, synthetic_
         export.check_onnx(trained_model[0], str(wrong), synthetic_clouds["val"], n_jets=100)
 
 
-def test_select_best_orders_by_validation_loss(tmp_path):
-    paths = {}
-    for name, loss in (("a", 0.05), ("b", 0.03), ("c", 0.04)):
-        paths[name] = tmp_path / f"{name}.json"
-        paths[name].write_text(json.dumps({"best_val_loss": loss, "parameters": 10, "epochs": [{}], "hparams": {}}))
-    choice = export.select_best({k: str(v) for k, v in paths.items()})
-    assert choice["best"] == "b" and [r["name"] for r in choice["ranking"]] == ["b", "c", "a"]
-
-
 def test_evaluate_and_plot(exported_model, synthetic_clouds, tmp_path):
     pred_path, metrics_path = tmp_path / "pred.parquet", tmp_path / "metrics.json"
     info = evaluate.run_inference(exported_model, synthetic_clouds["test"], str(pred_path), threads=1)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from gnnjec import features, training
+from gnnjec import checkpoint, features, training
 from gnnjec.errors import InputError
 
 
@@ -28,8 +28,8 @@ def test_training_learns_beyond_a_constant(trained_model, synthetic_clouds):
 
 
 def test_checkpoint_carries_standardisation_and_inputs(trained_model):
-    model, checkpoint = training.load_model(trained_model[0])
-    assert checkpoint["inputs"] == features.DEFAULT_INPUTS
+    model, saved = checkpoint.load_model(trained_model[0])
+    assert saved["inputs"] == features.DEFAULT_INPUTS
     centre = model.norm["jet"].center.numpy()
     log_pt_raw = features.DEFAULT_INPUTS["jet"].index("log_pt_raw")
     assert 2.5 < centre[log_pt_raw] < 7  # median log(pt_raw) of jets between 15 GeV and 3 TeV
@@ -133,7 +133,7 @@ def test_two_process_ddp_on_gloo_trains_one_model(synthetic_clouds, tmp_path, lo
     assert history["processes"] == 2 and len(history["epochs"]) == 3
     assert "cpu x 2 processes" in proc.stderr
     assert history["best_val_loss"] < 0.9 * constant_prediction_loss(synthetic_clouds)  # it learned
-    model, _ = training.load_model(str(out / "model.pt"))
+    model, _ = checkpoint.load_model(str(out / "model.pt"))
     assert not any(k.startswith("module.") for k in model.state_dict())
 
 

@@ -70,16 +70,30 @@ def cmd_train(a):
     from .training import train
 
     validate_inputs(a.inputs)
-    summary = train(a.train, a.val, a.model, a.history, a.hparams, a.inputs, a.device, a.threads)
-    log.info("best validation loss %.5f", summary["best_val_loss"])
+    summary = train(a.train, a.val, a.model, a.history, a.hparams, a.inputs, a.device, a.threads,
+                    until_epoch=a.until_epoch, continue_from=a.continue_from, state_path=a.state)
+    log.info("best validation loss %.5f after %d epochs", summary["best_val_loss"], len(summary["epochs"]))
 
 
 def cmd_select(a):
-    from .export import select_best
+    from .search import outcome_table, select_best
 
     choice = select_best(_named_paths(a.histories))
+    if a.table:
+        with atomic_output(a.table) as tmp:
+            Path(tmp).write_text(outcome_table(choice))
     _write_json(a.output, choice)
-    log.info("best grid point: %s", choice["best"])
+    log.info("best point: %s (of %d; %d epochs trained in all)", choice["best"], len(choice["ranking"]),
+             choice["total_epochs"])
+
+
+def cmd_promote(a):
+    from .search import promotion
+
+    decision = promotion(_named_paths(a.histories), a.keep, a.rung)
+    _write_json(a.output, decision)
+    log.info("rung %d: %d of %d points go on: %s", a.rung, len(decision["promoted"]), len(decision["ranking"]),
+             ", ".join(decision["promoted"]))
 
 
 def cmd_export(a):
@@ -160,11 +174,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--inputs", type=_json, required=True, help="feature lists per collection")
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--until-epoch", type=int, default=None,
+                   help="a budget: stop after this many epochs (the schedule still planned for all of them)")
+    s.add_argument("--continue-from", default=None, help="the state a smaller budget of this training ended with")
+    s.add_argument("--state", default=None, help="output: the state this budget ends with (.pt)")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("select", help="choose the grid point with the lowest validation loss")
+    s = sub.add_parser("promote", help="successive halving: the best points of a rung go on to the next")
+    s.add_argument("histories", nargs="+", metavar="NAME=HISTORY")
+    s.add_argument("--keep", type=int, required=True)
+    s.add_argument("--rung", type=int, required=True)
+    s.add_argument("--output", required=True)
+    s.set_defaults(func=cmd_promote)
+
+    s = sub.add_parser("select", help="choose the point with the lowest validation loss")
     s.add_argument("histories", nargs="+", metavar="NAME=HISTORY")
     s.add_argument("--output", required=True)
+    s.add_argument("--table", default=None, help="output: every point's outcome, tab-separated")
     s.set_defaults(func=cmd_select)
 
     s = sub.add_parser("export", help="export the selected model to ONNX and check it against torch")

@@ -10,26 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checkpoint import load_model
 from .dataset import CloudData
 from .errors import CheckFailed, InputError, atomic_output
-from .training import load_model
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
-
-
-def select_best(histories: dict[str, str]) -> dict:
-    """The grid point with the lowest validation loss, with the full ranking."""
-    ranking = []
-    for name, path in histories.items():
-        summary = json.loads(Path(path).read_text())
-        ranking.append({"name": name, "best_val_loss": summary["best_val_loss"], "parameters": summary["parameters"],
-                        "epochs": len(summary["epochs"]), "hparams": summary["hparams"]})
-    if not ranking:
-        raise InputError("config key training.grid: no grid points to choose from; add at least one")
-    ranking.sort(key=lambda r: r["best_val_loss"])
-    return {"best": ranking[0]["name"], "ranking": ranking}
 
 
 def export_onnx(model_path: str, onnx_path: str, trace_batch: int = 7, trace_points: int = 11) -> None:

@@ -5,43 +5,22 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import distributed
+from . import checkpoint, distributed
 from .dataset import CloudData, CloudStream, robust_standardization
 from .errors import CheckFailed, InputError, atomic_output
-from .models import ARCHITECTURE_KEYS, build_model
+from .hparams import complete
+from .models import build_model
 from .streams import ordered_map, read_ahead
 
 log = logging.getLogger(__name__)
 
-DEFAULTS = {
-    "model": "pfn",
-    "dropout": 0.0,
-    "optimizer": "adam",
-    "lr": 2e-3,
-    "weight_decay": 0.0,
-    "batch_size": 512,
-    "epochs": 20,
-    "patience": 5,
-    "lr_patience": 2,
-    "lr_factor": 0.2,
-    "loss": "mae",
-    "max_abs_target": 1.0,
-    "max_constituents": 128,
-    "seed": 1,
-    "amp": False,  # bfloat16 autocast on CUDA (ignored on the CPU)
-    "schedule": "plateau",  # or "cosine": linear warmup over warmup_epochs, then cosine decay
-    "warmup_epochs": 0,
-    "window_jets": 500_000,  # jets in memory at once (a window of row groups, shuffled together)
-    "compile": False,  # torch.compile the network (CUDA only)
-    "loader_threads": 0,  # threads padding batches; 0: 3 on CUDA, 1 on the CPU
-}
 
 PROGRESS_SECONDS = 30.0  # a progress line this often within an epoch (readable in a batch log)
 
@@ -143,39 +122,63 @@ def _scheduler(hp: dict, optimizer):
     raise InputError(f"hyperparameter schedule={hp['schedule']!r} unknown; use 'plateau' or 'cosine'")
 
 
-def _fingerprint(hp: dict, inputs: dict, paths: tuple[str, ...]) -> str:
-    """What a resumable checkpoint must match: the hyperparameters, the inputs and the data files."""
-    files = [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths]
-    return json.dumps({"hparams": hp, "inputs": inputs, "files": files}, sort_keys=True)
+@dataclass
+class Run:
+    """One training in progress: the network and everything that moves it, and where it has got to.
 
-
-def train(train_path: str, val_path: str, model_path: str, history_path: str, hparams: dict,
-          inputs: dict[str, list[str]], device: str = "auto", threads: int | None = None,
-          last_path: str | None = None) -> dict:
-    """Fit one grid point; write the best checkpoint and the per-epoch history (atomically).
-
-    After every epoch the whole training state goes to ``last_path`` (default: ``last.pt`` beside
-    the model). If training is killed, the next call with the same hyperparameters, inputs and data
-    files resumes from it and ends where an uninterrupted run would have ended.
+    Made by :func:`prepare`; advanced one epoch at a time by :func:`run_epoch`; saved and restored
+    whole by :func:`state_of` and :func:`restore`, so that a training can stop after any epoch (a
+    kill, or a budget of successive halving) and go on later exactly as if it had not stopped.
     """
-    hp = {**DEFAULTS, **hparams}
-    known = {*DEFAULTS, *ARCHITECTURE_KEYS}
-    unknown = set(hparams) - known - {"name"}
-    if unknown:
-        raise InputError(f"config key training.grid: unknown hyperparameters {sorted(unknown)}; known: {sorted(known)}")
+
+    hp: dict
+    inputs: dict
+    group: distributed.Group
+    device: torch.device
+    model: torch.nn.Module
+    net: torch.nn.Module  # the model, wrapped by DDP and/or torch.compile where asked
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    loss_fn: torch.nn.Module
+    train_stream: CloudStream
+    val_stream: CloudStream
+    rng: np.random.Generator
+    fingerprint: str
+    n_train: int
+    n_val: int
+    history: list = field(default_factory=list)
+    best: float = math.inf
+    best_state: dict | None = None
+    stale: int = 0  # epochs since the validation loss last improved
+
+    @property
+    def epoch(self) -> int:
+        """Epochs completed."""
+        return len(self.history)
+
+    @property
+    def finished(self) -> bool:
+        """Early-stopped, or all ``epochs`` done: nothing more to train."""
+        return self.stale >= self.hp["patience"] or self.epoch >= self.hp["epochs"]
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+def prepare(train_path: str, val_path: str, hparams: dict, inputs: dict[str, list[str]], device: str = "auto",
+            threads: int | None = None) -> Run:
+    """A training at epoch 0: the network (standardised on the training split), optimiser and schedule."""
+    hp = complete(hparams)
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(hp["seed"])
-    rng = np.random.default_rng(hp["seed"])
     group, dev = distributed.join(pick_device(device))
-    last_path = last_path or str(Path(model_path).with_name("last.pt"))
-
     train_stream = CloudStream(train_path, inputs, window_jets=hp["window_jets"])
     val_stream = CloudStream(val_path, inputs, window_jets=hp["window_jets"])
     n_train, n_val = (int(trainable(s.targets(), hp["max_abs_target"]).sum()) for s in (train_stream, val_stream))
     if n_train < 2 or n_val == 0:
         raise InputError(f"{train_path if n_train < 2 else val_path}: no jets to train on; generate or convert more events")
-
     try:
         model = build_model(hp, inputs)
     except ValueError as err:
@@ -189,109 +192,161 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
     if hp["compile"] and dev.type == "cuda":
         net = torch.compile(net, dynamic=True)  # padding widths vary from batch to batch
     optimizer = _optimizer(hp, model.parameters())
-    scheduler = _scheduler(hp, optimizer)
-    loss_fn = _loss_fn(hp["loss"])
-    n_params = sum(p.numel() for p in model.parameters())
-    log.info("model %s with %d parameters on %s%s; %d training, %d validation jets",
-             hp["model"], n_params, dev, f" x {group.size} processes" if group.size > 1 else "",
-             n_train, n_val)
+    return Run(hp=hp, inputs=inputs, group=group, device=dev, model=model, net=net, optimizer=optimizer,
+               scheduler=_scheduler(hp, optimizer), loss_fn=_loss_fn(hp["loss"]), train_stream=train_stream,
+               val_stream=val_stream, rng=np.random.default_rng(hp["seed"]),
+               fingerprint=checkpoint.fingerprint(hp, inputs, (train_path, val_path)), n_train=n_train, n_val=n_val)
 
-    fingerprint = _fingerprint(hp, inputs, (train_path, val_path))
-    history, best, best_state, stale, first_epoch = [], math.inf, None, 0, 1
-    resumed = _load_last(last_path, fingerprint)
-    if resumed:
-        model.load_state_dict(resumed["model"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        scheduler.load_state_dict(resumed["scheduler"])
-        rng.bit_generator.state = resumed["numpy_rng"]
-        torch.set_rng_state(resumed["torch_rng"])
-        if dev.type == "cuda" and resumed.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all(resumed["cuda_rng"])
-        history, best, best_state, stale = resumed["history"], resumed["best"], resumed["best_state"], resumed["stale"]
-        first_epoch = resumed["epoch"] + 1
-        log.info("resuming from %s after epoch %d", last_path, resumed["epoch"])
 
+def state_of(run: Run) -> dict:
+    """The whole state of ``run``, to save after an epoch (see :mod:`gnnjec.checkpoint`)."""
+    return {
+        "fingerprint": run.fingerprint, "epoch": run.epoch, "finished": run.finished,
+        "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(), "history": run.history, "best": run.best,
+        "best_state": run.best_state, "stale": run.stale, "numpy_rng": run.rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else None,
+    }
+
+
+def restore(run: Run, state: dict) -> None:
+    """Put ``run`` where :func:`state_of` found it."""
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.rng.bit_generator.state = state["numpy_rng"]
+    torch.set_rng_state(state["torch_rng"])
+    if run.device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    run.history, run.best, run.best_state, run.stale = state["history"], state["best"], state["best_state"], state["stale"]
+
+
+def run_epoch(run: Run, board=None) -> dict:
+    """Train one more epoch, validate, step the schedule and early stopping; the epoch's record."""
+    model, hp, dev, group = run.model, run.hp, run.device, run.group
+    epoch = run.epoch + 1
     bs = hp["batch_size"]
-    board = _tensorboard(Path(model_path).with_name("tensorboard")) if group.main else None
-    batches_per_epoch = max(n_train // (bs * group.size), 1)
+    batches_per_epoch = max(run.n_train // (bs * group.size), 1)
     amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bool(hp["amp"]) and dev.type == "cuda")
-    for epoch in range(first_epoch, hp["epochs"] + 1):
-        model.train()
-        start = time.perf_counter()
-        total = torch.zeros((), device=dev)
-        n_batches, wait, last_report = 0, 0.0, start
-        # windows of the file are read, and batches padded (and copied to the device), in background
-        # threads: the next window, and two batches ahead
-        batches = read_ahead(_epoch_batches(train_stream, rng, group, hp, dev), 2)
-        while True:
-            tick = time.perf_counter()
-            batch = next(batches, None)
-            wait += time.perf_counter() - tick
-            if batch is None:
-                break
-            *args, target = batch
-            with amp:
-                loss = loss_fn(net(*args).float(), target)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach()
-            n_batches += 1
-            if time.perf_counter() - last_report > PROGRESS_SECONDS:
-                last_report = time.perf_counter()
-                log.info("epoch %d: %d/~%d batches, %.0f jets/s", epoch, n_batches, batches_per_epoch,
-                         group.size * n_batches * bs / (last_report - start))
-        seconds = time.perf_counter() - start
-        val_loss = group.mean(evaluate_loss(model, val_stream, hp, dev, loss_fn), dev)
-        if hp["schedule"] == "plateau":
-            scheduler.step(val_loss)
-        else:
-            scheduler.step()
-        record = {
-            "epoch": epoch,
-            "train_loss": group.mean(total.item() / n_batches, dev),
-            "val_loss": val_loss,
-            "lr": optimizer.param_groups[0]["lr"],
-            "seconds": seconds,
-            "jets_per_second": group.size * n_batches * bs / seconds,
-            "data_wait_share": wait / seconds,
-        }
-        history.append(record)
-        if board is not None:
-            for key in ("train_loss", "val_loss", "lr", "jets_per_second", "data_wait_share"):
-                board.add_scalar(key, record[key], epoch)
-            board.flush()
-        log.info("epoch %d: train %.5f  val %.5f  lr %.1e  %.0f jets/s (%.0f%% waiting for data)", epoch,
-                 record["train_loss"], val_loss, record["lr"], record["jets_per_second"], 100 * record["data_wait_share"])
-        if val_loss < best:
-            best, best_state, stale = val_loss, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, 0
-        else:
-            stale += 1
-        finished = stale >= hp["patience"] or epoch == hp["epochs"]
-        if stale >= hp["patience"]:
-            log.info("early stop after epoch %d (no improvement for %d epochs)", epoch, stale)
-        if group.main:
-            _save_last(last_path, {
-                "fingerprint": fingerprint, "epoch": epoch, "finished": finished, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "history": history,
-                "best": best, "best_state": best_state, "stale": stale, "numpy_rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if dev.type == "cuda" else None,
-            })
-        if finished:
+    model.train()
+    start = time.perf_counter()
+    total = torch.zeros((), device=dev)
+    n_batches, wait, last_report = 0, 0.0, start
+    # windows of the file are read, and batches padded (and copied to the device), in background
+    # threads: the next window, and two batches ahead
+    batches = read_ahead(_epoch_batches(run.train_stream, run.rng, group, hp, dev), 2)
+    while True:
+        tick = time.perf_counter()
+        batch = next(batches, None)
+        wait += time.perf_counter() - tick
+        if batch is None:
             break
+        *args, target = batch
+        with amp:
+            loss = run.loss_fn(run.net(*args).float(), target)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        total += loss.detach()
+        n_batches += 1
+        if time.perf_counter() - last_report > PROGRESS_SECONDS:
+            last_report = time.perf_counter()
+            log.info("epoch %d: %d/~%d batches, %.0f jets/s", epoch, n_batches, batches_per_epoch,
+                     group.size * n_batches * bs / (last_report - start))
+    seconds = time.perf_counter() - start
+    val_loss = group.mean(evaluate_loss(model, run.val_stream, hp, dev, run.loss_fn), dev)
+    if hp["schedule"] == "plateau":
+        run.scheduler.step(val_loss)
+    else:
+        run.scheduler.step()
+    record = {
+        "epoch": epoch,
+        "train_loss": group.mean(total.item() / n_batches, dev),
+        "val_loss": val_loss,
+        "lr": run.optimizer.param_groups[0]["lr"],
+        "seconds": seconds,
+        "jets_per_second": group.size * n_batches * bs / seconds,
+        "data_wait_share": wait / seconds,
+    }
+    run.history.append(record)
+    if board is not None:
+        for key in ("train_loss", "val_loss", "lr", "jets_per_second", "data_wait_share"):
+            board.add_scalar(key, record[key], epoch)
+        board.flush()
+    log.info("epoch %d: train %.5f  val %.5f  lr %.1e  %.0f jets/s (%.0f%% waiting for data)", epoch,
+             record["train_loss"], val_loss, record["lr"], record["jets_per_second"], 100 * record["data_wait_share"])
+    if val_loss < run.best:
+        run.best, run.stale = val_loss, 0
+        run.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    else:
+        run.stale += 1
+    if run.stale >= hp["patience"]:
+        log.info("early stop after epoch %d (no improvement for %d epochs)", epoch, run.stale)
+    return record
 
-    if best_state is None:
-        raise CheckFailed(f"{model_path}: training diverged (validation loss {history[-1]['val_loss']}); lower training lr")
-    summary = {"hparams": hp, "inputs": inputs, "parameters": n_params, "device": str(dev),
-               "best_val_loss": best, "resumed_after_epoch": resumed["epoch"] if resumed else None, "epochs": history}
+
+def fit(run: Run, until_epoch: int, last_path: str | None = None, board=None) -> None:
+    """Train until ``until_epoch`` epochs are done, or the training finishes (early stop or ``epochs``);
+    after every epoch the whole state goes to ``last_path`` (main process only)."""
+    while run.epoch < until_epoch and not run.finished:
+        run_epoch(run, board)
+        if last_path and run.group.main:
+            checkpoint.save(last_path, state_of(run))
+
+
+def train(train_path: str, val_path: str, model_path: str, history_path: str, hparams: dict,
+          inputs: dict[str, list[str]], device: str = "auto", threads: int | None = None,
+          last_path: str | None = None, *, until_epoch: int | None = None, continue_from: str | None = None,
+          state_path: str | None = None) -> dict:
+    """Fit one hyperparameter point; write the best checkpoint and the per-epoch history (atomically).
+
+    After every epoch the whole training state goes to ``last_path`` (default: ``last.pt`` beside
+    the model). If training is killed, the next call with the same hyperparameters, inputs and data
+    files resumes from it and ends where an uninterrupted run would have ended.
+
+    A budget (successive halving): ``until_epoch`` stops after that many epochs, the schedule still
+    planned for ``epochs``; ``continue_from`` is the state a smaller budget of the same training
+    ended with (it must exist and match), and ``state_path`` receives the state this call ends with.
+    Continuing budget after budget gives exactly the training that runs straight through.
+    """
+    run = prepare(train_path, val_path, hparams, inputs, device, threads)
+    hp, group = run.hp, run.group
+    last_path = last_path or str(Path(model_path).with_name("last.pt"))
+    log.info("model %s with %d parameters on %s%s; %d training, %d validation jets", hp["model"], run.n_params,
+             run.device, f" x {group.size} processes" if group.size > 1 else "", run.n_train, run.n_val)
+
+    # where to start: this call's own state if killed before (a budget continues even a finished one),
+    # else the state of the smaller budget, else epoch 0
+    resumed = checkpoint.load_state(last_path, run.fingerprint, finished_ok=until_epoch is not None)
+    started_from = None
+    if continue_from and resumed is None:
+        resumed = checkpoint.load_continuation(continue_from, run.fingerprint)
+        started_from = continue_from
+    if resumed:
+        restore(run, resumed)
+        log.info("continuing from %s after epoch %d", started_from or last_path, resumed["epoch"])
+
+    board = _tensorboard(Path(model_path).with_name("tensorboard")) if group.main else None
+    first = run.epoch
+    fit(run, until_epoch or hp["epochs"], last_path, board)
+    if group.main and run.epoch == first:  # nothing left to train: the state still goes where it is expected
+        checkpoint.save(last_path, state_of(run))
+
+    if run.best_state is None:
+        raise CheckFailed(f"{model_path}: training diverged (validation loss {run.history[-1]['val_loss']}); lower training lr")
+    summary = {"hparams": hp, "inputs": inputs, "parameters": run.n_params, "device": str(run.device),
+               "best_val_loss": run.best, "resumed_after_epoch": resumed["epoch"] if resumed else None,
+               "epochs": run.history, "trained_epochs": run.epoch - first, "finished": run.finished,
+               "processes": group.size}
     if board is not None:
         board.close()
-    summary["processes"] = group.size
-    checkpoint = {"hparams": hp, "inputs": inputs, "state_dict": best_state, "best_val_loss": best}
     if group.main:
-        with atomic_output(model_path) as tmp:
-            torch.save(checkpoint, tmp)
+        checkpoint.save(model_path, {"hparams": hp, "inputs": inputs, "state_dict": run.best_state,
+                                     "best_val_loss": run.best})
+        if state_path:  # the budget's end state, declared as an output: it replaces the per-epoch file
+            checkpoint.save(state_path, state_of(run))
+            Path(last_path).unlink(missing_ok=True)
         with atomic_output(history_path) as tmp:
             Path(tmp).write_text(json.dumps(summary, indent=1))
     group.barrier()
@@ -313,34 +368,3 @@ def _tensorboard(folder: Path):
     from tensorboardX import SummaryWriter
 
     return SummaryWriter(str(folder), flush_secs=30)
-
-
-def _save_last(path: str, state: dict) -> None:
-    with atomic_output(path) as tmp:
-        torch.save(state, tmp)
-
-
-def _load_last(path: str, fingerprint: str) -> dict | None:
-    """The state saved by an earlier, unfinished run of the same training, or None."""
-    if not os.path.exists(path):
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # a checkpoint cut short: start afresh
-        log.warning("%s: unreadable (%s); training from the start", path, err)
-        return None
-    if state.get("fingerprint") != fingerprint:
-        log.info("%s: from other hyperparameters or data; training from the start", path)
-        return None
-    if state["finished"]:
-        log.info("%s: that training finished; training again from the start", path)
-        return None
-    return state
-
-
-def load_model(model_path: str):
-    """Rebuild a trained network from its checkpoint, in evaluation mode on the CPU."""
-    checkpoint = torch.load(model_path, map_location="cpu", weights_only=False)
-    model = build_model(checkpoint["hparams"], checkpoint["inputs"])
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.eval(), checkpoint

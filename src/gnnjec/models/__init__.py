@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..hparams import ARCHITECTURE_KEYS
 from .particlenet import ParticleNet
 from .pfn import PFN
 
@@ -23,7 +24,6 @@ PRESETS = {
     "particlenet-lite": {"architecture": "particlenet", "k": 16, "coordinates": ["deta", "dphi"],
                          "edge_channels": [[16, 16], [32, 32], [48, 48]], "head_sizes": [64, 32, 16]},
 }
-ARCHITECTURE_KEYS = ("phi_sizes", "head_sizes", "edge_channels", "k", "coordinates")
 
 
 def architecture(hparams: dict) -> dict:

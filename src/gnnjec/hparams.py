@@ -1,0 +1,46 @@
+"""Hyperparameters of a training: every name and its default, in one place (no torch needed to read them).
+
+The configuration's ``training.defaults``, ``training.grid`` and ``training.random.space`` use
+these names (the schema, ``workflow/schemas/config.schema.yaml``, gives each one's type and range);
+the architecture's sizes come from the model presets (:data:`gnnjec.models.PRESETS`) unless a point
+gives them (:data:`ARCHITECTURE_KEYS`).
+"""
+
+from __future__ import annotations
+
+from .errors import InputError
+
+DEFAULTS = {
+    "model": "pfn",
+    "dropout": 0.0,
+    "optimizer": "adam",
+    "lr": 2e-3,
+    "weight_decay": 0.0,
+    "batch_size": 512,
+    "epochs": 20,
+    "patience": 5,
+    "lr_patience": 2,
+    "lr_factor": 0.2,
+    "loss": "mae",
+    "max_abs_target": 1.0,
+    "max_constituents": 128,
+    "seed": 1,
+    "amp": False,  # bfloat16 autocast on CUDA (ignored on the CPU)
+    "schedule": "plateau",  # or "cosine": linear warmup over warmup_epochs, then cosine decay
+    "warmup_epochs": 0,
+    "window_jets": 500_000,  # jets in memory at once (a window of row groups, shuffled together)
+    "compile": False,  # torch.compile the network (CUDA only)
+    "loader_threads": 0,  # threads padding batches; 0: 3 on CUDA, 1 on the CPU
+}
+
+ARCHITECTURE_KEYS = ("phi_sizes", "head_sizes", "edge_channels", "k", "coordinates")
+"""Sizes that replace the preset's when a point gives them."""
+
+
+def complete(hparams: dict) -> dict:
+    """``hparams`` over :data:`DEFAULTS`; unknown names are refused naming the config key."""
+    known = {*DEFAULTS, *ARCHITECTURE_KEYS}
+    unknown = set(hparams) - known - {"name"}
+    if unknown:
+        raise InputError(f"config key training.grid: unknown hyperparameters {sorted(unknown)}; known: {sorted(known)}")
+    return {**DEFAULTS, **hparams}

@@ -1,0 +1,163 @@
+"""Hyperparameter search: which points to train, and for how long.
+
+* :func:`grid` expands ``training.grid`` (every combination of its lists);
+* :func:`random_points` draws ``training.random.points`` from a search space, seeded;
+* :func:`halving_plan` and :func:`promote` are synchronous successive halving: every point trains
+  a small budget of epochs, the best 1/eta by validation loss go on to eta times the budget
+  (continuing their own training, never starting it again), and so on until ``epochs``.
+
+A point's name is ``<model>-<hash of its hyperparameters>``: the same hyperparameters always give
+the same name (so the same outputs), and the name is safe in paths and shell commands whatever the
+values are. This module needs no torch: the Snakefile imports it to plan the DAG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+
+import numpy as np
+
+def canonical(value) -> str:
+    """Canonical JSON (sorted keys): equal values give equal strings."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def point_name(hp: dict) -> str:
+    """``<model>-<8 hex digits of the hyperparameters' hash>``; the model is one of the known presets."""
+    return f"{hp['model']}-{hashlib.sha1(canonical(hp).encode()).hexdigest()[:8]}"
+
+
+def grid(defaults: dict, lists: dict | None) -> dict[str, dict]:
+    """Every combination of ``lists`` over ``defaults``, by name.
+
+    Adding a value to a list adds points without renaming (and so retraining) the existing ones.
+    """
+    lists = lists or {}
+    keys = sorted(lists)
+    points = {}
+    for values in itertools.product(*(lists[k] for k in keys)):
+        hp = {**defaults, **dict(zip(keys, values))}
+        points[point_name(hp)] = hp
+    return points
+
+
+def _round(x: float, digits: int = 3) -> float:
+    """``x`` to ``digits`` significant digits (readable tables; equal draws give equal names)."""
+    return float(f"{x:.{digits}g}")
+
+
+def draw(spec: dict, rng: np.random.Generator):
+    """One value from a search-space entry (see the schema: choice, uniform, log_uniform, int_uniform, layers)."""
+    if "layers" in spec:  # that many layers, all of one size chosen from units (as the Kubeflow search did)
+        lo, hi = spec["layers"]
+        units = spec["units"]
+        size = int(units[int(rng.integers(len(units)))])
+        return [size] * int(rng.integers(lo, hi + 1))
+    ((kind, arg),) = spec.items()
+    if kind == "choice":
+        return arg[int(rng.integers(len(arg)))]
+    lo, hi = arg
+    if kind == "uniform":
+        return _round(rng.uniform(lo, hi))
+    if kind == "log_uniform":
+        return _round(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    return int(rng.integers(lo, hi + 1))  # int_uniform
+
+
+def random_points(defaults: dict, space: dict, n: int, seed: int = 0) -> dict[str, dict]:
+    """``n`` distinct points drawn from ``space`` over ``defaults`` (fewer if the space has fewer).
+
+    The same space, ``n`` and seed give the same points; a larger ``n`` keeps the first ones.
+    """
+    rng = np.random.default_rng(seed)
+    points: dict[str, dict] = {}
+    for _ in range(50 * n):
+        if len(points) == n:
+            break
+        hp = {**defaults, **{key: draw(space[key], rng) for key in sorted(space)}}
+        points.setdefault(point_name(hp), hp)
+    return points
+
+
+def halving_plan(n_points: int, epochs: int, eta: int = 3, min_epochs: int = 1) -> list[dict]:
+    """The rungs of synchronous successive halving: per rung the epoch budget (epochs done by its
+    end, counted from the start of the training) and how many points train in it.
+
+    Budgets grow by ``eta`` from about ``min_epochs`` up to ``epochs``; each rung keeps the best
+    ``1/eta`` of the previous one (at least one point).
+    """
+    rungs = max(0, math.floor(math.log(epochs / min_epochs, eta) + 1e-9)) if epochs > min_epochs else 0
+    plan, n = [], n_points
+    for r in range(rungs + 1):
+        budget = max(1, round(epochs / eta ** (rungs - r)))
+        if plan and budget <= plan[-1]["epochs"]:
+            budget = plan[-1]["epochs"] + 1
+        plan.append({"rung": r, "epochs": min(budget, epochs), "points": n})
+        n = max(1, n // eta)
+    return plan
+
+
+def rank(results: dict[str, dict]) -> list[str]:
+    """Point names by best validation loss so far (ties by name, so the order is reproducible)."""
+    return sorted(results, key=lambda name: (results[name]["best_val_loss"], name))
+
+
+def promote(results: dict[str, dict], keep: int) -> list[str]:
+    """The ``keep`` best points of a rung (``results``: name -> its training summary)."""
+    return rank(results)[:keep]
+
+
+def summaries(histories: dict[str, str]) -> dict[str, dict]:
+    """Each point's training summary (the train stage's history.json), read; a missing or unreadable
+    one is refused naming the file."""
+    from pathlib import Path
+
+    from .errors import InputError
+
+    out = {}
+    for name, path in histories.items():
+        try:
+            out[name] = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise InputError(f"{path}: not a training history ({err}); rerun the training of point {name}") from None
+    return out
+
+
+def promotion(histories: dict[str, str], keep: int, rung: int) -> dict:
+    """The decision after a rung: every entrant's result, and the ``keep`` best that go on."""
+    results = summaries(histories)
+    order = rank(results)
+    return {"rung": rung, "keep": keep, "promoted": order[:keep],
+            "ranking": [{"name": n, "best_val_loss": results[n]["best_val_loss"], "epochs": len(results[n]["epochs"]),
+                         "finished": results[n].get("finished", True)} for n in order]}
+
+
+def select_best(histories: dict[str, str]) -> dict:
+    """The point with the lowest validation loss, with every point's outcome, best first."""
+    from .errors import InputError
+
+    if not histories:
+        raise InputError("config key training.grid: no points to choose from; add at least one")
+    results = summaries(histories)
+    ranking = [{"name": n, "best_val_loss": results[n]["best_val_loss"], "parameters": results[n]["parameters"],
+                "epochs": len(results[n]["epochs"]), "hparams": results[n]["hparams"],
+                "history": histories[n]} for n in rank(results)]
+    return {"best": ranking[0]["name"], "ranking": ranking,
+            "total_epochs": sum(r["epochs"] for r in ranking)}
+
+
+def outcome_table(choice: dict) -> str:
+    """One line per point (best first): name, validation loss, epochs trained, parameters, and the
+    hyperparameters that differ between points; tab-separated, with a header."""
+    ranking = choice["ranking"]
+    varied = sorted({k for r in ranking for k in r["hparams"]
+                     if len({canonical(s["hparams"].get(k)) for s in ranking}) > 1})
+    lines = ["\t".join(["rank", "point", "best_val_loss", "epochs", "parameters", *varied])]
+    for i, r in enumerate(ranking, 1):
+        values = [canonical(r["hparams"].get(k)) for k in varied]
+        lines.append("\t".join([str(i), r["name"], f"{r['best_val_loss']:.6f}", str(r["epochs"]), str(r["parameters"]),
+                                *values]))
+    return "\n".join(lines) + "\n"
