@@ -1,11 +1,12 @@
 """Sample files and grid points as the Snakefile sees them."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from gnnjec.errors import InputError
-from gnnjec.workflow import grid_points, sample_files
+from gnnjec.workflow import sample_files, training_points
 
 REPO = Path(__file__).resolve().parents[1]
 REPO_SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -30,9 +31,9 @@ def test_a_glob_matching_nothing_names_the_config_key(tmp_path):
 
 def test_grid_point_names_are_stable_when_the_grid_grows():
     training = {"defaults": {"model": "pfn", "lr": 0.001, "epochs": 3}, "grid": {"lr": [0.001, 0.01]}}
-    before = grid_points(training)
+    before = training_points(training)
     training["grid"]["lr"].append(0.1)
-    after = grid_points(training)
+    after = training_points(training)
     assert len(before) == 2 and len(after) == 3
     assert set(before) < set(after)
     assert all(name.startswith("pfn-") for name in after)
@@ -40,7 +41,7 @@ def test_grid_point_names_are_stable_when_the_grid_grows():
 
 
 def test_no_grid_means_one_point():
-    points = grid_points({"defaults": {"model": "pfn", "lr": 0.002}})
+    points = training_points({"defaults": {"model": "pfn", "lr": 0.002}})
     assert list(points.values()) == [{"model": "pfn", "lr": 0.002}]
 
 
@@ -56,3 +57,66 @@ def test_config_errors_name_the_nested_key():
     config["training"]["defaults"]["lr"] = 0.001
     config["samples"]["demo"]["synthetic"]["files"] = 0
     assert "config key samples.demo" in config_error(config, REPO_SCHEMA)
+
+
+def _demo():
+    import yaml
+
+    return yaml.safe_load(open(REPO / "config" / "config.yaml"))
+
+
+@pytest.mark.parametrize("grid, words", [
+    ({"lr": [-0.002]}, "config key training.grid.lr.0: -0.002 is less than or equal to the minimum of 0"),
+    ({"epochs": ["ten"]}, "config key training.grid.epochs.0: 'ten' is not of type 'integer'"),
+    ({"batch_size": [1]}, "config key training.grid.batch_size.0: 1 is less than the minimum of 2"),
+    ({"model": ["pfn; rm -rf ~"]}, "config key training.grid.model.0: 'pfn; rm -rf ~' is not one of"),
+    ({"learning_rate": [0.1]}, "config key training.grid: Additional properties are not allowed ('learning_rate'"),
+    ({"lr": []}, "config key training.grid.lr: [] should be non-empty"),
+])
+def test_the_grid_is_checked_like_the_defaults(grid, words):
+    from gnnjec.workflow import config_error
+
+    config = _demo()
+    config["training"]["grid"] = grid
+    assert config_error(config, REPO_SCHEMA).startswith(words)
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda c: c["split"].update(train=0.8, val=0.2), "config key split: train + val = 1 leaves no test jets"),
+    (lambda c: c["evaluation"].update(pt_min=500, pt_max=100), "config key evaluation.pt_min: 500 is not below pt_max"),
+    (lambda c: c["evaluation"].update(eta_bins=[[2.5, 5.0], [0.0, 2.5]]), "config key evaluation.eta_bins.1: [0.0, 2.5]"),
+    (lambda c: c["evaluation"].update(eta_bins=[[1.3, 0.0]]), "config key evaluation.eta_bins.0: [1.3, 0.0] must have lo < hi"),
+    (lambda c: c["training"].update(random={"points": 3, "space": {"lr": {"uniform": [0.1, 0.01]}}}),
+     "config key training: both grid and random are given; keep one (random draws its points instead of the grid)"),
+    (lambda c: (c["training"].pop("grid"), c["training"].update(random={"points": 3, "space": {"lr": {"uniform": [0.1, 0.01]}}})),
+     "config key training.random.space.lr: the range [0.1, 0.01] is reversed"),
+    (lambda c: (c["training"].pop("grid"), c["training"].update(random={"points": 3, "space": {"lr": {"uniform": [0, 0.1]}}})),
+     "config key training.random.space.lr.uniform.0: 0 is less than or equal to the minimum of 0"),  # as lr
+    (lambda c: c["training"].update(halving={"eta": 3}, grid={"epochs": [4, 8]}),
+     "config key training.halving: successive halving gives every point the same budget"),
+    (lambda c: c["training"].update(halving={"min_epochs": 50}), "config key training.halving.min_epochs: 50 is more than"),
+])
+def test_what_a_schema_cannot_say_is_checked_too(change, words):
+    from gnnjec.workflow import config_error
+
+    config = _demo()
+    change(config)
+    assert config_error(config, REPO_SCHEMA).startswith(words)
+
+
+def test_a_configuration_of_only_samples_takes_the_defaults():
+    from gnnjec import convert, features, hparams
+    from gnnjec.workflow import config_error
+
+    config = {"samples": {"qcd": {"files": ["/data/*.root"]}}}
+    assert config_error(config, REPO_SCHEMA) is None
+    assert config["selection"] == dataclasses.asdict(convert.Selection())
+    assert {k: config["split"][k] for k in ("train", "val", "seed")} == dataclasses.asdict(convert.Split())
+    assert config["features"] == features.DEFAULT_INPUTS
+    assert config["training"]["defaults"] == {"model": "pfn"} and "halving" not in config["training"]
+    assert config["evaluation"]["eta_bins"] == [[0.0, 2.5], [2.5, 5.0]] and config["evaluation"]["n_pt_bins"] == 19
+    # the schema names exactly the hyperparameters the trainer knows
+    import yaml
+
+    schema = yaml.safe_load(REPO_SCHEMA.read_text())
+    assert set(schema["definitions"]["hparams"]["properties"]) == {*hparams.DEFAULTS, *hparams.ARCHITECTURE_KEYS}

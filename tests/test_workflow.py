@@ -113,3 +113,50 @@ def test_unknown_feature_is_refused_naming_the_key(tmp_path):
     proc = snakemake(tmp_path, "--dry-run")
     assert proc.returncode != 0
     assert "features.jet: unknown feature 'jet_charge'" in proc.stdout + proc.stderr
+
+
+def test_a_users_configfile_replaces_the_demo(tmp_path, cms_file):
+    """`--configfile mine.yaml` runs on the user's files alone: the demo's samples do not join them,
+    and what the user leaves out takes the schema's defaults."""
+    write_config(tmp_path, TINY)  # the demo configuration sits where the workflow looks for it
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump({"samples": {"real": {"files": [cms_file("pfnano.root")]}},
+                                    "dataset_label": "PFNano test file"}))
+    jobs = planned_jobs(snakemake(tmp_path, "--configfile", str(mine), "--dry-run"))
+    assert jobs["convert"] == 1 and "synthetic_pfnano" not in jobs and "synthetic_jec" not in jobs
+    assert jobs["train"] == 1  # no grid given: the defaults are the one point
+    # and without --configfile, the demo configuration is the one used
+    jobs = planned_jobs(snakemake(tmp_path, "--dry-run"))
+    assert jobs["synthetic_pfnano"] == 2 and jobs["train"] == 2
+
+
+HALVING = yaml.safe_load(yaml.safe_dump(TINY))
+HALVING["training"]["defaults"].update(epochs=4, patience=10)
+del HALVING["training"]["grid"]
+HALVING["training"]["random"] = {"points": 4, "seed": 0,
+                                 "space": {"lr": {"log_uniform": [1e-4, 1e-2]}, "dropout": {"choice": [0.0, 0.1]}}}
+HALVING["training"]["halving"] = {"eta": 2}
+
+
+def test_successive_halving_continues_the_best_points_and_selects_among_all(tmp_path):
+    import json
+
+    write_config(tmp_path, HALVING)
+    proc = snakemake(tmp_path)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    training = tmp_path / "results" / "training"
+    rungs = [json.loads((training / f"rung{r}.json").read_text()) for r in (0, 1)]
+    assert len(rungs[0]["ranking"]) == 4 and len(rungs[0]["promoted"]) == 2 and len(rungs[1]["promoted"]) == 1
+    assert set(rungs[1]["promoted"]) <= set(rungs[0]["promoted"])
+    best = json.loads((training / "best.json").read_text())
+    assert best["best"] == rungs[1]["promoted"][0]
+    # budgets 1, 2, 4 epochs: 4 + 2 + 2 epochs trained, where the grid would train 16
+    assert sorted(r["epochs"] for r in best["ranking"]) == [1, 1, 2, 4] and best["total_epochs"] == 8
+    winner = training / best["best"]
+    first = json.loads((winner / "rung0" / "history.json").read_text())["epochs"][0]
+    last = json.loads((winner / "rung2" / "history.json").read_text())
+    assert last["epochs"][0] == first and last["trained_epochs"] == 2  # continued, never retrained
+    table = (training / "points.tsv").read_text().splitlines()
+    assert len(table) == 5 and table[1].split("\t")[1] == best["best"]
+    assert json.loads((tmp_path / "results" / "export" / "onnx_check.json").read_text())["model"] == best["best"]
+    assert planned_jobs(snakemake(tmp_path, "--dry-run")) == {}

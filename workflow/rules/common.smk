@@ -1,21 +1,21 @@
 # Shared by all rules: config validation, the package on the path, the sample files and the grid.
 
+import json
 import sys
 from pathlib import Path
-
-from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
 
 from gnnjec.errors import InputError
-from gnnjec.workflow import config_error, grid_points, is_url, json_arg, sample_files
 from gnnjec.features import validate_inputs
+from gnnjec.hparams import DEFAULTS as HP_DEFAULTS
+from gnnjec.search import halving_plan
+from gnnjec.workflow import config_error, is_url, json_arg, sample_files, training_points
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
-problem = config_error(config, SCHEMA)
+problem = config_error(config, SCHEMA)  # also fills in the schema's defaults
 if problem:
     raise WorkflowError(problem)
-validate(config, str(SCHEMA))  # fills in the schema's defaults
 
 # Run this checkout's package with the interpreter on PATH (the project's environment).
 PYTHONPATH = f"PYTHONPATH={Path(workflow.basedir).parent / 'src'}${{PYTHONPATH:+:$PYTHONPATH}}"
@@ -31,7 +31,7 @@ ENV = "../../envs/gnnjec.yaml"
 
 try:
     SAMPLE_FILES = sample_files(config)
-    POINTS = grid_points(config["training"])
+    POINTS = training_points(config["training"])
     validate_inputs(config["features"])
 except InputError as err:
     raise WorkflowError(str(err)) from None

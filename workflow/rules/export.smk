@@ -3,14 +3,14 @@
 
 rule export_onnx:
     input:
-        selection=rules.select_model.output[0],
-        models=expand("results/training/{point}/model.pt", point=POINTS),
+        selection=rules.select_model.output.best,
+        models=lambda w: list(trained("model.pt").values()),
         clouds=SPLIT_FILES["val"],
     output:
         onnx="results/export/model.onnx",
         check="results/export/onnx_check.json",
     params:
-        models=lambda w, input: [f"{p}={m}" for p, m in zip(POINTS, input.models)],
+        models=lambda w: [f"{p}={m}" for p, m in trained("model.pt").items()],
         jets=config["export"]["check_jets"],
         tolerance=config["export"]["tolerance"],
     log:

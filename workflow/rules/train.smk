@@ -1,4 +1,24 @@
-# Train: one job per hyperparameter grid point, then the selection on validation loss.
+# Train: the points of training.grid (or training.random), each one job; either every point to the
+# end, or synchronous successive halving (training.halving): rungs of growing epoch budgets, the best
+# 1/eta of each rung continuing their own training in the next. Then one selection on validation loss.
+
+HALVING = config["training"].get("halving")
+# one rung of the full budget when not halving: every point trains to the end
+PLAN = (halving_plan(len(POINTS), config["training"]["defaults"].get("epochs", HP_DEFAULTS["epochs"]),
+                     HALVING["eta"], HALVING["min_epochs"]) if HALVING else [])
+LAST_RUNG = len(PLAN) - 1
+POINT_PATTERN = r"(pfn|pfn-lite|particlenet|particlenet-lite)-[0-9a-f]{8}"
+
+TRAIN_PARAMS = dict(
+    hparams=lambda w: json_arg(POINTS[w.point]),
+    inputs=json_arg(config["features"]),
+    device=config["training"]["device"],
+)
+TRAIN_SHELL = (
+    "{GNNJEC_TRAIN} train --train {input.train} --val {input.val} --model {output.model}"
+    " --history {output.history} --hparams {params.hparams:q} --inputs {params.inputs:q}"
+    " --device {params.device} --threads {threads}"
+)
 
 
 rule train:
@@ -9,11 +29,9 @@ rule train:
         model="results/training/{point}/model.pt",
         history="results/training/{point}/history.json",
     wildcard_constraints:
-        point="|".join(POINTS),
+        point=POINT_PATTERN,
     params:
-        hparams=lambda w: json_arg(POINTS[w.point]),
-        inputs=json_arg(config["features"]),
-        device=config["training"]["device"],
+        **TRAIN_PARAMS,
     threads: config["training"]["threads"]
     log:
         "results/logs/train/{point}.log",
@@ -26,18 +44,100 @@ rule train:
     conda:
         ENV
     shell:
-        "{GNNJEC_TRAIN} train --train {input.train} --val {input.val} --model {output.model}"
-        " --history {output.history} --hparams {params.hparams:q} --inputs {params.inputs:q}"
-        " --device {params.device} --threads {threads} > {log} 2>&1"
+        TRAIN_SHELL + " > {log} 2>&1"
+
+
+def rung_entrants(rung):
+    """The points that train in ``rung``: all of them in rung 0, then those the previous rung promoted."""
+    if rung == 0:
+        return list(POINTS)
+    with checkpoints.promote.get(rung=rung - 1).output[0].open() as f:
+        return json.load(f)["promoted"]
+
+
+def rung_previous(wildcards):
+    rung = int(wildcards.rung)
+    if rung == 0:
+        return []
+    return {
+        "state": f"results/training/{wildcards.point}/rung{rung - 1}/state.pt",
+        "promotion": f"results/training/rung{rung - 1}.json",
+    }
+
+
+rule train_rung:
+    input:
+        unpack(rung_previous),
+        train=SPLIT_FILES["train"],
+        val=SPLIT_FILES["val"],
+    output:
+        model="results/training/{point}/rung{rung}/model.pt",
+        history="results/training/{point}/rung{rung}/history.json",
+        state="results/training/{point}/rung{rung}/state.pt",
+    wildcard_constraints:
+        point=POINT_PATTERN,
+        rung=r"\d+",
+    params:
+        **TRAIN_PARAMS,
+        until=lambda w: PLAN[int(w.rung)]["epochs"],
+        start=lambda w, input: f"--continue-from {input.state}" if int(w.rung) > 0 else "",
+    threads: config["training"]["threads"]
+    log:
+        "results/logs/train/{point}/rung{rung}.log",
+    benchmark:
+        "results/benchmarks/train/{point}/rung{rung}.tsv"
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=TRAIN_GPUS,
+    conda:
+        ENV
+    shell:
+        TRAIN_SHELL + " --until-epoch {params.until} --state {output.state} {params.start} > {log} 2>&1"
+
+
+checkpoint promote:
+    input:
+        lambda w: expand("results/training/{point}/rung{rung}/history.json", point=rung_entrants(int(w.rung)),
+                         rung=w.rung),
+    output:
+        "results/training/rung{rung}.json",
+    wildcard_constraints:
+        rung=r"\d+",
+    params:
+        histories=lambda w, input: [f"{p}={h}" for p, h in zip(rung_entrants(int(w.rung)), input)],
+        keep=lambda w: PLAN[int(w.rung) + 1]["points"],
+    log:
+        "results/logs/promote/rung{rung}.log",
+    benchmark:
+        "results/benchmarks/promote/rung{rung}.tsv"
+    conda:
+        ENV
+    shell:
+        "{GNNJEC} promote {params.histories} --keep {params.keep} --rung {wildcards.rung}"
+        " --output {output} > {log} 2>&1"
+
+
+def trained(name):
+    """Per point, the path of its ``name`` (model.pt, history.json) at the end of its training:
+    the point's folder, or with halving the folder of the last rung it reached."""
+    if not HALVING:
+        return {point: f"results/training/{point}/{name}" for point in POINTS}
+    reached = {}
+    for rung in range(LAST_RUNG + 1):
+        for point in rung_entrants(rung):
+            reached[point] = rung
+    return {point: f"results/training/{point}/rung{rung}/{name}" for point, rung in reached.items()}
 
 
 rule select_model:
     input:
-        expand("results/training/{point}/history.json", point=POINTS),
+        lambda w: list(trained("history.json").values()),
     output:
-        "results/training/best.json",
+        best="results/training/best.json",
+        table="results/training/points.tsv",
     params:
-        histories=lambda w, input: [f"{p}={h}" for p, h in zip(POINTS, input)],
+        histories=lambda w: [f"{p}={h}" for p, h in trained("history.json").items()],
     log:
         "results/logs/select_model.log",
     benchmark:
@@ -45,4 +145,4 @@ rule select_model:
     conda:
         ENV
     shell:
-        "{GNNJEC} select {params.histories} --output {output} > {log} 2>&1"
+        "{GNNJEC} select {params.histories} --output {output.best} --table {output.table} > {log} 2>&1"
