@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -229,12 +230,13 @@ def test_every_rule_has_a_job_flavour():
     assert set(per_rule) <= rules, "profiles/htcondor sets resources for rules the workflow no longer has"
 
 
-def test_profile_asks_for_gpus_exactly_for_the_rules_that_use_them():
-    """Rules with a `gpu` resource (the SLURM plugin's name) get request_gpus in profiles/htcondor, no other."""
-    gpu_rules = set(declared("gpu"))
-    assert "train" in gpu_rules
-    per_rule = profile()["set-resources"]
-    assert {rule for rule, res in per_rule.items() if res.get("request_gpus")} == gpu_rules
+def test_gpus_are_asked_for_exactly_by_the_rules_that_use_them():
+    """Rules with a `gpu` resource (the SLURM plugin's name) declare request_gpus with the same value
+    (one per training process, none for training.device cpu); the profile fixes no GPU count."""
+    gpu_rules = declared("gpu")
+    assert {"train", "train_rung"} <= set(gpu_rules)
+    assert declared("request_gpus") == gpu_rules
+    assert not any("request_gpus" in res for res in profile()["set-resources"].values())
     assert "request_gpus" not in profile()["default-resources"]
 
 
@@ -301,19 +303,13 @@ def test_jobs_must_start_in_the_submit_directory(tmp_path):
     assert "No module named snakemake" in err or "config/config.yaml but it is not present" in err, err[-2000:]
 
 
-WRAPPER = """#!/bin/sh
-# Start the job in the working directory, not in the sandbox HTCondor made for it.
-cd "$GNNJEC_WORKDIR" || exit 1
-exec "$@"
-"""
 
 
 def test_a_job_wrapper_runs_sandboxed_jobs_in_the_working_directory(tmp_path):
     """The workaround of docs/htcondor.md: job_wrapper + GNNJEC_WORKDIR=$PWD in the environment."""
     need_plugin()
     write_config(tmp_path, CONFIG)
-    (tmp_path / "in-workdir.sh").write_text(WRAPPER)
-    (tmp_path / "in-workdir.sh").chmod(0o755)
+    shutil.copy(REPO / "profiles" / "htcondor" / "in-workdir.sh", tmp_path / "in-workdir.sh")  # the shipped one
     defaults = [f"{k}={v}" for k, v in profile()["default-resources"].items()]
     proc = run(tmp_path, "results/synthetic/standard_jec.json", "--seconds-between-status-checks", "1",
                "--retries", "0", "--default-resources", *defaults, "job_wrapper=in-workdir.sh",

@@ -25,7 +25,7 @@ PROCESSES = config["training"]["processes"]
 GNNJEC_TRAIN = (GNNJEC if PROCESSES == 1 else
                 f"{PYTHONPATH} python -m torch.distributed.run --standalone --nproc_per_node {PROCESSES} -m gnnjec")
 # GPUs a training job asks the scheduler for: one per process, none when training.device is cpu
-# (the SLURM plugin turns `gpu` into --gpus; profiles/htcondor asks with request_gpus)
+# (resources `gpu`, which the SLURM plugin turns into --gpus, and `request_gpus` for HTCondor's)
 TRAIN_GPUS = 0 if config["training"]["device"] == "cpu" else PROCESSES
 ENV = "../../envs/gnnjec.yaml"
 

@@ -40,7 +40,8 @@ rule train:
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=TRAIN_GPUS,
+        gpu=TRAIN_GPUS,  # SLURM: --gpus
+        request_gpus=TRAIN_GPUS,  # HTCondor
     conda:
         ENV
     shell:
@@ -89,7 +90,8 @@ rule train_rung:
     resources:
         mem_mb=8000,
         runtime=240,
-        gpu=TRAIN_GPUS,
+        gpu=TRAIN_GPUS,  # SLURM: --gpus
+        request_gpus=TRAIN_GPUS,  # HTCondor
     conda:
         ENV
     shell:
