@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages of the real services the test suite starts on loopback (XRootD server; iproute2 and
-# util-linux for the private network namespace it runs in). Installs what is missing when run as root
-# with apt-get; otherwise says what the tests that need them will skip. Safe to run again.
+# Debian packages of the real services the test suite starts on loopback (XRootD server; a single-node
+# SLURM cluster: munge, slurmctld, slurmd and the client commands; iproute2 and util-linux for the
+# private network namespace they run in). Installs what is missing when run as root with apt-get;
+# otherwise says what the tests that need them will skip. Safe to run again.
 set -euo pipefail
 
-packages=(xrootd-server iproute2 util-linux)
+packages=(xrootd-server munge slurmctld slurmd slurm-client iproute2 util-linux)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
