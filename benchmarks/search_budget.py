@@ -84,6 +84,25 @@ def run_all(jobs: list[tuple], workers: int) -> list[dict]:
         return list(pool.map(train_point, jobs))
 
 
+def replay(grid: dict[str, dict], plan: list[dict]) -> dict:
+    """Successive halving on the grid's own per-epoch losses: exact, because continuing a training
+    from its saved state is the same training (the run below checks it epoch by epoch)."""
+    from gnnjec import search
+
+    entrants, reached, epochs = list(grid), {}, 0
+    previous = 0
+    for rung in plan:
+        b = rung["epochs"]
+        epochs += len(entrants) * (b - previous)
+        for n in entrants:
+            reached[n] = {"best_val_loss": min(grid[n]["val_losses"][:b])}
+        if rung["rung"] + 1 < len(plan):
+            entrants = search.promote({n: reached[n] for n in entrants}, plan[rung["rung"] + 1]["points"])
+        previous = b
+    best = search.rank(reached)[0]
+    return {"best": best, "best_val_loss": reached[best]["best_val_loss"], "epochs": epochs}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clouds", type=Path, default=REPO / "results" / "clouds")
@@ -95,25 +114,37 @@ def main() -> None:
     p.add_argument("--train-jets", type=int, default=40_000, help="0: the whole training split")
     p.add_argument("--val-jets", type=int, default=15_000, help="0: the whole validation split")
     p.add_argument("--workers", type=int, default=2, help="points trained side by side (one CPU thread each)")
+    p.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau",
+                   help="learning-rate schedule of every point (cosine: planned over all epochs)")
     a = p.parse_args()
 
     from gnnjec import search
 
     print(f"machine: {describe(('torch',))}")
     source = demo_clouds(a.clouds)
-    points = search.random_points({**DEFAULTS, "epochs": a.epochs}, SPACE, a.points, a.seed)
+    points = search.random_points({**DEFAULTS, "epochs": a.epochs, "schedule": a.schedule}, SPACE, a.points, a.seed)
     plan = search.halving_plan(len(points), a.epochs, a.eta, a.min_epochs)
     with tempfile.TemporaryDirectory(prefix="gnnjec-search-") as tmp:
         work = Path(tmp)
         data = {"train": first_jets(source["train"], a.train_jets, work / "train.parquet"),
                 "val": first_jets(source["val"], a.val_jets, work / "val.parquet")}
         print(f"{len(points)} points, {a.epochs} epochs, plan {[(r['epochs'], r['points']) for r in plan]}; "
-              f"jets: train {a.train_jets or 'all'}, val {a.val_jets or 'all'}; {a.workers} workers", flush=True)
+              f"jets: train {a.train_jets or 'all'}, val {a.val_jets or 'all'}; {a.schedule} schedule; {a.workers} workers", flush=True)
 
         start = time.perf_counter()
         grid = {r["name"]: r for r in run_all(
             [(n, hp, data, str(work / "grid" / n), None, None) for n, hp in points.items()], a.workers)}
         grid_seconds = time.perf_counter() - start
+
+        print(f"\nother plans, replayed on the grid's losses ({len(points)} points, {a.epochs} epochs):")
+        print(f"{'eta':>4}{'min ep.':>8}  {'budgets':<16}{'epochs':>7}{'share':>7}{'gap':>8}")
+        grid_best = min(r["best_val_loss"] for r in grid.values())
+        for eta in (2, 3, 4):
+            for min_epochs in (1, 2, 3):
+                other = search.halving_plan(len(points), a.epochs, eta, min_epochs)
+                r = replay(grid, other)
+                print(f"{eta:>4}{min_epochs:>8}  {str([x['epochs'] for x in other]):<16}{r['epochs']:>7}"
+                      f"{100 * r['epochs'] / (len(points) * a.epochs):>6.0f}%{100 * (r['best_val_loss'] / grid_best - 1):>+7.2f}%")
 
         start = time.perf_counter()
         entrants, halving, consistent = list(points), {}, True
@@ -146,7 +177,11 @@ def main() -> None:
           f"its epochs (goal at most 35 %): {'met' if gap <= 0.01 and share <= 0.35 else 'NOT met'}")
     print(f"halving's best point is number {grid_rank} of {len(grid)} in the grid's ranking")
     print(f"every rung's losses equal the grid's at the same epoch: {'yes' if consistent else 'NO'}")
-    print(json.dumps({"rows": rows, "gap": gap, "epoch_share": share}))
+    replayed = replay(grid, plan)
+    same = (replayed["best"], replayed["epochs"]) == (h["best"], h["epochs"])
+    print(f"replaying this plan on the grid's losses gives the run's result: {'yes' if same else 'NO'}")
+    print(json.dumps({"rows": rows, "gap": gap, "epoch_share": share,
+                      "grid_val_losses": {n: r["val_losses"] for n, r in grid.items()}}))
 
 
 if __name__ == "__main__":
