@@ -43,6 +43,9 @@ rule plots:
         "results/logs/plots.log",
     benchmark:
         "results/benchmarks/plots.tsv"
+    resources:
+        mem_mb=4000,  # all test-split predictions in memory
+        runtime=30,
     conda:
         ENV
     shell:
