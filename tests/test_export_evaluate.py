@@ -34,7 +34,7 @@ def test_check_fails_loudly_on_a_wrong_model(tmp_path, trained_model, synthetic_
     # an ONNX file from a differently initialised network must fail the check
     import torch
 
-    from gnnjec.training import load_model
+    from gnnjec.checkpoint import load_model
 
     model, ckpt = load_model(trained_model[0])
     with torch.no_grad():
