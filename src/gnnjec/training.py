@@ -330,8 +330,6 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
     board = _tensorboard(Path(model_path).with_name("tensorboard")) if group.main else None
     first = run.epoch
     fit(run, until_epoch or hp["epochs"], last_path, board)
-    if group.main and run.epoch == first:  # nothing left to train: the state still goes where it is expected
-        checkpoint.save(last_path, state_of(run))
 
     if run.best_state is None:
         raise CheckFailed(f"{model_path}: training diverged (validation loss {run.history[-1]['val_loss']}); lower training lr")
