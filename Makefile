@@ -9,13 +9,20 @@ TORCH  ?= torch==2.13.0
 CORES  ?= 2
 BIN    := $(CURDIR)/$(VENV)/bin
 
-.PHONY: install services demo test clean
+.PHONY: install install-test services demo test clean
 
+# the package with the SLURM executor plugin; the tests add pytest and the HTCondor plugin (whose
+# bindings warn on every snakemake start where no condor_config exists, as on this machine)
 install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(if $(TORCH),$(BIN)/pip install --quiet "$(TORCH)")
+	$(BIN)/pip install --quiet -e ".[slurm]"
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
@@ -25,7 +32,7 @@ demo: install
 services:
 	bash scripts/install-services.sh
 
-test: install services
+test: install-test services
 	PATH="$(BIN):$$PATH" python -m pytest
 
 clean:
