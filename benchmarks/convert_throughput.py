@@ -39,31 +39,28 @@ DISTINCT_BLOCKS = 4
 def write_file(path: Path, n_events: int, seed: int = 5) -> float:
     """A PFNano-layout file of ``n_events``: DISTINCT_BLOCKS simulated blocks written in turn."""
     import numpy as np
-    import uproot
 
-    from gnnjec import synthetic
+    from gnnjec.demo import pfnano, toy
 
     if path.exists():
         return 0.0
     start = time.perf_counter()
-    correction = synthetic.derive_standard_correction(seed=1, n_events=20_000)
+    correction = toy.derive_standard_correction(seed=1, n_events=20_000)
     rng = np.random.default_rng(seed)
-    blocks = [synthetic.nanoaod_chunk(synthetic.simulate(rng, BLOCK_EVENTS), correction, 1, 1, rng)
+    blocks = [toy.nanoaod_chunk(toy.simulate(rng, BLOCK_EVENTS), correction, 1, 1, rng)
               for _ in range(DISTINCT_BLOCKS)]
-    tmp = path.with_suffix(".tmp")
-    with uproot.recreate(tmp) as out:
+
+    def repeated():
         done = 0
         while done < n_events:
             block = dict(blocks[(done // BLOCK_EVENTS) % DISTINCT_BLOCKS])
             n = min(BLOCK_EVENTS, n_events - done)
             block = {k: v[:n] for k, v in block.items()}
             block["event"] = np.arange(1 + done, 1 + done + n, dtype=np.uint64)
-            if done == 0:
-                out.mktree("Events", synthetic._branch_types(block), field_name=synthetic._field_name,
-                           counter_name=synthetic._counter_name)
-            out["Events"].extend(block)
+            yield block
             done += n
-    os.replace(tmp, path)
+
+    pfnano.write(path, repeated())
     return time.perf_counter() - start
 
 

@@ -29,11 +29,11 @@ PRESETS = ("pfn-lite", "pfn", "particlenet-lite", "particlenet")
 
 
 def make_clouds(workdir: Path, events: int) -> str:
-    from gnnjec import convert, synthetic
+    from gnnjec import convert, demo
 
-    correction = synthetic.derive_standard_correction(seed=2, n_events=8000)
+    correction = demo.derive_standard_correction("toy", seed=2, n_events=8000)
     root = workdir / "sample.root"
-    synthetic.write_pfnano(root, n_events=events, seed=9, file_index=0, correction=correction)
+    demo.write_pfnano(root, "toy", n_events=events, seed=9, file_index=0, correction=correction)
     clouds = workdir / "clouds.parquet"
     convert.convert_file(str(root), str(clouds), convert.Selection(), convert.Split())
     return str(clouds)

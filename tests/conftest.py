@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gnnjec import convert, synthetic
+from gnnjec import convert, demo
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GNNJEC_SHARED_DATA", REPO.parent / "shared" / "data" / "nanoaod"))
@@ -51,17 +51,17 @@ def loopback_only() -> list[str]:
 
 @pytest.fixture(scope="session")
 def standard_jec(tmp_path_factory):
-    correction = synthetic.derive_standard_correction(seed=3, n_events=8000)
+    correction = demo.derive_standard_correction("toy", seed=3, n_events=8000)
     path = tmp_path_factory.mktemp("jec") / "standard_jec.json"
-    synthetic.save_correction(correction, path)
+    demo.save_correction(correction, path)
     return path
 
 
 @pytest.fixture(scope="session")
 def synthetic_file(tmp_path_factory, standard_jec):
     path = tmp_path_factory.mktemp("synthetic") / "demo_000.root"
-    synthetic.write_pfnano(path, n_events=4000, seed=11, file_index=0,
-                           correction=synthetic.load_correction(standard_jec), chunk_events=1500)
+    demo.write_pfnano(path, "toy", n_events=4000, seed=11, file_index=0,
+                      correction=demo.load_correction(standard_jec), chunk_events=1500)
     return path
 
 

@@ -180,13 +180,13 @@ def test_a_file_with_no_selected_jets_gives_an_empty_table_with_the_schema(synth
 
 def test_run3_layout_converts_like_run2(standard_jec, tmp_path):
     """NanoAOD v12+ names rho Rho_fixedGridRhoFastjetAll and narrows integer types: same clouds."""
-    from gnnjec import synthetic
+    from gnnjec import demo
 
-    correction = synthetic.load_correction(standard_jec)
+    correction = demo.load_correction(standard_jec)
     tables = {}
     for layout in ("run2", "run3"):
         path = tmp_path / f"{layout}.root"
-        synthetic.write_pfnano(path, n_events=600, seed=4, file_index=0, correction=correction, layout=layout)
+        demo.write_pfnano(path, "toy", n_events=600, seed=4, file_index=0, correction=correction, layout=layout)
         tables[layout] = tmp_path / f"{layout}.parquet"
         convert.convert_file(str(path), str(tables[layout]), convert.Selection(require_gen_match=False), convert.Split())
     tree = uproot.open(tmp_path / "run3.root")["Events"]

@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 TINY = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 TINY["samples"] = {"tiny": {"synthetic": {"files": 2, "events_per_file": 1500, "seed": 3}}}
+TINY["synthetic_generator"] = "toy"  # seconds, where Pythia takes minutes
 TINY["synthetic_jec"] = {"seed": 1, "events": 4000}
 TINY["training"]["defaults"].update(phi_sizes=[16, 32], head_sizes=[32, 16], epochs=2, batch_size=128)
 TINY["training"]["grid"] = {"lr": [0.002, 0.005]}

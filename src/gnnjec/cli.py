@@ -39,15 +39,15 @@ def _write_json(path: str, data) -> None:
 
 
 def cmd_synthetic_jec(a):
-    from .synthetic import derive_standard_correction, save_correction
+    from .demo import derive_standard_correction, save_correction
 
-    save_correction(derive_standard_correction(a.seed, a.events), a.output)
+    save_correction(derive_standard_correction(a.generator, a.seed, a.events, a.processes), a.output)
 
 
 def cmd_synthetic(a):
-    from .synthetic import load_correction, write_pfnano
+    from .demo import load_correction, write_pfnano
 
-    write_pfnano(a.output, a.events, a.seed, a.file_index, load_correction(a.jec), layout=a.layout)
+    write_pfnano(a.output, a.generator, a.events, a.seed, a.file_index, load_correction(a.jec), layout=a.layout)
 
 
 def cmd_convert(a):
@@ -135,13 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gnnjec", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="stage", required=True)
 
-    s = sub.add_parser("synthetic-jec", help="derive the standard correction of the synthetic detector")
+    generators = ("pythia", "toy")
+    s = sub.add_parser("synthetic-jec", help="derive the standard correction of the demo detector")
+    s.add_argument("--generator", choices=generators, default="pythia", help="Pythia 8 and a CMS-like detector, or the fast toy")
     s.add_argument("--seed", type=int, required=True)
-    s.add_argument("--events", type=int, default=60_000)
+    s.add_argument("--events", type=int, default=8_000)
+    s.add_argument("--processes", type=int, default=1, help="simulate the calibration sample in this many processes")
     s.add_argument("--output", required=True)
     s.set_defaults(func=cmd_synthetic_jec)
 
-    s = sub.add_parser("synthetic", help="write one synthetic PFNano file")
+    s = sub.add_parser("synthetic", help="write one demo PFNano file")
+    s.add_argument("--generator", choices=generators, default="pythia", help="must be the one of --jec")
     s.add_argument("--events", type=int, required=True)
     s.add_argument("--seed", type=int, required=True)
     s.add_argument("--file-index", type=int, required=True)

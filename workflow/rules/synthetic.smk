@@ -1,23 +1,27 @@
-# Demo data: a synthetic detector, its standard correction, and PFNano-layout ROOT files.
+# Demo data: simulated events (Pythia 8 and a CMS-like detector, or the fast toy), their
+# standard correction, and PFNano-layout ROOT files.
 
 
 rule synthetic_jec:
     output:
         "results/synthetic/standard_jec.json",
     params:
+        generator=config["synthetic_generator"],
         seed=config["synthetic_jec"]["seed"],
         events=config["synthetic_jec"]["events"],
     log:
         "results/logs/synthetic_jec.log",
     benchmark:
         "results/benchmarks/synthetic_jec.tsv"
+    threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=6000,
         runtime=30,
     conda:
         ENV
     shell:
-        "{GNNJEC} synthetic-jec --seed {params.seed} --events {params.events} --output {output} > {log} 2>&1"
+        "{GNNJEC} synthetic-jec --generator {params.generator} --processes {threads} --seed {params.seed}"
+        " --events {params.events} --output {output} > {log} 2>&1"
 
 
 rule synthetic_pfnano:
@@ -28,6 +32,7 @@ rule synthetic_pfnano:
     wildcard_constraints:
         index=r"\d+",
     params:
+        generator=config["synthetic_generator"],
         events=lambda w: config["samples"][w.sample]["synthetic"]["events_per_file"],
         seed=lambda w: config["samples"][w.sample]["synthetic"]["seed"],
     log:
@@ -40,5 +45,5 @@ rule synthetic_pfnano:
     conda:
         ENV
     shell:
-        "{GNNJEC} synthetic --events {params.events} --seed {params.seed} --file-index {wildcards.index}"
+        "{GNNJEC} synthetic --generator {params.generator} --events {params.events} --seed {params.seed} --file-index {wildcards.index}"
         " --jec {input.jec} --output {output} > {log} 2>&1"

@@ -1,11 +1,12 @@
-"""The synthetic PFNano generator: layout, determinism and the physics that makes the problem real."""
+"""The toy generator: layout, determinism and the physics that makes the problem real."""
 
 import awkward as ak
 import numpy as np
 import pytest
 import uproot
 
-from gnnjec import synthetic
+from gnnjec import demo
+from gnnjec.demo import toy
 
 NANO_BRANCHES = {
     "nJet", "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "Jet_rawFactor", "Jet_area", "Jet_genJetIdx",
@@ -30,11 +31,11 @@ def test_writes_nanoaod_layout(synthetic_file):
 
 
 def test_same_seed_same_events_other_index_other_events(tmp_path, standard_jec):
-    corr = synthetic.load_correction(standard_jec)
+    corr = demo.load_correction(standard_jec)
     paths = []
     for name, index in (("a", 0), ("b", 0), ("c", 1)):
         paths.append(tmp_path / f"{name}.root")
-        synthetic.write_pfnano(paths[-1], 300, seed=5, file_index=index, correction=corr)
+        demo.write_pfnano(paths[-1], "toy", 300, seed=5, file_index=index, correction=corr)
     read = [uproot.open(p)["Events"].arrays(["Jet_pt", "PFCands_pt", "event"]) for p in paths]
     assert ak.array_equal(read[0], read[1])
     assert not np.array_equal(np.asarray(read[0].event), np.asarray(read[2].event))
@@ -57,8 +58,8 @@ def test_gen_matching_and_unmatched_jets(synthetic_file):
 @pytest.fixture(scope="module")
 def calibrated(standard_jec):
     """A fresh simulated sample with the standard correction applied: response per jet."""
-    corr = synthetic.load_correction(standard_jec)
-    s = synthetic.simulate(np.random.default_rng(99), 15000)
+    corr = demo.load_correction(standard_jec)
+    s = toy.simulate(np.random.default_rng(99), 15000)
     hard = s.is_hard & (s.raw_pt > 0) & (s.gen_pt > 0)
     factor = corr.factor(s.raw_pt, s.raw_eta, s.rho[s.jet_event], s.area)[hard]
     raw, gen = s.raw_pt[hard], s.gen_pt[hard]

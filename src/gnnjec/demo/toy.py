@@ -1,4 +1,7 @@
-"""Synthetic PFNano: seeded, deterministic events written in the real NanoAOD/PFNano layout.
+"""The toy generator: seeded, fast, parametric jets written in the NanoAOD/PFNano layout.
+
+Kept for fast tests: it makes thousands of events a second, but its detector hands a network
+shortcuts the real one does not have (see :mod:`gnnjec.demo`); the demo uses Pythia.
 
 The point is a calibration problem that is *real*: a flavour-blind correction leaves a flavour
 dependence and a resolution that a network looking at the constituents can improve on, but cannot
@@ -54,17 +57,15 @@ no overlaps), photons are not paired into pi0s, and there is no underlying event
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
-import awkward as ak
 import numpy as np
 
-from .errors import atomic_output
-from .kinematics import delta_phi, sum_four_vectors
-from .ragged import local_index, offsets_from_counts, parents_from_counts, segment_sum, sort_within_parents
+from ..kinematics import delta_phi, sum_four_vectors
+from ..ragged import local_index, parents_from_counts, segment_sum, sort_within_parents
+from . import correction as standard
+from .correction import StandardCorrection
+from .pfnano import jagged
 
 # internal species codes
 CHARGED_HADRON, PHOTON, NEUTRAL_HADRON, ELECTRON, MUON, NEUTRINO = range(6)
@@ -403,86 +404,24 @@ def simulate(rng: np.random.Generator, n_events: int) -> Sample:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class StandardCorrection:
-    """L1 offset per |eta| bin and an L2L3 response curve per |eta| bin, interpolated in log pt."""
-
-    eta_edges: np.ndarray
-    l1_offset: np.ndarray  # pileup pt per unit (rho * area), per |eta| bin
-    l2l3_log_pt: list[np.ndarray]
-    l2l3_factor: list[np.ndarray]
-
-    def eta_bin(self, eta):
-        return np.clip(np.digitize(np.abs(eta), self.eta_edges) - 1, 0, len(self.eta_edges) - 2)
-
-    def l1(self, pt_raw, eta, rho, area):
-        offset = rho * area * self.l1_offset[self.eta_bin(eta)]
-        return np.maximum(1.0 - offset / np.maximum(pt_raw, 1e-6), 1e-4)
-
-    def factor(self, pt_raw, eta, rho, area):
-        """Total correction pt_corr / pt_raw."""
-        l1 = self.l1(pt_raw, eta, rho, area)
-        log_pt_l1 = np.log(np.maximum(pt_raw * l1, 1e-3))
-        bins = self.eta_bin(eta)
-        l2l3 = np.ones_like(log_pt_l1)
-        for b in np.unique(bins):
-            sel = bins == b
-            l2l3[sel] = np.interp(log_pt_l1[sel], self.l2l3_log_pt[b], self.l2l3_factor[b])
-        return l1 * l2l3
-
-    def to_json(self) -> dict:
-        return {
-            "description": "flavour-blind L1 (rho*area*offset) + L2L3 correction of the synthetic detector",
-            "eta_edges": self.eta_edges.tolist(),
-            "l1_offset": self.l1_offset.tolist(),
-            "l2l3": [{"log_pt": x.tolist(), "factor": y.tolist()} for x, y in zip(self.l2l3_log_pt, self.l2l3_factor)],
-        }
-
-    @classmethod
-    def from_json(cls, data: dict) -> StandardCorrection:
-        return cls(
-            np.asarray(data["eta_edges"]),
-            np.asarray(data["l1_offset"]),
-            [np.asarray(d["log_pt"]) for d in data["l2l3"]],
-            [np.asarray(d["factor"]) for d in data["l2l3"]],
-        )
-
-
-def derive_standard_correction(seed: int, n_events: int = 60_000, min_jets: int = 50) -> StandardCorrection:
-    """Derive the correction on a calibration sample, as CMS derives L1 and L2L3 on QCD simulation."""
+def derive_standard_correction(seed: int, n_events: int = 60_000) -> StandardCorrection:
+    """Derive the correction on a calibration sample of the toy, as CMS does on QCD simulation."""
     sample = simulate(np.random.default_rng(seed), n_events)
     hard = sample.is_hard & (sample.raw_pt > 0)
-    eta = sample.raw_eta[hard]
-    rho_area = sample.rho[sample.jet_event][hard] * sample.area[hard]
-    bins = np.clip(np.digitize(np.abs(eta), ETA_EDGES) - 1, 0, len(ETA_EDGES) - 2)
-    n_bins = len(ETA_EDGES) - 1
-    pileup_pt = sample.pileup_pt[hard]
-    l1_offset = np.array([pileup_pt[bins == b].sum() / rho_area[bins == b].sum() for b in range(n_bins)])
-    partial = StandardCorrection(ETA_EDGES, l1_offset, [np.zeros(1)] * n_bins, [np.ones(1)] * n_bins)
-    pt_l1 = sample.raw_pt[hard] * partial.l1(sample.raw_pt[hard], eta, sample.rho[sample.jet_event][hard], sample.area[hard])
-    gen_pt = sample.gen_pt[hard]
-    pt_edges = np.geomspace(10, 3500, 36)
-    xs, ys = [], []
-    for b in range(n_bins):
-        x, y = [], []
-        for lo, hi in zip(pt_edges[:-1], pt_edges[1:]):
-            sel = (bins == b) & (gen_pt >= lo) & (gen_pt < hi)
-            if sel.sum() >= min_jets:
-                x.append(np.log(np.median(pt_l1[sel])))
-                y.append(1.0 / np.median(pt_l1[sel] / gen_pt[sel]))
-        order = np.argsort(x)
-        xs.append(np.asarray(x)[order])
-        ys.append(np.asarray(y)[order])
-    return StandardCorrection(ETA_EDGES, l1_offset, xs, ys)
+    return standard.derive(
+        sample.raw_pt[hard],
+        sample.raw_eta[hard],
+        sample.rho[sample.jet_event][hard],
+        sample.area[hard],
+        sample.pileup_pt[hard],
+        sample.gen_pt[hard],
+        min_jets=50,
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # NanoAOD layout
 # --------------------------------------------------------------------------------------------
-
-
-def _jagged(fields: dict, counts: np.ndarray) -> ak.Array:
-    return ak.zip({k: ak.unflatten(v, counts) for k, v in fields.items()})
 
 
 def nanoaod_chunk(sample: Sample, correction: StandardCorrection, first_event: int, lumi: int, rng) -> dict:
@@ -576,91 +515,20 @@ def nanoaod_chunk(sample: Sample, correction: StandardCorrection, first_event: i
         "PV_npvsGood": sample.npv.astype(np.int32),
         "Pileup_nTrueInt": sample.mu.astype(np.float32),
         "genWeight": np.ones(n, np.float32),
-        "Jet": _jagged(jets, jet_counts),
-        "GenJet": _jagged(gen, gen_counts),
-        "PFCands": _jagged(pf_branches, pf_counts),
-        "JetPFCands": _jagged(
+        "Jet": jagged(jets, jet_counts),
+        "GenJet": jagged(gen, gen_counts),
+        "PFCands": jagged(pf_branches, pf_counts),
+        "JetPFCands": jagged(
             {"jetIdx": link_jet.astype(np.int32), "pFCandsIdx": link_cand.astype(np.int32)}, link_counts
         ),
     }
 
 
-def _field_name(outer: str, inner: str) -> str:
-    return f"{outer}_{inner}"
-
-
-def _counter_name(collection: str) -> str:
-    return f"n{collection}"
-
-
-def _branch_types(chunk: dict) -> dict:
-    return {k: (v.type.content if isinstance(v, ak.Array) else v.dtype) for k, v in chunk.items()}
-
-
-RUN3_TYPES = {
-    "Jet": {"genJetIdx": np.int16, "partonFlavour": np.int16, "hadronFlavour": np.uint8},
-    "GenJet": {"partonFlavour": np.int16, "hadronFlavour": np.uint8},
-    "PFCands": {"charge": np.int16},
-    "JetPFCands": {"jetIdx": np.int16},
-    "PV_npvs": np.uint8,
-    "PV_npvsGood": np.uint8,
-}
-"""NanoAOD v12+ (Run 3) narrows these types; its rho branch is ``Rho_fixedGridRhoFastjetAll``."""
-
-LAYOUTS = ("run2", "run3")
-
-
-def as_run3(chunk: dict) -> dict:
-    """The same events in the Run 3 (NanoAOD v12+) branch names and types."""
-    out = dict(chunk)
-    out["Rho_fixedGridRhoFastjetAll"] = out.pop("fixedGridRhoFastjetAll")
-    for name, types in RUN3_TYPES.items():
-        if isinstance(types, dict):
-            fields = {f: out[name][f] for f in out[name].fields}
-            fields.update({f: ak.values_astype(fields[f], dtype) for f, dtype in types.items()})
-            out[name] = ak.zip(fields)
-        else:
-            out[name] = out[name].astype(types)
-    return out
-
-
-def write_pfnano(
-    path: str | os.PathLike,
-    n_events: int,
-    seed: int,
-    file_index: int,
-    correction: StandardCorrection,
-    chunk_events: int = 10_000,
-    layout: str = "run2",
-) -> None:
-    """Write ``n_events`` synthetic events to ``path`` (atomically), in PFNano layout.
-
-    ``layout`` picks the branch names and integer types of a NanoAOD generation: ``run2`` (rho in
-    ``fixedGridRhoFastjetAll``, int32 indices) or ``run3`` (v12+, see :data:`RUN3_TYPES`).
-    """
-    import uproot
-
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout {layout!r}: use one of {LAYOUTS}")
+def chunks(n_events: int, seed: int, file_index: int, correction: StandardCorrection, chunk_events: int = 10_000):
+    """NanoAOD branches of ``n_events`` toy events, a chunk at a time (seeded by seed and file)."""
     rng = np.random.default_rng([seed, file_index])
-    with atomic_output(path) as tmp:
-        with uproot.recreate(tmp) as out:
-            done = 0
-            while done < n_events:
-                n = min(chunk_events, n_events - done)
-                chunk = nanoaod_chunk(simulate(rng, n), correction, 1 + file_index * 10_000_000 + done, 1 + file_index, rng)
-                if layout == "run3":
-                    chunk = as_run3(chunk)
-                if done == 0:
-                    out.mktree("Events", _branch_types(chunk), field_name=_field_name, counter_name=_counter_name)
-                out["Events"].extend(chunk)
-                done += n
-
-
-def save_correction(correction: StandardCorrection, path: str | os.PathLike) -> None:
-    with atomic_output(path) as tmp:
-        Path(tmp).write_text(json.dumps(correction.to_json(), indent=1))
-
-
-def load_correction(path: str | os.PathLike) -> StandardCorrection:
-    return StandardCorrection.from_json(json.loads(Path(path).read_text()))
+    done = 0
+    while done < n_events:
+        n = min(chunk_events, n_events - done)
+        yield nanoaod_chunk(simulate(rng, n), correction, 1 + file_index * 10_000_000 + done, 1 + file_index, rng)
+        done += n

@@ -1,0 +1,419 @@
+"""A parametric CMS-like detector and particle-flow reconstruction, on flat arrays.
+
+Each number is a round value of a published CMS figure, or a modelling choice where it says so.
+References: [TRK] CMS, "Description and performance of track and primary-vertex reconstruction
+with the CMS tracker", JINST 9 (2014) P10009; [PF] CMS, "Particle-flow reconstruction and global
+event description with the CMS detector", JINST 12 (2017) P10003; [ECAL] CMS ECAL test-beam
+resolution, JINST 2 (2007) P04004; [HF] CMS HCAL, "Design, performance and calibration of the CMS
+forward calorimeter wedges", EPJ C 53 (2008) 139; [PUPPI] D. Bertolini et al., JHEP 10 (2014) 059,
+and CMS, JINST 15 (2020) P09018.
+
+==========================  ======================================================================
+Stage                       Model
+==========================  ======================================================================
+Tracking, |eta| < 2.5       charged particles with pt > 0.1 GeV; efficiency for pions 0.90 (|eta| <
+                            1.2) and 0.82 (nuclear interactions in the endcap material) times
+                            1 - exp(-(pt - 0.1)/0.4 GeV) [TRK Fig. 12-13]; muons 0.99; in dense
+                            jet cores, tracks sharing hits are lost: 30 % x exp(-dR/0.005) with
+                            dR to the nearest charged particle [TRK Sec. 5.2];
+                            sigma(pt)/pt = 0.6 % (+) 0.015 % pt in the barrel, 1.2 % (+) 0.03 % pt
+                            beyond [TRK Fig. 17]; sigma(d0) = 20 um (+) 90 um/pt, sigma(dz) =
+                            30 um (+) 110 um/pt, x1.5 beyond |eta| 1.2 [TRK Fig. 20]
+Magnetic field              3.8 T: charged particles reach the calorimeters bent by
+                            asin(0.57 GeV/m * R / pt), R the transverse radius of the calorimeter
+                            face (1.29 m barrel ECAL, z = 3.15 m endcap, 11.2 m HF); those with
+                            0.57 R / pt > 1 curl up and deposit nothing
+ECAL, |eta| < 3             photons and unidentified electrons, one PF photon per particle (ECAL
+                            crystals are 0.0174 wide): sigma/E = 2.8 %/sqrt(E) (+) 12 %/E (+) 0.3 %
+                            barrel [ECAL], 5.7 %/sqrt(E) (+) 25 %/E (+) 0.55 % endcap; thresholds
+                            E > 0.5 GeV (barrel), 1 GeV (endcap)
+Hadron calorimetry          PF clusters on cells of 2 x 2 HCAL towers, 0.175 x 0.175 (a hadron
+                            shower's size), |eta| < 3; response to a hadron
+                            1 - 0.60 E^-0.30 (0.51 at 2 GeV, 0.70 at 10, 0.85 at 100 GeV, near
+                            CMS's E/p for isolated pions: CMS is non-compensating), sigma/E = 120 %/sqrt(E) (+) 7 % [PF Sec. 3.4],
+                            10 % of hadrons leak (times U(0.5, 1)); each shower lands
+                            N(0, 0.03) around its impact point
+HF, 3 < |eta| < 5           towers of 0.175; e/gamma sigma/E = 198 %/sqrt(E) (+) 9 %, hadrons
+                            280 %/sqrt(E) (+) 11 %, response 1 - 0.40 E^-0.20 [HF]; one PF HF EM
+                            (pdgId 2) and one HF hadron (pdgId 1) per tower above 1.4 GeV
+PF linking                  per tower: calibrated energy E = raw / response(raw) (a single-hadron
+                            calibration applied to the whole tower: several soft hadrons are
+                            under-corrected); tracks are linked to the tower of their impact
+                            point; a neutral hadron is the excess E - sum(p_track) where it exceeds
+                            the calorimeter resolution and 1 GeV, else none (confusion) [PF 4.10]
+Leptons                     electrons identified with 85 % probability (pt > 2 GeV) and measured to
+                            2 %; muons (|eta| < 2.4, pt > 3 GeV) with 95 %; otherwise a track is a
+                            charged hadron
+Vertices                    hard collision and pileup at z ~ N(0, 3.5 cm); tracks with |dz| < 0.1
+                            cm from the hard vertex are assigned to it (CHS keeps those, and every
+                            neutral)
+PUPPI                       alpha_i = log sum over charged-from-PV j with dR < 0.4 of (pt_j/dR)^2
+                            (|eta| < 2.5; all particles beyond); weight = chi2_1 CDF of the
+                            signed (alpha - median)^2 / RMS^2 of the charged pileup's alphas
+                            (forward: of all particles); charged: 1 from PV, 0 otherwise
+rho                         fixedGridRhoFastjetAll: median of pt / area over a 0.55 grid, |eta| < 5
+==========================  ======================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from ..kinematics import delta_phi
+from ..ragged import local_index, segment_sum
+from .events import NEUTRINOS, Particles
+
+PION_MASS, ELECTRON_MASS, MUON_MASS = 0.13957, 0.000511, 0.105658
+BENDING_GEV_PER_M = 0.3 * 3.8 / 2
+ECAL_RADIUS_M, ECAL_ENDCAP_Z_M, HF_Z_M = 1.29, 3.15, 11.2
+TOWER, HF_TOWER = 2 * np.pi / 36, 2 * np.pi / 36
+"""PF cluster cells: 2 x 2 HCAL towers (0.175), about a hadron shower's size; HF towers (0.175)."""
+PV_DZ_CM = 0.1
+RHO_GRID = 0.55
+
+
+@dataclass
+class Candidates:
+    """PF candidates (NanoAOD names), with the truth the standard correction is derived from."""
+
+    event: np.ndarray
+    pt: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+    mass: np.ndarray
+    charge: np.ndarray
+    pdgId: np.ndarray
+    d0: np.ndarray
+    dz: np.ndarray
+    puppiWeight: np.ndarray
+    from_pv: np.ndarray
+    pileup_fraction: np.ndarray
+    """Share of the candidate's energy that comes from pileup (truth)."""
+
+    def take(self, index) -> Candidates:
+        return type(self)(*(getattr(self, f.name)[index] for f in fields(self)))
+
+    @classmethod
+    def concat(cls, parts: list[Candidates]) -> Candidates:
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
+
+
+def _smear(rng, x, sigma_rel):
+    return x * (1.0 + sigma_rel * rng.standard_normal(len(x)))
+
+
+def hadron_response(energy):
+    return 1.0 - 0.60 * np.power(np.maximum(energy, 0.05), -0.30)
+
+
+def hf_hadron_response(energy):
+    return 1.0 - 0.40 * np.power(np.maximum(energy, 0.05), -0.20)
+
+
+def _calibrate(raw, response):
+    """The single-hadron calibration: E = raw / response(E), solved by a few fixed-point steps."""
+    energy = raw / response(raw)
+    for _ in range(25):  # a contraction: |d/dE raw / response(E)| < 0.5 above 0.5 GeV
+        energy = raw / response(energy)
+    return energy
+
+
+def _tracking_efficiency(pt, abseta, muon):
+    plateau = np.where(abseta < 1.2, 0.90, 0.82)
+    turn_on = 1.0 - np.exp(-np.maximum(pt - 0.1, 0.0) / 0.4)
+    return np.where(muon, 0.99, plateau * turn_on)
+
+
+def _merged_hits(event, eta, phi, in_tracker) -> np.ndarray:
+    """Chance to lose a track to a neighbour sharing its pixel hits: 30 % x exp(-dR / 0.005), dR to
+    the nearest other charged particle (dense cores of high-pt jets; [TRK Sec. 5.2])."""
+    from scipy.spatial import cKDTree
+
+    loss = np.zeros(len(event))
+    index = np.flatnonzero(in_tracker)
+    if len(index) < 2:
+        return loss
+    xy = np.column_stack([eta[index] + 20.0 * event[index], phi[index]])
+    distance, _ = cKDTree(xy).query(xy, k=2, distance_upper_bound=0.05)
+    loss[index] = np.where(np.isfinite(distance[:, 1]), 0.3 * np.exp(-distance[:, 1] / 0.005), 0.0)
+    return loss
+
+
+def _calorimeter_radius(abseta):
+    sinh = np.maximum(np.sinh(abseta), 1e-6)
+    return np.where(abseta < 3.0, np.minimum(ECAL_RADIUS_M, ECAL_ENDCAP_Z_M / sinh), HF_Z_M / sinh)
+
+
+def _towers(event, eta, phi, hf):
+    """Integer tower key per deposit (event, region, ieta, iphi) and the tower sizes."""
+    size = np.where(hf, HF_TOWER, TOWER)
+    ieta = np.floor(eta / size).astype(np.int64) + 200
+    iphi = np.floor((phi + np.pi) / size).astype(np.int64)
+    return ((event.astype(np.int64) * 2 + hf) * 400 + ieta) * 100 + iphi
+
+
+def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarray, z_pv: np.ndarray) -> Candidates:
+    """PF candidates of all events in ``particles`` (``pileup`` flags pileup particles; ``z_pv``
+    is the hard vertex per event, in cm; particle vertices ``vz`` are absolute)."""
+    pt_all = particles.pt
+    keep = ~np.isin(np.abs(particles.pdg), NEUTRINOS) & (pt_all > 0.0)
+    keep[keep] = np.abs(np.arcsinh(particles.pz[keep] / pt_all[keep])) < 5.0
+    p = particles.take(keep)
+    pu = pileup[keep].astype(np.float64)
+    pt, eta, phi = p.pt, p.eta, p.phi
+    n = len(p)
+    abseta = np.abs(eta)
+    energy = p.e
+    apdg = np.abs(p.pdg)
+    charge = np.rint(p.charge).astype(np.int64)
+    charged = charge != 0
+    is_e, is_mu, is_gamma = apdg == 11, apdg == 13, apdg == 22
+    hadron = ~(is_e | is_mu | is_gamma)
+    barrel = abseta < 1.2
+    hf = abseta >= 3.0
+
+    # ---- tracking --------------------------------------------------------------------------
+    efficiency = _tracking_efficiency(pt, abseta, is_mu) * (1.0 - _merged_hits(p.event, eta, phi, charged & (abseta < 2.5)))
+    tracked = charged & (abseta < 2.5) & (pt > 0.1) & (rng.random(n) < efficiency)
+    sigma_pt = np.hypot(np.where(barrel, 0.006, 0.012), np.where(barrel, 1.5e-4, 3e-4) * pt)
+    track_pt = np.maximum(_smear(rng, pt, sigma_pt), 0.05)
+    ip_scale = np.where(barrel, 1.0, 1.5)
+    sigma_d0 = np.hypot(0.0020, 0.0090 / pt) * ip_scale
+    sigma_dz = np.hypot(0.0030, 0.0110 / pt) * ip_scale
+    # impact parameters of the straight-line track at its closest approach to the beam line
+    d0_true = p.vx * np.sin(phi) - p.vy * np.cos(phi)
+    z_closest = p.vz - (p.vx * np.cos(phi) + p.vy * np.sin(phi)) * np.sinh(eta)
+    d0 = d0_true + sigma_d0 * rng.standard_normal(n)
+    dz = z_closest - z_pv[p.event] + sigma_dz * rng.standard_normal(n)
+    electron_id = is_e & tracked & (pt > 2.0) & (rng.random(n) < 0.85)
+    muon_id = is_mu & tracked & (abseta < 2.4) & (pt > 3.0) & (rng.random(n) < 0.95)
+
+    # ---- where each particle meets the calorimeters ----------------------------------------
+    reach = BENDING_GEV_PER_M * _calorimeter_radius(abseta) / np.maximum(pt, 1e-6)
+    curls = charged & (reach >= 1.0)
+    phi_calo = np.where(charged, delta_phi(phi - charge * np.arcsin(np.minimum(reach, 1.0)), 0.0), phi)
+
+    # ---- ECAL: photons and electrons that are not identified as such ----------------------
+    em = (is_gamma | (is_e & ~electron_id)) & ~curls & ~hf
+    em_sigma = np.where(
+        abseta < 1.5,
+        np.sqrt((0.028 / np.sqrt(energy)) ** 2 + (0.12 / energy) ** 2 + 0.003**2),
+        np.sqrt((0.057 / np.sqrt(energy)) ** 2 + (0.25 / energy) ** 2 + 0.0055**2),
+    )
+    em_energy = np.maximum(_smear(rng, energy, em_sigma), 0.0)
+    em_position_spread = 0.005
+    # an electron whose track was found (but not identified) is a charged hadron: its ECAL
+    # deposit joins the tower system, where the track takes it away
+    em_as_photon = em & ~(is_e & tracked)
+
+    # ---- calorimeter towers: hadrons, HF, and the ECAL deposits that may overlap them -------
+    to_towers = ((hadron & ~curls) | em_as_photon | (em & is_e & tracked) | (hf & (is_gamma | is_e))) & ~is_mu
+    raw = np.zeros(n)
+    h = to_towers & hadron & ~hf
+    raw[h] = energy[h] * hadron_response(energy[h]) * (1 + np.hypot(1.2 / np.sqrt(energy[h]), 0.07) * rng.standard_normal(h.sum()))
+    leak = h & (rng.random(n) < 0.10)
+    raw[leak] *= rng.uniform(0.5, 1.0, leak.sum())
+    hf_had = to_towers & hadron & hf
+    e = energy[hf_had]
+    raw[hf_had] = e * hf_hadron_response(e) * (1 + np.hypot(2.8 / np.sqrt(e), 0.11) * rng.standard_normal(len(e)))
+    hf_em = to_towers & ~hadron & hf
+    e = energy[hf_em]
+    raw[hf_em] = e * (1 + np.hypot(1.98 / np.sqrt(e), 0.09) * rng.standard_normal(len(e)))
+    ecal = to_towers & ~hadron & ~hf
+    raw[ecal] = em_energy[ecal]
+    raw = np.maximum(raw, 0.0)
+    spread = np.where(hadron, 0.03, em_position_spread)
+    shower_eta = eta + spread * rng.standard_normal(n)
+    shower_phi = delta_phi(phi_calo + spread * rng.standard_normal(n), 0.0)
+
+    dep = np.flatnonzero(to_towers & (raw > 0))
+    dep_hf = hf[dep]
+    dep_em = ~hadron[dep]
+    # A deposit belongs to the tower of its impact point (PF clusters gather a shower's
+    # neighbouring towers); the shower's spread moves the tower's energy-weighted position. HF
+    # keeps EM and hadronic deposits apart (long and short fibres): two tower systems there
+    key = _towers(p.event[dep], eta[dep], phi_calo[dep], dep_hf) * 2 + (dep_hf & dep_em)
+    towers, tower_of = np.unique(key, return_inverse=True)
+    n_towers = len(towers)
+
+    def tower_sums(select):
+        """Raw energy, pileup share and energy-weighted (eta, phi) of the selected deposits."""
+        w = np.where(select, raw[dep], 0.0)
+        total = segment_sum(w, tower_of, n_towers)
+        norm = np.maximum(total, 1e-12)
+        ref_eta, ref_phi = np.zeros(n_towers), np.zeros(n_towers)
+        ref_eta[tower_of] = shower_eta[dep]  # towers are small: offsets from any member, no wrap
+        ref_phi[tower_of] = shower_phi[dep]
+        t_eta = ref_eta + segment_sum(w * (shower_eta[dep] - ref_eta[tower_of]), tower_of, n_towers) / norm
+        t_phi = delta_phi(ref_phi + segment_sum(w * delta_phi(shower_phi[dep], ref_phi[tower_of]), tower_of, n_towers) / norm, 0.0)
+        return total, segment_sum(w * pu[dep], tower_of, n_towers) / norm, t_eta, t_phi
+
+    had_raw, had_pu, had_eta, had_phi = tower_sums(~dep_em)
+    em_raw, em_pu, em_eta, em_phi = tower_sums(dep_em)
+    t_event = (towers // 2 // 100 // 400 // 2).astype(np.int64)
+    t_hf = (towers // 2 // 100 // 400) % 2 == 1
+    had_energy = np.where(t_hf, _calibrate(had_raw, hf_hadron_response), _calibrate(had_raw, hadron_response))
+
+    # tracks linked to the tower of their impact point
+    linked = tracked & ~muon_id & ~electron_id & ~curls & ~hf
+    link_key = _towers(p.event[linked], eta[linked], phi_calo[linked], np.zeros(linked.sum(), bool)) * 2
+    pos = np.searchsorted(towers, link_key)
+    found = (pos < n_towers) & (towers[np.minimum(pos, n_towers - 1)] == link_key)
+    track_p = track_pt[linked] * np.cosh(eta[linked])
+    t_track = segment_sum(track_p[found], pos[found], n_towers)
+    with_track = t_track > 0
+
+    # towers with tracks: the calorimeter's excess over the tracks, if significant, is a photon
+    # (up to the ECAL energy) and a neutral hadron (the rest) [PF Sec. 4.10]; else nothing
+    t_sigma = np.hypot(1.2 * np.sqrt(np.maximum(t_track, 1e-9)), 0.07 * t_track)
+    excess = em_raw + had_energy - t_track
+    significant = with_track & (excess > np.maximum(t_sigma, 1.0))
+    merged_photon = np.where(significant, np.minimum(excess, em_raw), 0.0)
+    merged_hadron = np.where(significant, excess - merged_photon, 0.0)
+    # towers without tracks: a neutral hadron above the raw seed threshold (0.8 GeV; HF 1.4 GeV),
+    # and in HF an EM candidate; ECAL photons stay single (below)
+    free_hadron = ~with_track & (had_raw > np.where(t_hf, 1.4, 0.8))
+    neutral_energy = np.where(with_track, merged_hadron, np.where(free_hadron, had_energy, 0.0))
+    neutral = neutral_energy > np.where(with_track, 1.0, 0.0)
+    hf_em_tower = t_hf & (towers % 2 == 1) & (em_raw > 1.4)
+    merged = with_track & (merged_photon > 0.5)
+
+    # single ECAL photons: those in towers without a track
+    ph_key = _towers(p.event, eta, phi_calo, np.zeros(n, bool)) * 2
+    ph_pos = np.minimum(np.searchsorted(towers, ph_key), n_towers - 1)
+    photon = em_as_photon & ~hf & (em_energy > np.where(abseta < 1.5, 0.5, 1.0)) & ~with_track[ph_pos]
+
+    # ---- candidates ------------------------------------------------------------------------
+    parts = []
+    # charged: tracks (hadrons, identified electrons and muons)
+    ch = np.flatnonzero(tracked)
+    code = np.where(electron_id[ch], 11, np.where(muon_id[ch], 13, 211))
+    q = charge[ch]
+    ch_pt = np.where(electron_id[ch], _smear(rng, pt[ch], np.full(len(ch), 0.02)), track_pt[ch])
+    parts.append(
+        Candidates(
+            p.event[ch], ch_pt, eta[ch], phi[ch],
+            np.select([code == 11, code == 13], [ELECTRON_MASS, MUON_MASS], PION_MASS),
+            q, np.where(code == 211, code * q, -code * q), d0[ch], dz[ch], np.zeros(len(ch)),
+            np.abs(dz[ch]) < PV_DZ_CM, pu[ch],
+        )
+    )
+    # photons: single ones, and the ECAL part of a tower's excess over its tracks
+    ph = np.flatnonzero(photon)
+    ph_eta = eta[ph] + em_position_spread * rng.standard_normal(len(ph))
+    ph_phi = delta_phi(phi_calo[ph] + em_position_spread * rng.standard_normal(len(ph)), 0.0)
+    parts.append(_neutral(p.event[ph], em_energy[ph], ph_eta, ph_phi, np.full(len(ph), 22), pu[ph]))
+    mp = np.flatnonzero(merged)
+    parts.append(_neutral(t_event[mp], merged_photon[mp], em_eta[mp], em_phi[mp], np.full(len(mp), 22), em_pu[mp]))
+    # neutral hadrons, HF hadrons (pdgId 1) and HF EM (pdgId 2)
+    nh = np.flatnonzero(neutral & ~(t_hf & (towers % 2 == 1)))
+    parts.append(_neutral(t_event[nh], neutral_energy[nh], had_eta[nh], had_phi[nh], np.where(t_hf[nh], 1, 130), had_pu[nh]))
+    he = np.flatnonzero(hf_em_tower)
+    parts.append(_neutral(t_event[he], em_raw[he], em_eta[he], em_phi[he], np.full(len(he), 2), em_pu[he]))
+    cands = Candidates.concat(parts)
+    order = np.argsort(cands.event, kind="stable")
+    return cands.take(order)
+
+
+def _neutral(event, energy, eta, phi, code, pileup_fraction):
+    m = len(event)
+    zeros = np.zeros(m)
+    return Candidates(
+        event.astype(np.int64), energy / np.cosh(eta), eta, phi, zeros, np.zeros(m, np.int64), code.astype(np.int64),
+        zeros, zeros, zeros, np.ones(m, bool), pileup_fraction,
+    )
+
+
+REFERENCE_PER_EVENT = 200
+"""At most this many pileup particles per event set PUPPI's median and RMS (a fixed subsample)."""
+
+
+def puppi_weights(c: Candidates, wanted: np.ndarray | None = None) -> np.ndarray:
+    """PUPPI weights of the candidates of all events (see the module table); neutral weights are
+    computed where ``wanted`` is true (all by default) and 0 elsewhere."""
+    from scipy.spatial import cKDTree
+    from scipy.stats import chi2
+
+    charged = c.charge != 0
+    pv = charged & c.from_pv
+    central = np.abs(c.eta) < 2.5
+    # one tree for all events: events are moved apart in eta; phi copies cover the wrap-around
+    x = c.eta + 20.0 * c.event
+
+    def points(index):
+        xs, ys, origin = [x[index]], [c.phi[index]], [index]
+        for shift in (2 * np.pi, -2 * np.pi):
+            near = np.abs(c.phi[index] + shift) < np.pi + 0.4
+            xs.append(x[index][near])
+            ys.append(c.phi[index][near] + shift)
+            origin.append(index[near])
+        return np.column_stack([np.concatenate(xs), np.concatenate(ys)]), np.concatenate(origin)
+
+    def alpha(targets, sources):
+        src_xy, src = points(sources)
+        tree_s = cKDTree(src_xy)
+        tree_t = cKDTree(np.column_stack([x[targets], c.phi[targets]]))
+        pairs = tree_t.sparse_distance_matrix(tree_s, 0.4, output_type="coo_matrix")
+        dr = pairs.data
+        ok = dr > 1e-4
+        total = np.bincount(pairs.row[ok], weights=(c.pt[src[pairs.col[ok]]] / dr[ok]) ** 2, minlength=len(targets))
+        with np.errstate(divide="ignore"):
+            return np.log(total)  # -inf: nothing within dR < 0.4
+
+    weights = np.where(charged, np.where(pv, 1.0, 0.0), 0.0)
+    n_events = int(c.event.max(initial=-1)) + 1
+    for in_tracker in (True, False):
+        region = central if in_tracker else ~central
+        neutral = np.flatnonzero(region & ~charged & (True if wanted is None else wanted))
+        if len(neutral) == 0:
+            continue
+        # inside the tracker, alpha counts charged particles from the hard vertex and the charged
+        # pileup gives the reference; beyond it, every particle counts and all of them are the
+        # reference (most are pileup)
+        sources = np.flatnonzero(pv) if in_tracker else np.flatnonzero(region)
+        reference = np.flatnonzero((charged & ~pv & central) if in_tracker else (region & ~charged))
+        reference = reference[local_rank(c.event[reference]) < REFERENCE_PER_EVENT]
+        a_ref = alpha(reference, sources)
+        a = alpha(neutral, sources)
+        # the reference statistics count particles with neighbours; a neutral without any gets 0
+        finite = np.isfinite(a_ref)
+        reference, a_ref = reference[finite], a_ref[finite]
+        # median and RMS (about the median, from the low side as PUPPI does) per event
+        ev_ref = c.event[reference]
+        median = np.full(n_events, np.nan)
+        rms = np.full(n_events, np.nan)
+        order = np.lexsort((a_ref, ev_ref))
+        counts = np.bincount(ev_ref, minlength=n_events)
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        has = counts > 0
+        median[has] = a_ref[order][starts[has] + counts[has] // 2]
+        low = a_ref < median[ev_ref]
+        dev2 = np.bincount(ev_ref[low], weights=(a_ref[low] - median[ev_ref][low]) ** 2, minlength=n_events)
+        n_low = np.bincount(ev_ref[low], minlength=n_events)
+        rms = np.sqrt(dev2 / np.maximum(n_low, 1))
+        med, sig = median[c.event[neutral]], rms[c.event[neutral]]
+        ok = np.isfinite(med) & (sig > 0)
+        signed = np.where(np.isfinite(a) & (a > med), (a - med) ** 2 / np.where(ok, sig, 1.0) ** 2, 0.0)
+        w = np.where(ok, chi2.cdf(signed, 1), np.where(np.isfinite(a), 1.0, 0.0))
+        weights[neutral] = np.where(w * c.pt[neutral] < 0.1, 0.0, w)
+    return weights
+
+
+def local_rank(event: np.ndarray) -> np.ndarray:
+    """Position of each entry among the entries of its event (``event`` sorted ascending)."""
+    return local_index(np.bincount(event))
+
+
+def fixed_grid_rho(c: Candidates, n_events: int) -> np.ndarray:
+    """fixedGridRhoFastjetAll: median over 0.55-wide cells (|eta| < 5) of the cells' pt / area."""
+    n_eta = int(round(10.0 / RHO_GRID))
+    n_phi = int(round(2 * np.pi / RHO_GRID))
+    inside = np.abs(c.eta) < 5.0
+    ieta = np.clip(((c.eta[inside] + 5.0) / (10.0 / n_eta)).astype(np.int64), 0, n_eta - 1)
+    iphi = np.clip(((c.phi[inside] + np.pi) / (2 * np.pi / n_phi)).astype(np.int64), 0, n_phi - 1)
+    cells = n_eta * n_phi
+    sums = np.bincount((c.event[inside] * cells + ieta * n_phi + iphi), weights=c.pt[inside], minlength=n_events * cells)
+    density = sums.reshape(n_events, cells) / ((10.0 / n_eta) * (2 * np.pi / n_phi))
+    return np.median(density, axis=1)

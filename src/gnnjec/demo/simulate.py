@@ -1,0 +1,170 @@
+"""One chunk of demo events, from Pythia to reco jets and their PF candidates.
+
+Events -> pileup overlay -> detector and PF -> CHS -> anti-kt jets -> flavour and matching, with
+the truth the standard correction is derived from. Nothing loops over particles in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import detector, events, jets
+from .detector import Candidates
+from .events import NEUTRINOS, Particles
+
+MU_RANGE = (10.0, 60.0)
+"""Mean pileup per event, uniform: Run 2 averaged 32 and Run 3 about 45 (CMS luminosity public
+results); the range covers both."""
+VERTEX_EFFICIENCY = 0.7
+RECO_JET_RAW_PT_MIN = 10.0
+"""Reco jets are clustered above this raw pt: the writer checks that no correction factor can lift
+a jet from below it over its 15 GeV threshold."""
+GEN_JET_PT_MIN = 10.0
+
+
+@dataclass
+class JetTable:
+    event: np.ndarray
+    pt: np.ndarray
+    eta: np.ndarray
+    phi: np.ndarray
+    mass: np.ndarray
+    hadron_flavour: np.ndarray
+    parton_flavour: np.ndarray
+
+
+@dataclass
+class Sample:
+    """Events of one chunk: reco jets (raw four-momenta), GenJets and PF candidates."""
+
+    n_events: int
+    rho: np.ndarray
+    npv: np.ndarray
+    mu: np.ndarray
+    reco: JetTable
+    area: np.ndarray
+    gen_index: np.ndarray
+    """Per reco jet: index of its GenJet in ``gen`` (global), or -1."""
+    pileup_pt: np.ndarray
+    gen: JetTable
+    cands: Candidates
+    cand_jet: np.ndarray
+    """Per candidate: index of its reco jet, or -1."""
+
+
+class PileupPool:
+    """Minimum-bias collisions generated once and overlaid many times."""
+
+    def __init__(self, seed: int, size: int):
+        self.size = size
+        self.particles = events.minimum_bias_pool(seed, size)
+
+
+def simulate(rng: np.random.Generator, seed: int, n_events: int, pool: PileupPool) -> Sample:
+    hard = events.generate_hard(seed, n_events)
+    mu = rng.uniform(*MU_RANGE, n_events)
+    n_pileup = rng.poisson(mu)
+    z_pv = rng.normal(0.0, events.BEAMSPOT_Z_CM, n_events)
+    pu, _ = events.overlay(rng, pool.particles, pool.size, n_pileup)
+    s = hard.stable
+    signal = Particles(s.event, s.pdg, s.px, s.py, s.pz, s.e, s.vx, s.vy, s.vz + z_pv[s.event], s.charge)
+    everything = Particles.concat([signal, pu])  # the detector does not need them in event order
+    flag = np.concatenate([np.zeros(len(signal), bool), np.ones(len(pu), bool)])
+
+    cands = detector.reconstruct(rng, everything, flag, z_pv)
+    rho = detector.fixed_grid_rho(cands, n_events)
+    npv = 1 + rng.binomial(n_pileup, VERTEX_EFFICIENCY)
+
+    # GenJets: the hard collision's stable particles without neutrinos
+    visible = ~np.isin(np.abs(s.pdg), NEUTRINOS) & (np.abs(s.eta) < jets.ETA_MAX)
+    g = s.take(visible)
+    gen = jets.cluster(g.event, g.pt, g.eta, g.phi, np.sqrt(np.maximum(g.e**2 - g.px**2 - g.py**2 - g.pz**2, 0.0)), n_events, GEN_JET_PT_MIN)
+    gen_hf, gen_pf = jets.flavours(gen, hard.partons, hard.heavy_hadrons)
+
+    # reco jets: AK4 CHS
+    chs = (cands.charge == 0) | cands.from_pv
+    c = cands.take(np.flatnonzero(chs))
+    reco = jets.cluster(c.event, c.pt, c.eta, c.phi, c.mass, n_events, RECO_JET_RAW_PT_MIN)
+    # PUPPI weights: from the whole event, for the candidates that end up in jets
+    in_jet = np.zeros(len(cands.pt), bool)
+    in_jet[np.flatnonzero(chs)[reco.constituent_jet >= 0]] = True
+    c.puppiWeight = detector.puppi_weights(cands, in_jet)[chs]
+    reco_hf, reco_pf = jets.flavours(reco, hard.partons, hard.heavy_hadrons)
+    return Sample(
+        n_events=n_events,
+        rho=rho,
+        npv=npv,
+        mu=mu,
+        reco=JetTable(reco.event, reco.pt, reco.eta, reco.phi, reco.mass, reco_hf, reco_pf),
+        area=jets.passive_area(reco),
+        gen_index=jets.match(reco, gen),
+        pileup_pt=jets.pileup_pt(reco, c.pt, c.pileup_fraction),
+        gen=JetTable(gen.event, gen.pt, gen.eta, gen.phi, gen.mass, gen_hf, gen_pf),
+        cands=c,
+        cand_jet=reco.constituent_jet,
+    )
+
+
+POOL_SIZE = 1000
+"""Minimum-bias collisions per file; each event draws Poisson(mu) of them, rotated and mirrored."""
+CHUNK_EVENTS = 500
+
+
+def _seed(*parts: int) -> int:
+    """A Pythia seed (1 ... 9e8) from the workflow's seed, the file and the chunk."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0]) % 900_000_000
+
+
+def chunks(n_events: int, seed: int, file_index: int, correction, chunk_events: int = CHUNK_EVENTS):
+    """NanoAOD branches of ``n_events`` Pythia events, a chunk at a time (seeded by seed and file)."""
+    from .pfnano import branches
+
+    rng = np.random.default_rng([seed, file_index])
+    pool = PileupPool(_seed(seed, file_index, 1_000_000), POOL_SIZE)
+    done = 0
+    while done < n_events:
+        n = min(chunk_events, n_events - done)
+        sample = simulate(rng, _seed(seed, file_index, done), n, pool)
+        yield branches(sample, correction, 1 + file_index * 10_000_000 + done, 1 + file_index)
+        done += n
+
+
+def _calibration_jets(seed: int, part: int, n_events: int) -> list[np.ndarray]:
+    """Matched jets of one part of the calibration sample: raw pt, eta, rho, area, pileup pt, gen pt."""
+    rng = np.random.default_rng([seed, 999_999, part])
+    pool = PileupPool(_seed(seed, 999_999, part, 1_000_000), POOL_SIZE)
+    columns = []
+    done = 0
+    while done < n_events:
+        n = min(CHUNK_EVENTS, n_events - done)
+        s = simulate(rng, _seed(seed, 999_999, part, done), n, pool)
+        m = s.gen_index >= 0
+        columns.append(
+            (s.reco.pt[m], s.reco.eta[m], s.rho[s.reco.event[m]], s.area[m], s.pileup_pt[m], s.gen.pt[s.gen_index[m]])
+        )
+        done += n
+    return [np.concatenate(c) for c in zip(*columns)]
+
+
+CALIBRATION_PART_EVENTS = 4000
+"""The calibration sample is simulated in parts of this size, each seeded by its index, so the
+correction does not depend on how many processes share the work."""
+
+
+def derive_standard_correction(seed: int, n_events: int, processes: int = 1):
+    """The standard correction, derived on ``n_events`` events of its own (seeded apart from the
+    files), its parts simulated ``processes`` at a time."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from . import correction
+
+    n_parts = -(-n_events // CALIBRATION_PART_EVENTS)
+    sizes = [n_events // n_parts + (i < n_events % n_parts) for i in range(n_parts)]
+    if processes == 1 or n_parts == 1:
+        parts = [_calibration_jets(seed, i, size) for i, size in enumerate(sizes)]
+    else:
+        with ProcessPoolExecutor(min(processes, n_parts)) as pool:
+            parts = list(pool.map(_calibration_jets, [seed] * n_parts, range(n_parts), sizes))
+    return correction.derive(*(np.concatenate(c) for c in zip(*parts)), min_jets=30)

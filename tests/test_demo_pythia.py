@@ -1,0 +1,212 @@
+"""The demo generator: Pythia 8 events, the CMS-like detector, jets, and the files they make.
+
+Known-answer tests for the pieces (jet areas, flavour labels, matching, calorimeter calibration,
+rho, PUPPI), then a small Pythia sample through everything down to a PFNano file and its clouds.
+"""
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from gnnjec import convert, demo
+from gnnjec.convert import read_clouds
+from gnnjec.demo import detector, jets, simulate
+from gnnjec.demo.detector import Candidates
+from gnnjec.demo.events import Particles
+from gnnjec.features import FLAVOURS
+
+R = jets.R
+
+
+def make_jets(event, pt, eta, phi):
+    n = len(pt)
+    return jets.Jets(np.asarray(event), np.asarray(pt, float), np.asarray(eta, float), np.asarray(phi, float),
+                     np.zeros(n), np.zeros(0, np.int64))
+
+
+def lens(d):
+    """Area of the intersection of two discs of radius R at distance d."""
+    return 2 * R * R * np.arccos(d / (2 * R)) - d / 2 * np.sqrt(4 * R * R - d * d)
+
+
+def test_passive_area_of_isolated_overlapping_and_edge_jets():
+    j = make_jets([0, 0, 1, 2], [100, 50, 30, 30], [0.0, 0.4, 0.0, 4.9], [0.0, 0.0, 1.0, 2.0])
+    area = jets.passive_area(j, spacing=0.005)
+    disc = np.pi * R * R
+    assert area[0] == pytest.approx(disc, rel=0.01)               # the harder jet keeps its disc
+    assert area[1] == pytest.approx(disc - lens(R), rel=0.01)     # the softer loses the lens
+    assert area[2] == pytest.approx(disc, rel=0.01)               # another event: no overlap
+    h = 0.1                                                         # 0.1 from the |eta| = 5 edge
+    segment = R * R * np.arccos(h / R) - h * np.sqrt(R * R - h * h)
+    assert area[3] == pytest.approx(disc - segment, rel=0.01)
+
+
+def test_anti_kt_clusters_and_maps_constituents():
+    # event 0: two well separated sprays; event 1: one particle below the jet threshold
+    event = np.array([0, 0, 0, 0, 1])
+    pt = np.array([40.0, 10.0, 30.0, 5.0, 3.0])
+    eta = np.array([0.0, 0.1, 2.0, 2.05, 0.0])
+    phi = np.array([0.0, 0.05, 2.0, 2.1, 1.0])
+    j = jets.cluster(event, pt, eta, phi, np.zeros(5), 2, min_pt=10.0)
+    assert list(j.event) == [0, 0]
+    assert j.pt[0] > j.pt[1]                                        # pt-ordered inside the event
+    assert list(j.constituent_jet) == [0, 0, 1, 1, -1]
+    assert j.pt[0] == pytest.approx(50.0, rel=1e-3)
+
+
+def test_flavour_labels_and_matching():
+    reco = make_jets([0, 0], [100, 60], [0.0, 1.5], [0.0, 1.0])
+    partons = Particles(
+        event=np.array([0, 0, 0]), pdg=np.array([21, -5, 2]),
+        px=np.array([50.0, 5.0, 40.0]), py=np.zeros(3), pz=np.zeros(3), e=np.array([50.0, 5.0, 40.0]),
+        vx=np.zeros(3), vy=np.zeros(3), vz=np.zeros(3), charge=np.zeros(3),
+    )
+    # the gluon and the soft b are in jet 0 (the b wins); the u quark is far from both jets
+    partons.px[2], partons.py[2] = 0.0, -40.0
+    c_phi = 1.05
+    hadrons = Particles(
+        event=np.array([0]), pdg=np.array([421]), px=np.array([10 * np.cos(c_phi)]), py=np.array([10 * np.sin(c_phi)]),
+        pz=np.array([10 * np.sinh(1.5)]), e=np.array([10 * np.cosh(1.5)]), vx=np.zeros(1), vy=np.zeros(1),
+        vz=np.zeros(1), charge=np.zeros(1),
+    )
+    hadron_flavour, parton_flavour = jets.flavours(reco, partons, hadrons)
+    assert list(hadron_flavour) == [0, 4]
+    assert list(parton_flavour) == [-5, 0]
+    gen = make_jets([0, 0], [95, 70], [0.15, 1.5], [0.0, 1.3])
+    assert list(jets.match(reco, gen)) == [0, -1]                  # 0.15 < R/2 < 0.3
+
+
+def test_calorimeter_calibration_inverts_the_response():
+    energy = np.array([1.0, 2.0, 10.0, 100.0, 1000.0])
+    for response in (detector.hadron_response, detector.hf_hadron_response):
+        assert detector._calibrate(energy * response(energy), response) == pytest.approx(energy, rel=5e-3)
+    assert detector.hadron_response(np.array([2.0, 100.0])) == pytest.approx([0.51, 0.85], abs=0.01)
+
+
+def candidates(event, pt, eta, phi, charge, from_pv):
+    n = len(pt)
+    z = np.zeros(n)
+    return Candidates(np.asarray(event), np.asarray(pt, float), np.asarray(eta, float), np.asarray(phi, float), z,
+                      np.asarray(charge), np.where(np.asarray(charge) != 0, 211, 130), z, z, z, np.asarray(from_pv), z)
+
+
+def test_fixed_grid_rho_is_the_median_cell_density():
+    # one 2 GeV particle in the centre of every cell of the 0.55 grid (18 x 11 cells), plus a jet
+    n_eta, n_phi = 18, 11
+    eta = -5 + (np.arange(n_eta) + 0.5) * (10 / n_eta)
+    phi = -np.pi + (np.arange(n_phi) + 0.5) * (2 * np.pi / n_phi)
+    e, p = np.meshgrid(eta, phi)
+    c = candidates(np.zeros(e.size + 1, int), np.r_[np.full(e.size, 2.0), 500.0], np.r_[e.ravel(), 0.1],
+                   np.r_[p.ravel(), 0.1], np.zeros(e.size + 1, int), np.ones(e.size + 1, bool))
+    cell = (10 / n_eta) * (2 * np.pi / n_phi)
+    assert detector.fixed_grid_rho(c, 1)[0] == pytest.approx(2.0 / cell)
+
+
+def test_puppi_weights_neutrals_by_their_charged_neighbours_from_the_vertex():
+    rng = np.random.default_rng(0)
+    # pileup: charged tracks from other vertices everywhere, with a few PV tracks among them
+    n_pu = 300
+    eta = np.r_[rng.uniform(-2.4, 2.4, n_pu), 0.0, 0.05, 0.0, 1.0, -1.0]
+    phi = np.r_[rng.uniform(-np.pi, np.pi, n_pu), 0.0, 0.0, 0.05, 2.5, -2.5]
+    pt = np.r_[rng.exponential(0.7, n_pu) + 0.2, 50.0, 30.0, 5.0, 1.0, 1.0]
+    charge = np.r_[np.ones(n_pu, int), 1, 1, 0, 1, 0]
+    from_pv = np.r_[np.zeros(n_pu, bool), True, True, True, True, True]
+    c = candidates(np.zeros(len(pt), int), pt, eta, phi, charge, from_pv)
+    w = detector.puppi_weights(c)
+    assert w[n_pu] == w[n_pu + 1] == 1.0 and np.all(w[:n_pu] == 0.0)   # charged: vertex decides
+    assert w[n_pu + 2] > 0.99                                            # neutral in the hard jet's core
+    assert w[n_pu + 4] < 0.5                                             # neutral far from PV tracks
+
+
+# ---- a small Pythia sample through everything ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pythia_jec(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pythia") / "jec.json"
+    demo.save_correction(demo.derive_standard_correction("pythia", seed=5, n_events=1000), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pythia_file(tmp_path_factory, pythia_jec):
+    path = tmp_path_factory.mktemp("pythia") / "demo_000.root"
+    demo.write_pfnano(path, "pythia", n_events=600, seed=3, file_index=0, correction=demo.load_correction(pythia_jec),
+                      chunk_events=300)
+    return path
+
+
+def test_pythia_file_holds_pfnano_jets_with_their_constituents(pythia_file):
+    a = uproot.open(pythia_file)["Events"].arrays(
+        ["Jet_pt", "Jet_eta", "Jet_phi", "Jet_rawFactor", "Jet_genJetIdx", "Jet_nConstituents", "nGenJet",
+         "Jet_hadronFlavour", "Jet_partonFlavour", "GenJet_pt", "PFCands_pt", "PFCands_eta", "PFCands_phi",
+         "PFCands_mass", "PFCands_pdgId", "PFCands_puppiWeight", "JetPFCands_jetIdx", "JetPFCands_pFCandsIdx"]
+    )
+    assert len(a) == 600
+    jet_pt = ak.flatten(a.Jet_pt).to_numpy().astype(float)
+    assert jet_pt.min() > 15.0
+    n_jets = ak.num(a.Jet_pt)
+    assert ak.all(a.Jet_genJetIdx < a.nGenJet) and ak.all(a.Jet_genJetIdx >= -1)
+    assert set(np.unique(ak.flatten(a.Jet_hadronFlavour))) <= {0, 4, 5}
+    assert set(np.unique(np.abs(ak.flatten(a.Jet_partonFlavour)))) <= {0, 1, 2, 3, 4, 5, 21}
+    assert ak.min(ak.flatten(a.GenJet_pt)) > 10.0
+    assert set(np.unique(np.abs(ak.flatten(a.PFCands_pdgId)))) <= {1, 2, 11, 13, 22, 130, 211}
+    # every stored jet is the four-vector sum of its linked candidates
+    ev = np.repeat(np.arange(len(a)), ak.num(a.JetPFCands_jetIdx))
+    jet_global = (np.cumsum(n_jets) - n_jets).to_numpy()[ev] + ak.flatten(a.JetPFCands_jetIdx).to_numpy()
+    cand_offsets = (np.cumsum(ak.num(a.PFCands_pt)) - ak.num(a.PFCands_pt)).to_numpy()
+    cand_global = cand_offsets[ev] + ak.flatten(a.JetPFCands_pFCandsIdx).to_numpy()
+    cpt = ak.flatten(a.PFCands_pt).to_numpy().astype(float)[cand_global]
+    cphi = ak.flatten(a.PFCands_phi).to_numpy().astype(float)[cand_global]
+    px = np.bincount(jet_global, cpt * np.cos(cphi), minlength=len(jet_pt))
+    py = np.bincount(jet_global, cpt * np.sin(cphi), minlength=len(jet_pt))
+    raw = jet_pt * (1 - ak.flatten(a.Jet_rawFactor).to_numpy())
+    assert np.hypot(px, py) == pytest.approx(raw, rel=2e-3)
+    assert np.array_equal(np.bincount(jet_global, minlength=len(jet_pt)),
+                          np.minimum(ak.flatten(a.Jet_nConstituents).to_numpy(), 255))
+    weights = ak.flatten(a.PFCands_puppiWeight).to_numpy()
+    assert weights.min() >= 0 and weights.max() <= 1
+
+
+def test_standard_correction_closes_on_an_independent_sample(pythia_file):
+    a = uproot.open(pythia_file)["Events"].arrays(["Jet_pt", "Jet_eta", "Jet_genJetIdx", "GenJet_pt"])
+    matched = a.Jet_genJetIdx >= 0
+    gen_pt = ak.flatten(a.GenJet_pt[a.Jet_genJetIdx[matched]]).to_numpy()
+    response = ak.flatten(a.Jet_pt[matched]).to_numpy() / gen_pt
+    central = (np.abs(ak.flatten(a.Jet_eta[matched]).to_numpy()) < 2.5) & (gen_pt > 30)
+    assert central.sum() > 300
+    assert np.median(response[central]) == pytest.approx(1.0, abs=0.04)
+
+
+def test_pythia_file_converts_to_clouds_of_every_flavour(pythia_file, tmp_path):
+    out = tmp_path / "clouds.parquet"
+    info = convert.convert_file(str(pythia_file), str(out), convert.Selection(), convert.Split())
+    assert info["jets"] > 1000
+    flavour = read_clouds(str(out), columns=["flavour"])["flavour"].to_numpy()
+    counts = np.bincount(flavour[flavour >= 0], minlength=len(FLAVOURS))
+    assert np.all(counts > 10), dict(zip(FLAVOURS, counts))
+
+
+def test_same_seed_same_events_other_file_other_events(tmp_path, pythia_jec):
+    correction = demo.load_correction(pythia_jec)
+    arrays = []
+    for name, index in (("a", 0), ("b", 0), ("c", 1)):
+        demo.write_pfnano(tmp_path / f"{name}.root", "pythia", n_events=60, seed=9, file_index=index,
+                          correction=correction)
+        arrays.append(uproot.open(tmp_path / f"{name}.root")["Events"].arrays(["Jet_pt", "PFCands_pt"]))
+    assert arrays[0].tolist() == arrays[1].tolist()
+    assert arrays[0].Jet_pt.tolist() != arrays[2].Jet_pt.tolist()
+
+
+def test_puppi_weight_is_no_pileup_label():
+    """The toy's PUPPI weight told pileup from signal perfectly; the simulated one must not."""
+    pool = simulate.PileupPool(seed=4, size=300)
+    s = simulate.simulate(np.random.default_rng(2), seed=8, n_events=150, pool=pool)
+    c = s.cands
+    neutral = (c.charge == 0) & (s.cand_jet >= 0) & (np.abs(c.eta) < 2.5)
+    pileup = c.pileup_fraction[neutral] > 0.5
+    w = c.puppiWeight[neutral]
+    assert 0.05 < pileup.mean() < 0.95
+    best = max(np.mean((w > cut) != pileup) for cut in np.linspace(0, 1, 101))
+    assert 0.6 < best < 0.95, best      # informative, but no threshold recovers the truth
