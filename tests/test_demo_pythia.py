@@ -88,7 +88,8 @@ def candidates(event, pt, eta, phi, charge, from_pv):
     n = len(pt)
     z = np.zeros(n)
     return Candidates(np.asarray(event), np.asarray(pt, float), np.asarray(eta, float), np.asarray(phi, float), z,
-                      np.asarray(charge), np.where(np.asarray(charge) != 0, 211, 130), z, z, z, np.asarray(from_pv), z)
+                      np.asarray(charge), np.where(np.asarray(charge) != 0, 211, 130), z, z, z, z, z, z,
+                      np.zeros(n, int), np.zeros(n, int), np.zeros(n, int), np.asarray(from_pv), z)
 
 
 def test_fixed_grid_rho_is_the_median_cell_density():

@@ -48,3 +48,49 @@ def test_sparse_bins_are_null():
     m = metrics.binned_metrics({"standard": np.ones(5)}, np.full(5, 50.0), np.zeros(5), np.zeros(5, int),
                                np.array([20.0, 100.0]), [[0, 2.5]], n_bootstrap=0)
     assert m["methods"]["standard"][0]["bins"][0]["all"] is None
+
+
+def _grid_jets(bins, n=2001):
+    """Jets whose responses in each (pt, width) bin are 1 + width * u, u evenly spaced in [-1, 1]:
+    quartiles at -0.5 and 0.5 exactly, so IQR / median = width."""
+    u = np.linspace(-1.0, 1.0, n)
+    pt = np.concatenate([np.full(n, p) for p, _, _ in bins])
+    standard = np.concatenate([1 + w * u for _, w, _ in bins])
+    net = np.concatenate([1 + w * u for _, _, w in bins])
+    return pt, standard, net
+
+
+def test_summary_gain_is_the_plain_mean_over_bins_above_30_gev():
+    # (pt, standard width, network width): 25 GeV is below min_pt and must not count (gain -100 %)
+    pt, standard, net = _grid_jets([(25.0, 0.1, 0.2), (50.0, 0.2, 0.1), (100.0, 0.1, 0.1), (200.0, 0.08, 0.06)])
+    eta, flavour = np.zeros(len(pt)), np.arange(len(pt)) % 4
+    edges = np.array([20.0, 30.0, 70.0, 150.0, 300.0])
+    m = metrics.binned_metrics({"standard": standard, "net": net}, pt, eta, flavour, edges, [[0, 2.5]], n_bootstrap=0)
+    assert [b["all"]["resolution"] for b in m["methods"]["net"][0]["bins"]] == pytest.approx([0.2, 0.1, 0.1, 0.06])
+    summary = metrics.summarize({"standard": standard, "net": net}, m, pt, eta, flavour, min_pt=30)["0<|eta|<2.5"]
+    assert summary["net"]["resolution_gain_mean"] == pytest.approx((0.5 + 0.0 + 0.25) / 3)
+    assert (summary["net"]["bins_better"], summary["net"]["bins_compared"]) == (2, 3)
+    assert summary["standard"]["resolution_gain_mean"] == 0.0
+    assert summary["net"]["n_jets"] == 3 * 2001
+
+
+def test_summary_spread_uses_the_flavour_medians_of_all_jets_above_30_gev():
+    n = 1001
+    centres = {0: 0.95, 1: 0.98, 2: 1.02, 3: 0.99}                         # b, c, uds, g
+    flavour = np.repeat(np.arange(4), n)
+    u = np.tile(np.linspace(-1, 1, n), 4)
+    standard = np.array([centres[f] for f in flavour]) + 0.01 * u
+    net = 1.0 + 0.01 * u
+    pt = np.full(4 * n, 60.0)
+    pt[::10] = 25.0                                                          # below 30 GeV: ignored
+    standard[::10] = 5.0                                                     # would move the medians if counted
+    eta = np.zeros(4 * n)
+    m = metrics.binned_metrics({"standard": standard, "net": net}, pt, eta, flavour, np.array([20.0, 30.0, 100.0]),
+                               [[0, 2.5]], n_bootstrap=0)
+    summary = metrics.summarize({"standard": standard, "net": net}, m, pt, eta, flavour, min_pt=30)["0<|eta|<2.5"]
+    medians = summary["standard"]["flavour_medians"]
+    assert [medians[f] for f in ("b", "c", "uds", "g")] == pytest.approx([0.95, 0.98, 1.02, 0.99], abs=1e-4)
+    # mean of the medians 0.985: |-0.035| + |-0.005| + |0.035| + |0.005| = 0.08
+    assert summary["standard"]["flavour_spread"] == pytest.approx(0.08, abs=2e-4)
+    assert summary["net"]["flavour_spread"] == pytest.approx(0.0, abs=2e-4)
+    assert summary["net"]["flavour_spread_change"] == pytest.approx(-1.0, abs=3e-3)

@@ -30,8 +30,17 @@ _KINEMATICS = {
 
 CHARGED = {
     **_KINEMATICS,
-    "d0": "transverse impact parameter [cm]",
-    "dz": "longitudinal impact parameter [cm]",
+    "has_track": "one-hot: track details stored (PFCands_d0Err > 0; MiniAOD keeps them above about 0.5 GeV)",
+    "d0": "transverse impact parameter [cm] (0 without track details)",
+    "dz": "longitudinal impact parameter [cm] (0 without track details)",
+    "d0_sig": "d0 / d0Err (0 without track details)",
+    "dz_sig": "dz / dzErr (0 without track details)",
+    "track_chi2": "normalised track chi2, PFCands_trkChi2 (0 without track details)",
+    "lost_inner_hits": "PFCands_lostInnerHits: -1 a hit in the first pixel layer, 0, 1, 2 (or more) lost",
+    "high_purity": "one-hot: a highPurity track (PFCands_trkQuality bit 4)",
+    "pv_used_in_fit": "one-hot: PFCands_pvAssocQuality >= 6, the track was used in the primary vertex fit",
+    "pv_compatible": "one-hot: PFCands_pvAssocQuality 4 or 5, compatible with the primary vertex",
+    "pv_other": "one-hot: PFCands_pvAssocQuality <= 1, closer to another vertex or none",
     "charge": "electric charge",
     "is_hadron": "one-hot: |pdgId| == 211",
     "is_muon": "one-hot: |pdgId| == 13",
@@ -86,8 +95,9 @@ TRUTH = {
 """Per-jet truth and bookkeeping columns, never network inputs."""
 
 DEFAULT_INPUTS = {
-    "charged": ["log_pt", "log_rel_pt", "deta", "dphi", "dr", "eta", "d0", "dz", "puppi_weight", "charge",
-                "is_hadron", "is_muon", "is_electron"],
+    "charged": ["log_pt", "log_rel_pt", "deta", "dphi", "dr", "eta", "has_track", "d0", "dz", "d0_sig", "dz_sig",
+                "track_chi2", "lost_inner_hits", "high_purity", "pv_used_in_fit", "pv_compatible", "pv_other",
+                "puppi_weight", "charge", "is_hadron", "is_muon", "is_electron"],
     "neutral": ["log_pt", "log_rel_pt", "deta", "dphi", "dr", "eta", "puppi_weight",
                 "is_photon", "is_hadron", "is_hf_hadron", "is_hf_em"],
     "jet": ["log_pt_raw", "eta", "mass_raw", "area", "rho", "npv", "multiplicity", "ptd", "axis2"],
@@ -110,7 +120,9 @@ ONE_HOT_IDS = {
 }
 """|pdgId| values of each one-hot flag (stored as booleans)."""
 
-STORED_TYPES = {**{name: np.bool_ for name in ONE_HOT_IDS}, "charge": np.int8}
+TRACK_FLAGS = ("has_track", "high_purity", "pv_used_in_fit", "pv_compatible", "pv_other")
+
+STORED_TYPES = {**{name: np.bool_ for name in (*ONE_HOT_IDS, *TRACK_FLAGS)}, "charge": np.int8, "lost_inner_hits": np.int8}
 """Storage type of the constituent features that are not float32."""
 
 
@@ -139,8 +151,8 @@ def measured_features(names, kin: dict, cand) -> dict:
 
     ``kin`` holds the float32 ``pt``, ``eta``, ``deta`` and ``dphi`` of the constituents (relative to
     their jet, see :data:`CHARGED`); ``cand`` maps PFCands field names (``pdgId``, ``charge``, ``d0``,
-    ``dz``, ``puppiWeight``, and ``abs_pdgId``) to the constituents' values and is only read for the
-    features asked for.
+    ``dz``, ``puppiWeight``, the track details of :data:`gnnjec.nanoaod.TRACK_FIELDS`, and
+    ``abs_pdgId``) to the constituents' values and is only read for the features asked for.
     """
     out = {}
     for name in names:
@@ -148,14 +160,39 @@ def measured_features(names, kin: dict, cand) -> dict:
             value = kin[name]
         elif name == "puppi_weight":
             value = cand["puppiWeight"]
-        elif name in ("d0", "dz", "charge"):
+        elif name == "charge":
             value = cand[name]
+        elif name in ("has_track", "d0", "dz", "d0_sig", "dz_sig", "track_chi2"):
+            value = _track_detail(name, cand)
+        elif name == "lost_inner_hits":
+            value = np.clip(cand["lostInnerHits"], -1, 2)
+        elif name == "high_purity":
+            value = (cand["trkQuality"] & 4) != 0
+        elif name == "pv_used_in_fit":
+            value = cand["pvAssocQuality"] >= 6
+        elif name == "pv_compatible":
+            value = (cand["pvAssocQuality"] == 4) | (cand["pvAssocQuality"] == 5)
+        elif name == "pv_other":
+            value = cand["pvAssocQuality"] <= 1
         elif name in ONE_HOT_IDS:
             value = np.logical_or.reduce([cand["abs_pdgId"] == i for i in ONE_HOT_IDS[name]])
         else:
             raise KeyError(f"no stored definition for constituent feature {name!r}")
         out[name] = np.asarray(value, dtype=STORED_TYPES.get(name, np.float32))
     return out
+
+
+def _track_detail(name: str, cand) -> np.ndarray:
+    """Impact parameters and track quality, 0 where PFNano has no track details (its -1)."""
+    has = (cand["d0Err"] > 0) & (cand["dzErr"] > 0)
+    if name == "has_track":
+        return has
+    if name in ("d0", "dz"):
+        return np.where(has, cand[name], 0.0)
+    if name == "track_chi2":
+        return np.where(has, cand["trkChi2"], 0.0)
+    base = name[:2]  # d0_sig, dz_sig
+    return np.where(has, cand[base] / np.where(has, cand[f"{base}Err"], 1.0), 0.0)
 
 
 def constituent_features(names, columns, pt_raw: np.ndarray) -> dict:

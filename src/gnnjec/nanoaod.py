@@ -6,6 +6,7 @@ the convert stage works on. Local paths and ``root://`` URLs are both opened thr
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,9 +17,15 @@ import numpy as np
 from .errors import InputError
 from .ragged import offsets_from_counts
 
+log = logging.getLogger(__name__)
+
 JET_FIELDS = ("pt", "eta", "phi", "mass", "rawFactor", "area", "genJetIdx", "hadronFlavour", "partonFlavour")
 GENJET_FIELDS = ("pt", "eta", "phi")
 PFCAND_FIELDS = ("pt", "eta", "phi", "mass", "charge", "pdgId", "d0", "dz", "puppiWeight")
+TRACK_FIELDS = ("d0Err", "dzErr", "trkChi2", "lostInnerHits", "pvAssocQuality", "trkQuality")
+"""PFNano's track details of PF candidates (-1 where MiniAOD stored none: neutrals and charged
+candidates below about 0.5 GeV). Optional: files without them read as having no track details."""
+NO_TRACK_DETAILS = {"d0Err": -1.0, "dzErr": -1.0, "trkChi2": -1.0, "lostInnerHits": -1, "pvAssocQuality": 7, "trkQuality": 0}
 LINK_FIELDS = ("jetIdx", "pFCandsIdx")
 EVENT_ID = ("run", "luminosityBlock", "event")
 RHO_BRANCHES = ("fixedGridRhoFastjetAll", "Rho_fixedGridRhoFastjetAll")  # Run 2 / NanoAOD v12+
@@ -105,6 +112,14 @@ def branch_map(tree, path: str) -> dict:
         )
     required = [f"Jet_{f}" for f in JET_FIELDS] + [f"GenJet_{f}" for f in GENJET_FIELDS] + cands + link
     required += [NPV_BRANCH, *EVENT_ID]
+    tracks = [f"PFCands_{f}" for f in TRACK_FIELDS]
+    present = [b for b in tracks if b in keys]
+    if present and len(present) < len(tracks):
+        raise InputError(
+            f"{path}: has {', '.join(present)} but not {', '.join(b for b in tracks if b not in keys)}; "
+            "PFNano writes all of PFCands' track details or none"
+        )
+    required += present
     missing = [b for b in required if b not in keys]
     rho = next((b for b in RHO_BRANCHES if b in keys), None)
     if rho is None:
@@ -113,6 +128,7 @@ def branch_map(tree, path: str) -> dict:
         raise InputError(f"{path}: missing branches {', '.join(missing)}; produce the file with PFNano including them")
     mapping = {b: b for b in required}
     mapping["rho"] = rho
+    mapping["track_details"] = bool(present)
     return mapping
 
 
@@ -130,6 +146,16 @@ def _collection(arrays, prefix: str, fields, dtypes: dict) -> Collection:
     return Collection(counts, {f: _flat(arrays[f"{prefix}_{f}"], dtypes.get(f, np.float32)) for f in fields})
 
 
+def _pfcands(arrays, track_details: bool) -> Collection:
+    fields = PFCAND_FIELDS + TRACK_FIELDS if track_details else PFCAND_FIELDS
+    pf = _collection(arrays, "PFCands", fields, _INT_FIELDS)
+    if not track_details:
+        n = len(pf["pt"])
+        for name, value in NO_TRACK_DETAILS.items():
+            pf.fields[name] = np.full(n, value, dtype=_INT_FIELDS.get(name, np.float32))
+    return pf
+
+
 _INT_FIELDS = {
     "genJetIdx": np.int64,
     "hadronFlavour": np.int64,
@@ -138,6 +164,9 @@ _INT_FIELDS = {
     "pdgId": np.int32,
     "jetIdx": np.int64,
     "pFCandsIdx": np.int64,
+    "lostInnerHits": np.int32,
+    "pvAssocQuality": np.int32,
+    "trkQuality": np.int32,
 }
 
 
@@ -177,6 +206,10 @@ def iterate_chunks(path: str, step_size: int | str = "50 MB") -> Iterator[EventC
     (``"100 MB"``, sized from the file's metadata by :func:`events_per_chunk`)."""
     tree = open_events(path)
     names = branch_map(tree, path)
+    track_details = names.pop("track_details")
+    if not track_details:
+        log.warning("%s: no PFCands track details (%s); every constituent reads as without them",
+                    path, ", ".join(TRACK_FIELDS))
     branches = sorted(set(names.values()))
     try:
         step = events_per_chunk(tree, branches, step_size)
@@ -192,7 +225,7 @@ def iterate_chunks(path: str, step_size: int | str = "50 MB") -> Iterator[EventC
                 npv=np.asarray(arrays[NPV_BRANCH], dtype=np.int64),
                 jet=_collection(arrays, "Jet", JET_FIELDS, _INT_FIELDS),
                 genjet=_collection(arrays, "GenJet", GENJET_FIELDS, _INT_FIELDS),
-                pfcands=_collection(arrays, "PFCands", PFCAND_FIELDS, _INT_FIELDS),
+                pfcands=_pfcands(arrays, track_details),
                 links=_collection(arrays, "JetPFCands", LINK_FIELDS, _INT_FIELDS),
                 entry_stop=entry_stop,
                 entries_total=total,

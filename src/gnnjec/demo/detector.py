@@ -47,6 +47,13 @@ Leptons                     electrons identified with 85 % probability (pt > 2 G
 Vertices                    hard collision and pileup at z ~ N(0, 3.5 cm); tracks with |dz| < 0.1
                             cm from the hard vertex are assigned to it (CHS keeps those, and every
                             neutral)
+Track details               as MiniAOD stores them (PFNano's branches): only above 0.5 GeV, else
+                            d0, dz and their errors -1; integer normalised chi2 (chi2_15 / 15,
+                            3 % outliers x4); lostInnerHits -1 (85 %), else 0 or 1, and at least
+                            the pixel layers (r = 2.9, 6.8 cm) inside the production radius;
+                            pvAssocQuality 7 (|dz| < 3 sigma and < 0.1 cm), 5 (< 0.1 cm), 4
+                            (< 5 sigma), else 1; trkQuality highPurity (5) unless chi2 > 5 or
+                            two lost hits (1)
 PUPPI                       alpha_i = log sum over charged-from-PV j with dR < 0.4 of (pt_j/dR)^2
                             (|eta| < 2.5; all particles beyond); weight = chi2_1 CDF of the
                             signed (alpha - median)^2 / RMS^2 of the charged pileup's alphas
@@ -88,6 +95,12 @@ class Candidates:
     d0: np.ndarray
     dz: np.ndarray
     puppiWeight: np.ndarray
+    d0Err: np.ndarray
+    dzErr: np.ndarray
+    trkChi2: np.ndarray
+    lostInnerHits: np.ndarray
+    pvAssocQuality: np.ndarray
+    trkQuality: np.ndarray
     from_pv: np.ndarray
     pileup_fraction: np.ndarray
     """Share of the candidate's energy that comes from pileup (truth)."""
@@ -292,12 +305,14 @@ def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarr
     code = np.where(electron_id[ch], 11, np.where(muon_id[ch], 13, 211))
     q = charge[ch]
     ch_pt = np.where(electron_id[ch], _smear(rng, pt[ch], np.full(len(ch), 0.02)), track_pt[ch])
+    details = _track_details(rng, ch_pt, d0[ch], dz[ch], sigma_d0[ch], sigma_dz[ch], np.hypot(p.vx[ch], p.vy[ch]))
     parts.append(
         Candidates(
             p.event[ch], ch_pt, eta[ch], phi[ch],
             np.select([code == 11, code == 13], [ELECTRON_MASS, MUON_MASS], PION_MASS),
-            q, np.where(code == 211, code * q, -code * q), d0[ch], dz[ch], np.zeros(len(ch)),
-            np.abs(dz[ch]) < PV_DZ_CM, pu[ch],
+            q, np.where(code == 211, code * q, -code * q), details["d0"], details["dz"], np.zeros(len(ch)),
+            details["d0Err"], details["dzErr"], details["trkChi2"], details["lostInnerHits"],
+            details["pvAssocQuality"], details["trkQuality"], np.abs(dz[ch]) < PV_DZ_CM, pu[ch],
         )
     )
     # photons: single ones, and the ECAL part of a tower's excess over its tracks
@@ -318,12 +333,44 @@ def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarr
 
 
 def _neutral(event, energy, eta, phi, code, pileup_fraction):
+    """Neutral candidates, with PFNano's values for "no track" (-1, association quality 7)."""
     m = len(event)
-    zeros = np.zeros(m)
+    zeros, none = np.zeros(m), np.full(m, -1.0)
     return Candidates(
         event.astype(np.int64), energy / np.cosh(eta), eta, phi, zeros, np.zeros(m, np.int64), code.astype(np.int64),
-        zeros, zeros, zeros, np.ones(m, bool), pileup_fraction,
+        none, none, zeros, none, none, none, np.full(m, -1, np.int64), np.full(m, 7, np.int64),
+        np.zeros(m, np.int64), np.ones(m, bool), pileup_fraction,
     )
+
+
+TRACK_DETAILS_PT = 0.5
+PIXEL_LAYERS_CM = (2.9, 6.8)
+
+
+def _track_details(rng, pt, d0, dz, sigma_d0, sigma_dz, production_radius) -> dict:
+    """PFNano's track details, as MiniAOD stores them: only above 0.5 GeV (else -1, and d0 and dz
+    are -1 too); an integer normalised chi2; hits lost before the first measured layer (a track
+    made beyond a pixel layer misses it); association to the vertex by dz; highPurity unless the
+    fit is poor."""
+    m = len(pt)
+    has = pt > TRACK_DETAILS_PT
+    chi2 = rng.chisquare(15, m) / 15 * np.where(rng.random(m) < 0.03, 4.0, 1.0)
+    lost = np.where(rng.random(m) < 0.85, -1, np.where(rng.random(m) < 0.7, 0, 1))
+    lost = np.maximum(lost, np.searchsorted(PIXEL_LAYERS_CM, production_radius))
+    significance = np.abs(dz) / sigma_dz
+    association = np.select(
+        [(significance < 3) & (np.abs(dz) < PV_DZ_CM) & has, np.abs(dz) < PV_DZ_CM, significance < 5], [7, 5, 4], 1
+    )
+    return {
+        "d0": np.where(has, d0, -1.0),
+        "dz": np.where(has, dz, -1.0),
+        "d0Err": np.where(has, sigma_d0 * rng.uniform(0.85, 1.15, m), -1.0),
+        "dzErr": np.where(has, sigma_dz * rng.uniform(0.85, 1.15, m), -1.0),
+        "trkChi2": np.where(has, np.rint(chi2), -1.0),
+        "lostInnerHits": lost.astype(np.int64),
+        "pvAssocQuality": association.astype(np.int64),
+        "trkQuality": np.where(has, np.where((chi2 > 5) | (lost >= 2), 1, 5), 0).astype(np.int64),
+    }
 
 
 REFERENCE_PER_EVENT = 200

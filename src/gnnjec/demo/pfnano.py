@@ -134,6 +134,8 @@ def branches(sample, correction: StandardCorrection, first_event: int, lumi: int
         "d0": c.d0[member].astype(np.float32),
         "dz": c.dz[member].astype(np.float32),
         "puppiWeight": c.puppiWeight[member].astype(np.float32),
+        **{f: getattr(c, f)[member].astype(np.float32) for f in ("d0Err", "dzErr", "trkChi2")},
+        **{f: getattr(c, f)[member].astype(np.int32) for f in ("lostInnerHits", "pvAssocQuality", "trkQuality")},
     }
     return {
         "run": np.ones(n_events, np.uint32),
