@@ -88,6 +88,55 @@ def test_constituent_features_are_relative_to_the_jet(cms_file, tmp_path):
     assert ak.all(ch.pt[:, :-1] >= ch.pt[:, 1:])
 
 
+def test_pfnano_track_details_and_the_has_track_flag(cms_file, tmp_path):
+    path = cms_file("pfnano.root")
+    out = tmp_path / "f.parquet"
+    convert.convert_file(path, str(out), convert.Selection(min_gen_pt=0), convert.Split())
+    ch = ak.from_parquet(out).charged
+    # the same candidates straight from the file: in the clouds, no -1 sentinel survives
+    has = ak.flatten(ch.has_track).to_numpy()
+    assert 0.3 < has.mean() < 0.95                   # MiniAOD keeps track details above ~0.5 GeV only
+    pt = ak.flatten(ch.pt).to_numpy()
+    assert np.median(pt[~has]) < 0.6 < np.median(pt[has])
+    for name in ("d0", "dz", "d0_sig", "dz_sig", "track_chi2"):
+        values = ak.flatten(ch[name]).to_numpy()
+        assert np.all(values[~has] == 0), name
+    assert np.all(ak.flatten(ch.lost_inner_hits).to_numpy() >= -1)
+    assert ak.flatten(ch.high_purity).to_numpy()[has].mean() > 0.9
+    flags = ch.pv_used_in_fit + ch.pv_compatible + ch.pv_other
+    assert ak.all(flags <= 1)
+    raw = uproot.open(path)["Events"].arrays(["PFCands_d0", "PFCands_d0Err", "PFCands_charge"])
+    d0 = ak.flatten(raw.PFCands_d0).to_numpy()
+    charged = ak.flatten(raw.PFCands_charge).to_numpy() != 0
+    without = charged & (ak.flatten(raw.PFCands_d0Err).to_numpy() <= 0)
+    assert without.any() and np.all(d0[without] == -1)   # the sentinel the flag replaces
+
+
+def test_pfnano_secondary_vertices_are_a_cloud_of_their_own(cms_file, tmp_path):
+    path = cms_file("pfnano.root")
+    out = tmp_path / "f.parquet"
+    convert.convert_file(path, str(out), convert.Selection(min_gen_pt=0, require_gen_match=False), convert.Split())
+    c = ak.from_parquet(out)
+    raw = uproot.open(path)["Events"].arrays(["JetSVs_jetIdx", "JetSVs_sVIdx", "JetSVs_pt", "JetSVs_mass", "nJet"])
+    in_table = raw.JetSVs_sVIdx >= 0
+    assert ak.sum(~in_table) > 0                       # insignificant vertices: no SV entry, dropped
+    assert ak.sum(c.n_sv) == ak.sum(in_table)          # every jet kept: every listed vertex arrives
+    assert ak.all(ak.num(c.sv) == c.n_sv)
+    assert sorted(ak.flatten(c.sv.mass).to_list()) == pytest.approx(
+        sorted(ak.flatten(raw.JetSVs_mass[in_table]).to_list()), rel=1e-6)
+    assert ak.all(c.sv.pt[:, :-1] >= c.sv.pt[:, 1:])
+    assert ak.all(np.hypot(c.sv.deta, c.sv.dphi) < 0.6)
+
+
+def test_files_without_vertices_or_track_details_convert_with_a_warning(synthetic_file, tmp_path, caplog):
+    out = tmp_path / "toy.parquet"
+    with caplog.at_level("WARNING"):
+        convert.convert_file(str(synthetic_file), str(out), convert.Selection(), convert.Split())
+    assert "no secondary vertices" in caplog.text and "no PFCands track details" in caplog.text
+    c = ak.from_parquet(out, columns=["n_sv", "charged"])
+    assert ak.sum(c.n_sv) == 0 and not ak.any(c.charged.has_track)
+
+
 @pytest.mark.parametrize("name", ["nano_tt_v12.root", "nanoAOD_2015_CMS_Open_Data_ttbar.root", "nano_dy.root"])
 def test_files_without_pf_candidates_are_refused_in_one_line(cms_file, tmp_path, name):
     path = cms_file(name)

@@ -184,9 +184,18 @@ def test_pythia_file_converts_to_clouds_of_every_flavour(pythia_file, tmp_path):
     out = tmp_path / "clouds.parquet"
     info = convert.convert_file(str(pythia_file), str(out), convert.Selection(), convert.Split())
     assert info["jets"] > 1000
-    flavour = read_clouds(str(out), columns=["flavour"])["flavour"].to_numpy()
+    clouds = read_clouds(str(out), columns=["flavour", "n_sv", "charged"])
+    flavour = clouds["flavour"].to_numpy()
     counts = np.bincount(flavour[flavour >= 0], minlength=len(FLAVOURS))
     assert np.all(counts > 10), dict(zip(FLAVOURS, counts))
+    # secondary vertices: in most b jets, in few light ones (V0 decays), never a flavour label
+    with_sv = clouds["n_sv"].to_numpy() > 0
+    b, light = with_sv[flavour == 0].mean(), with_sv[flavour >= 2].mean()
+    assert b > 0.35 and 0.005 < light < 0.15, (b, light)
+    # track details as MiniAOD keeps them: none below 0.5 GeV, some missing above (pixel layers)
+    has = ak.flatten(clouds["charged"]["has_track"]).to_numpy()
+    pt = ak.flatten(clouds["charged"]["pt"]).to_numpy()
+    assert not has[pt < 0.45].any() and has[pt > 0.55].all()
 
 
 def test_same_seed_same_events_other_file_other_events(tmp_path, pythia_jec):

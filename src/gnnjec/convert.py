@@ -166,6 +166,8 @@ def clouds_from_chunk(chunk: EventChunk, selection: Selection, split: Split, pat
         clouds[name] = _list_column(features, np.minimum(counts, selection.max_constituents))
         clouds[f"n_{name}"] = counts.astype(np.int32)
 
+    clouds["sv"], clouds["n_sv"] = _vertex_cloud(chunk, new_index, jet_event, jet_eta, jet_phi, selection, path)
+
     columns = {
         "pt_raw": pt_raw.astype(np.float32),
         "log_pt_raw": np.log(np.maximum(pt_raw, 1e-3)).astype(np.float32),
@@ -179,6 +181,7 @@ def clouds_from_chunk(chunk: EventChunk, selection: Selection, split: Split, pat
         "n_constituents": n_constituents.astype(np.int32),
         "n_charged": clouds.pop("n_charged"),
         "n_neutral": clouds.pop("n_neutral"),
+        "n_sv": clouds.pop("n_sv"),
         "multiplicity": shapes["multiplicity"].astype(np.int32),
         "ptd": shapes["ptd"].astype(np.float32),
         "axis2": shapes["axis2"].astype(np.float32),
@@ -197,6 +200,39 @@ def clouds_from_chunk(chunk: EventChunk, selection: Selection, split: Split, pat
         **clouds,
     }
     return _table(columns)
+
+
+def _vertex_cloud(chunk: EventChunk, new_index, jet_event, jet_eta, jet_phi, selection: Selection, path: str):
+    """The secondary vertices of the selected jets, hardest first: PFNano's JetSVs pairs whose vertex
+    is in the SV table (NanoAOD keeps those with flight significance > 3; the others have
+    ``sVIdx`` -1 and no direction)."""
+    n_sel = len(jet_eta)
+    spec = F.stored(F.SV)
+    if chunk.jet_svs is None:
+        empty = {name: np.zeros(0, F.STORED_TYPES.get(name, np.float32)) for name in spec}
+        return _list_column(empty, np.zeros(n_sel, np.int64)), np.zeros(n_sel, np.int32)
+    pairs, sv = chunk.jet_svs, chunk.svs
+    pair_event = parents_from_counts(pairs.counts)
+    _check_index("JetSVs_jetIdx", pairs["jetIdx"], chunk.jet.counts[pair_event], path)
+    in_table = pairs["sVIdx"] >= 0
+    _check_index("JetSVs_sVIdx", np.where(in_table, pairs["sVIdx"], 0), np.where(in_table, sv.counts[pair_event], 1), path)
+    jet_row = new_index[chunk.jet.offsets[pair_event] + pairs["jetIdx"]]
+    keep = np.flatnonzero(in_table & (jet_row >= 0))
+    parents = jet_row[keep]
+    order = np.lexsort((-pairs["pt"][keep], parents))
+    keep, parents = keep[order], parents[order]
+    sv_row = sv.offsets[pair_event[keep]] + pairs["sVIdx"][keep]
+    eta = sv["eta"][sv_row]
+    kin = {
+        "pt": pairs["pt"][keep],
+        "eta": eta,
+        "deta": ((eta - jet_eta[parents]) * np.where(jet_eta >= 0, 1, -1).astype(np.float32)[parents]),
+        "dphi": delta_phi(sv["phi"][sv_row], jet_phi[parents]).astype(np.float32),
+    }
+    counts = np.bincount(parents, minlength=n_sel)
+    first = local_index(counts) < selection.max_constituents
+    features = F.measured_features(spec, {k: v[first] for k, v in kin.items()}, _Gather(pairs, keep[first]))
+    return _list_column(features, np.minimum(counts, selection.max_constituents)), counts.astype(np.int32)
 
 
 class _Gather:

@@ -57,6 +57,32 @@ NEUTRAL = {
 }
 """Features of neutral constituents (charge == 0)."""
 
+SV = {
+    "pt": "secondary vertex pt (sum of its tracks) [GeV], JetSVs_pt",
+    "log_pt": "log(pt / GeV)",
+    "rel_pt": "pt / pt_raw of the jet",
+    "log_rel_pt": "log(pt / pt_raw)",
+    "eta": "secondary vertex eta (of its momentum)",
+    "deta": "(eta - eta_jet) * sign(eta_jet)",
+    "dphi": "phi - phi_jet, wrapped to [-pi, pi)",
+    "dr": "sqrt(deta^2 + dphi^2)",
+    "mass": "invariant mass of its tracks [GeV], JetSVs_mass",
+    "ntracks": "number of tracks, JetSVs_ntracks",
+    "dxy": "transverse flight distance from the primary vertex [cm], JetSVs_dxy",
+    "dxy_sig": "its significance, JetSVs_dxysig",
+    "d3d": "3D flight distance [cm], JetSVs_d3d",
+    "d3d_sig": "its significance, JetSVs_d3dsig",
+    "cos_pointing": "cosine of the angle between flight direction and momentum, JetSVs_costhetasvpv",
+    "energy_ratio": "SV energy / jet energy, JetSVs_enration",
+}
+"""Features of secondary vertices associated with the jet (PFNano's SV and JetSVs collections)."""
+
+SV_BRANCHES = {
+    "mass": "mass", "ntracks": "ntracks", "dxy": "dxy", "dxy_sig": "dxysig", "d3d": "d3d", "d3d_sig": "d3dsig",
+    "cos_pointing": "costhetasvpv", "energy_ratio": "enration",
+}
+"""SV feature -> JetSVs field it is read from."""
+
 JET = {
     "pt_raw": "uncorrected jet pt, (1 - rawFactor) * Jet_pt [GeV]",
     "log_pt_raw": "log(pt_raw / GeV)",
@@ -70,13 +96,14 @@ JET = {
     "n_constituents": "number of PF constituents",
     "n_charged": "number of charged constituents",
     "n_neutral": "number of neutral constituents",
+    "n_sv": "number of associated secondary vertices (in the SV table: flight significance > 3)",
     "multiplicity": "constituents with pt > 1 GeV",
     "ptd": "pT_D = sqrt(sum pt^2) / sum pt",
     "axis2": "minor axis of the pt^2-weighted (eta, phi) spread of the constituents",
 }
 """Jet-level features (inputs joined before the regression head)."""
 
-COLLECTIONS = {"charged": CHARGED, "neutral": NEUTRAL}
+COLLECTIONS = {"charged": CHARGED, "neutral": NEUTRAL, "sv": SV}
 
 TRUTH = {
     "pt_std": "pt with the standard (L1L2L3) correction, Jet_pt",
@@ -100,6 +127,8 @@ DEFAULT_INPUTS = {
                 "puppi_weight", "charge", "is_hadron", "is_muon", "is_electron"],
     "neutral": ["log_pt", "log_rel_pt", "deta", "dphi", "dr", "eta", "puppi_weight",
                 "is_photon", "is_hadron", "is_hf_hadron", "is_hf_em"],
+    "sv": ["log_pt", "log_rel_pt", "deta", "dphi", "dr", "mass", "ntracks", "dxy", "dxy_sig", "d3d", "d3d_sig",
+           "cos_pointing", "energy_ratio"],
     "jet": ["log_pt_raw", "eta", "mass_raw", "area", "rho", "npv", "multiplicity", "ptd", "axis2"],
 }
 
@@ -122,7 +151,8 @@ ONE_HOT_IDS = {
 
 TRACK_FLAGS = ("has_track", "high_purity", "pv_used_in_fit", "pv_compatible", "pv_other")
 
-STORED_TYPES = {**{name: np.bool_ for name in (*ONE_HOT_IDS, *TRACK_FLAGS)}, "charge": np.int8, "lost_inner_hits": np.int8}
+STORED_TYPES = {**{name: np.bool_ for name in (*ONE_HOT_IDS, *TRACK_FLAGS)}, "charge": np.int8, "lost_inner_hits": np.int8,
+                "ntracks": np.int8}
 """Storage type of the constituent features that are not float32."""
 
 
@@ -174,6 +204,8 @@ def measured_features(names, kin: dict, cand) -> dict:
             value = (cand["pvAssocQuality"] == 4) | (cand["pvAssocQuality"] == 5)
         elif name == "pv_other":
             value = cand["pvAssocQuality"] <= 1
+        elif name in SV_BRANCHES:
+            value = cand[SV_BRANCHES[name]]
         elif name in ONE_HOT_IDS:
             value = np.logical_or.reduce([cand["abs_pdgId"] == i for i in ONE_HOT_IDS[name]])
         else:

@@ -27,6 +27,10 @@ TRACK_FIELDS = ("d0Err", "dzErr", "trkChi2", "lostInnerHits", "pvAssocQuality", 
 candidates below about 0.5 GeV). Optional: files without them read as having no track details."""
 NO_TRACK_DETAILS = {"d0Err": -1.0, "dzErr": -1.0, "trkChi2": -1.0, "lostInnerHits": -1, "pvAssocQuality": 7, "trkQuality": 0}
 LINK_FIELDS = ("jetIdx", "pFCandsIdx")
+SV_FIELDS = ("eta", "phi")
+JETSV_FIELDS = ("jetIdx", "sVIdx", "pt", "mass", "ntracks", "dxy", "dxysig", "d3d", "d3dsig", "costhetasvpv", "enration")
+"""Secondary vertices: PFNano's SV collection (for its direction) and JetSVs, one entry per
+(jet, vertex) pair with the vertex's properties. Optional: files without them have no vertices."""
 EVENT_ID = ("run", "luminosityBlock", "event")
 RHO_BRANCHES = ("fixedGridRhoFastjetAll", "Rho_fixedGridRhoFastjetAll")  # Run 2 / NanoAOD v12+
 NPV_BRANCH = "PV_npvs"
@@ -61,6 +65,8 @@ class EventChunk:
     genjet: Collection
     pfcands: Collection
     links: Collection
+    svs: Collection | None = None  # None: the file has no secondary vertices
+    jet_svs: Collection | None = None
     entry_stop: int = 0  # events of the file read so far, this chunk included
     entries_total: int = 0  # events in the file
 
@@ -120,6 +126,14 @@ def branch_map(tree, path: str) -> dict:
             "PFNano writes all of PFCands' track details or none"
         )
     required += present
+    vertices = [f"SV_{f}" for f in SV_FIELDS] + [f"JetSVs_{f}" for f in JETSV_FIELDS]
+    have_vertices = [b for b in vertices if b in keys]
+    if have_vertices and len(have_vertices) < len(vertices):
+        raise InputError(
+            f"{path}: missing branches {', '.join(b for b in vertices if b not in keys)} of the secondary "
+            "vertices (SV, JetSVs); produce the file with PFNano's vertex tables complete, or without them"
+        )
+    required += have_vertices
     missing = [b for b in required if b not in keys]
     rho = next((b for b in RHO_BRANCHES if b in keys), None)
     if rho is None:
@@ -129,6 +143,7 @@ def branch_map(tree, path: str) -> dict:
     mapping = {b: b for b in required}
     mapping["rho"] = rho
     mapping["track_details"] = bool(present)
+    mapping["vertices"] = bool(have_vertices)
     return mapping
 
 
@@ -164,6 +179,8 @@ _INT_FIELDS = {
     "pdgId": np.int32,
     "jetIdx": np.int64,
     "pFCandsIdx": np.int64,
+    "sVIdx": np.int64,
+    "ntracks": np.int32,
     "lostInnerHits": np.int32,
     "pvAssocQuality": np.int32,
     "trkQuality": np.int32,
@@ -207,9 +224,12 @@ def iterate_chunks(path: str, step_size: int | str = "50 MB") -> Iterator[EventC
     tree = open_events(path)
     names = branch_map(tree, path)
     track_details = names.pop("track_details")
+    vertices = names.pop("vertices")
     if not track_details:
         log.warning("%s: no PFCands track details (%s); every constituent reads as without them",
                     path, ", ".join(TRACK_FIELDS))
+    if not vertices:
+        log.warning("%s: no secondary vertices (SV, JetSVs); every jet reads as without them", path)
     branches = sorted(set(names.values()))
     try:
         step = events_per_chunk(tree, branches, step_size)
@@ -227,6 +247,8 @@ def iterate_chunks(path: str, step_size: int | str = "50 MB") -> Iterator[EventC
                 genjet=_collection(arrays, "GenJet", GENJET_FIELDS, _INT_FIELDS),
                 pfcands=_pfcands(arrays, track_details),
                 links=_collection(arrays, "JetPFCands", LINK_FIELDS, _INT_FIELDS),
+                svs=_collection(arrays, "SV", SV_FIELDS, _INT_FIELDS) if vertices else None,
+                jet_svs=_collection(arrays, "JetSVs", JETSV_FIELDS, _INT_FIELDS) if vertices else None,
                 entry_stop=entry_stop,
                 entries_total=total,
             )

@@ -15,7 +15,8 @@ Tracking, |eta| < 2.5       charged particles with pt > 0.1 GeV; efficiency for 
                             1.2) and 0.82 (nuclear interactions in the endcap material) times
                             1 - exp(-(pt - 0.1)/0.4 GeV) [TRK Fig. 12-13]; muons 0.99; in dense
                             jet cores, tracks sharing hits are lost: 30 % x exp(-dR/0.005) with
-                            dR to the nearest charged particle [TRK Sec. 5.2];
+                            dR to the nearest charged particle [TRK Sec. 5.2]; tracks made 10-60
+                            cm from the beam (V0 decays) found half as often, none beyond;
                             sigma(pt)/pt = 0.6 % (+) 0.015 % pt in the barrel, 1.2 % (+) 0.03 % pt
                             beyond [TRK Fig. 17]; sigma(d0) = 20 um (+) 90 um/pt, sigma(dz) =
                             30 um (+) 110 um/pt, x1.5 beyond |eta| 1.2 [TRK Fig. 20]
@@ -167,9 +168,11 @@ def _towers(event, eta, phi, hf):
     return ((event.astype(np.int64) * 2 + hf) * 400 + ieta) * 100 + iphi
 
 
-def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarray, z_pv: np.ndarray) -> Candidates:
-    """PF candidates of all events in ``particles`` (``pileup`` flags pileup particles; ``z_pv``
-    is the hard vertex per event, in cm; particle vertices ``vz`` are absolute)."""
+def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarray, z_pv: np.ndarray):
+    """PF candidates and secondary vertices of all events in ``particles`` (``pileup`` flags pileup
+    particles; ``z_pv`` is the hard vertex per event, in cm; particle vertices ``vz`` are absolute)."""
+    from . import vertices
+
     pt_all = particles.pt
     keep = ~np.isin(np.abs(particles.pdg), NEUTRINOS) & (pt_all > 0.0)
     keep[keep] = np.abs(np.arcsinh(particles.pz[keep] / pt_all[keep])) < 5.0
@@ -188,7 +191,9 @@ def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarr
     hf = abseta >= 3.0
 
     # ---- tracking --------------------------------------------------------------------------
+    radius = np.hypot(p.vx, p.vy)
     efficiency = _tracking_efficiency(pt, abseta, is_mu) * (1.0 - _merged_hits(p.event, eta, phi, charged & (abseta < 2.5)))
+    efficiency *= np.where(radius < 10.0, 1.0, np.where(radius < 60.0, 0.5, 0.0))  # seeds need inner layers
     tracked = charged & (abseta < 2.5) & (pt > 0.1) & (rng.random(n) < efficiency)
     sigma_pt = np.hypot(np.where(barrel, 0.006, 0.012), np.where(barrel, 1.5e-4, 3e-4) * pt)
     track_pt = np.maximum(_smear(rng, pt, sigma_pt), 0.05)
@@ -329,7 +334,10 @@ def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarr
     parts.append(_neutral(t_event[he], em_raw[he], em_eta[he], em_phi[he], np.full(len(he), 2), em_pu[he]))
     cands = Candidates.concat(parts)
     order = np.argsort(cands.event, kind="stable")
-    return cands.take(order)
+    secondary = vertices.reconstruct(
+        rng, p.event, p.vx, p.vy, p.vz - z_pv[p.event], track_pt, eta, phi, tracked & (pu == 0) & ~muon_id
+    )
+    return cands.take(order), secondary
 
 
 def _neutral(event, energy, eta, phi, code, pileup_fraction):

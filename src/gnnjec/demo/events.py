@@ -11,8 +11,9 @@ Settings, and why:
 * QCD 2->2 (``HardQCD:all``) with ``pTHatMin`` below the lowest jet pt studied and a pT-hat bias
   (``PhaseSpace:bias2Selection``, power 4.5) that makes the jet pt spectrum roughly flat in log pt,
   as CMS's "Flat" QCD samples are. Events are used unweighted, like the thesis's sample.
-* Particles with c*tau > 10 mm are stable (``ParticleDecays:limitTau0``), the CMS generator
-  convention: K0S and Lambda reach the detector; b and c hadrons decay, with displaced vertices.
+* Particles with c*tau > 1 m are stable (``ParticleDecays:limitTau0``): b and c hadrons, and also
+  K0S and hyperons, decay with displaced vertices (CMS leaves the latter to Geant4, with the same
+  effect on the detector).
 * Pileup: minimum-bias (``SoftQCD:inelastic``) events from a pool, each reused with a random
   rotation in phi, a random sign of eta and its own vertex position (``overlay``).
 """
@@ -32,6 +33,10 @@ BEAMSPOT_Z_CM = 3.5
 """RMS length of the luminous region in z (CMS Run 2/3: about 3.5 cm)."""
 
 NEUTRINOS = (12, 14, 16)
+TAU0_MAX_MM = 1000.0
+"""Particles with c*tau below this decay in the generator: K0S, Lambda and the other hyperons decay
+inside the tracker volume (as Geant4 decays them in CMS), giving displaced V0 vertices in every kind
+of jet; charged pions and kaons and K0L (c*tau of metres) reach the calorimeters."""
 
 
 def _pythia(seed: int, process: list[str]):
@@ -45,7 +50,7 @@ def _pythia(seed: int, process: list[str]):
         "Random:setSeed = on",
         f"Random:seed = {seed % 900_000_000 + 1}",
         "ParticleDecays:limitTau0 = on",
-        "ParticleDecays:tau0Max = 10.",
+        f"ParticleDecays:tau0Max = {TAU0_MAX_MM}",
         *process,
     ]:
         if not pythia.readString(line):

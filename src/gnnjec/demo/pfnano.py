@@ -137,6 +137,7 @@ def branches(sample, correction: StandardCorrection, first_event: int, lumi: int
         **{f: getattr(c, f)[member].astype(np.float32) for f in ("d0Err", "dzErr", "trkChi2")},
         **{f: getattr(c, f)[member].astype(np.int32) for f in ("lostInnerHits", "pvAssocQuality", "trkQuality")},
     }
+    sv_branches, jet_sv_branches, sv_counts, pair_counts = _vertices(sample, rank, jet_local, n_events)
     return {
         "run": np.ones(n_events, np.uint32),
         "luminosityBlock": np.full(n_events, lumi, np.uint32),
@@ -150,4 +151,38 @@ def branches(sample, correction: StandardCorrection, first_event: int, lumi: int
         "GenJet": jagged(gen_jets, np.bincount(gen.event, minlength=n_events)),
         "PFCands": jagged(pf, cand_counts),
         "JetPFCands": jagged({"jetIdx": link_jet.astype(np.int32), "pFCandsIdx": link_cand.astype(np.int32)}, cand_counts),
+        "SV": jagged(sv_branches, sv_counts),
+        "JetSVs": jagged(jet_sv_branches, pair_counts),
     }
+
+
+def _vertices(sample, rank: np.ndarray, jet_local: np.ndarray, n_events: int):
+    """NanoAOD's SV table (all vertices) and PFNano's JetSVs (vertex, stored jet) pairs."""
+    v = sample.vertices
+    sv_counts = np.bincount(v.event, minlength=n_events)
+    sv = {
+        name: getattr(v, name).astype(np.float32)
+        for name in ("pt", "eta", "phi", "mass", "x", "y", "z", "chi2", "ndof", "dxy", "dxySig", "dlen", "dlenSig", "pAngle")
+    }
+    sv["ntracks"] = v.ntracks.astype(np.uint8)
+    jet = np.where(sample.vertex_jet >= 0, rank[np.maximum(sample.vertex_jet, 0)], -1)
+    pairs = np.flatnonzero(jet >= 0)
+    pairs = pairs[np.lexsort((-v.pt[pairs], jet[pairs]))]
+    reco = sample.reco
+    j = sample.vertex_jet[pairs]
+    jet_energy = np.sqrt((reco.pt[j] * np.cosh(reco.eta[j])) ** 2 + reco.mass[j] ** 2)
+    pair = {
+        "jetIdx": jet_local[jet[pairs]].astype(np.int32),
+        "sVIdx": local_index(sv_counts)[pairs].astype(np.int32),
+        "pt": v.pt[pairs],
+        "mass": v.mass[pairs],
+        "ntracks": v.ntracks[pairs].astype(np.float32),
+        "dxy": v.dxy[pairs],
+        "dxysig": v.dxySig[pairs],
+        "d3d": v.dlen[pairs],
+        "d3dsig": v.dlenSig[pairs],
+        "costhetasvpv": np.cos(v.pAngle[pairs]),
+        "enration": v.energy[pairs] / jet_energy,
+    }
+    pair = {k: (a if a.dtype == np.int32 else a.astype(np.float32)) for k, a in pair.items()}
+    return sv, pair, sv_counts, np.bincount(v.event[pairs], minlength=n_events)

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import detector, events, jets
+from . import detector, events, jets, vertices
 from .detector import Candidates
+from .vertices import Vertices
 from .events import NEUTRINOS, Particles
 
 MU_RANGE = (10.0, 60.0)
@@ -52,6 +53,9 @@ class Sample:
     cands: Candidates
     cand_jet: np.ndarray
     """Per candidate: index of its reco jet, or -1."""
+    vertices: Vertices
+    vertex_jet: np.ndarray
+    """Per secondary vertex: index of its reco jet (nearest within dR < 0.4), or -1."""
 
 
 class PileupPool:
@@ -73,7 +77,7 @@ def simulate(rng: np.random.Generator, seed: int, n_events: int, pool: PileupPoo
     everything = Particles.concat([signal, pu])  # the detector does not need them in event order
     flag = np.concatenate([np.zeros(len(signal), bool), np.ones(len(pu), bool)])
 
-    cands = detector.reconstruct(rng, everything, flag, z_pv)
+    cands, secondary = detector.reconstruct(rng, everything, flag, z_pv)
     rho = detector.fixed_grid_rho(cands, n_events)
     npv = 1 + rng.binomial(n_pileup, VERTEX_EFFICIENCY)
 
@@ -104,6 +108,8 @@ def simulate(rng: np.random.Generator, seed: int, n_events: int, pool: PileupPoo
         gen=JetTable(gen.event, gen.pt, gen.eta, gen.phi, gen.mass, gen_hf, gen_pf),
         cands=c,
         cand_jet=reco.constituent_jet,
+        vertices=secondary,
+        vertex_jet=vertices.associate(secondary, reco.event, reco.eta, reco.phi),
     )
 
 

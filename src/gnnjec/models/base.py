@@ -7,6 +7,16 @@ from torch import nn
 
 from .layers import Standardize, mlp
 
+SMALL_COLLECTIONS = {"sv": 2}
+"""Collections whose networks are this many times narrower (the thesis's secondary-vertex networks:
+half the widths, and ParticleNet's k = 8): a jet has a few vertices, against tens of particles."""
+
+
+def narrowed(name: str, sizes: list[int]) -> list[int]:
+    """The layer widths of collection ``name``'s network (see :data:`SMALL_COLLECTIONS`)."""
+    factor = SMALL_COLLECTIONS.get(name, 1)
+    return [max(1, s // factor) for s in sizes]
+
 
 class CloudRegressor(nn.Module):
     """``forward(jet, <coll>, <coll>_mask, ...)`` -> prediction of shape ``[batch]``.
@@ -14,16 +24,17 @@ class CloudRegressor(nn.Module):
     ``inputs`` maps each collection name (and ``"jet"``) to its list of feature names; the order of
     the collections in ``inputs`` is the order of the forward arguments. Clouds come padded
     (``[batch, points, features]`` with a 0/1 mask of real points). Subclasses encode one collection
-    into ``[batch, encoded_size]`` (:meth:`encode`); the encodings and the standardised jet
+    into ``[batch, encoded_sizes[name]]`` (:meth:`encode`); the encodings and the standardised jet
     features go through the head, an MLP that predicts log(pt_gen / pt_raw).
     """
 
-    def __init__(self, inputs: dict[str, list[str]], encoded_size: int, head_sizes: list[int], dropout: float = 0.0):
+    def __init__(self, inputs: dict[str, list[str]], encoded_sizes: dict[str, int], head_sizes: list[int],
+                 dropout: float = 0.0):
         super().__init__()
         self.inputs = {k: list(v) for k, v in inputs.items()}
         self.collections = [k for k in inputs if k != "jet"]
         self.norm = nn.ModuleDict({k: Standardize(len(v)) for k, v in inputs.items()})
-        n_head = len(self.collections) * encoded_size + len(inputs["jet"])
+        n_head = sum(encoded_sizes[k] for k in self.collections) + len(inputs["jet"])
         self.head = nn.Sequential(mlp(n_head, head_sizes, dropout), nn.Linear(head_sizes[-1], 1))
 
     def input_names(self) -> list[str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import CloudRegressor
+from .base import SMALL_COLLECTIONS, CloudRegressor, narrowed
 from .layers import MaskedBatchNorm
 
 FAR = 1e9  # distance added for pairs that must never be neighbours (self, padded points)
@@ -84,7 +84,9 @@ class ParticleNet(CloudRegressor):
 
     def __init__(self, inputs: dict[str, list[str]], edge_channels: list[list[int]], head_sizes: list[int],
                  k: int = 16, coordinates: tuple[str, ...] = ("deta", "dphi"), dropout: float = 0.0):
-        super().__init__(inputs, edge_channels[-1][-1], head_sizes, dropout)
+        collections = [c for c in inputs if c != "jet"]
+        channels_of = {c: [narrowed(c, ch) for ch in edge_channels] for c in collections}
+        super().__init__(inputs, {c: channels_of[c][-1][-1] for c in collections}, head_sizes, dropout)
         self.k = k
         self.coordinates = {}
         for name in self.collections:
@@ -96,8 +98,9 @@ class ParticleNet(CloudRegressor):
         self.blocks = nn.ModuleDict()
         for name in self.collections:
             n_in, blocks = len(inputs[name]), []
-            for channels in edge_channels:
-                blocks.append(EdgeConv(k, n_in, channels))
+            k_name = max(1, k // SMALL_COLLECTIONS.get(name, 1))
+            for channels in channels_of[name]:
+                blocks.append(EdgeConv(k_name, n_in, channels))
                 n_in = channels[-1]
             self.blocks[name] = nn.ModuleList(blocks)
 

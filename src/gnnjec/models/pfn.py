@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import CloudRegressor
+from .base import CloudRegressor, narrowed
 from .layers import mlp, pack, sum_pool
 
 
@@ -17,8 +17,10 @@ class PFN(CloudRegressor):
     """Phi runs on the real points only (packed), so padding never enters a computation."""
 
     def __init__(self, inputs: dict[str, list[str]], phi_sizes: list[int], head_sizes: list[int], dropout: float = 0.0):
-        super().__init__(inputs, phi_sizes[-1], head_sizes, dropout)
-        self.phi = nn.ModuleDict({k: mlp(len(inputs[k]), phi_sizes) for k in self.collections})
+        collections = [k for k in inputs if k != "jet"]
+        sizes = {k: narrowed(k, phi_sizes) for k in collections}
+        super().__init__(inputs, {k: s[-1] for k, s in sizes.items()}, head_sizes, dropout)
+        self.phi = nn.ModuleDict({k: mlp(len(inputs[k]), sizes[k]) for k in self.collections})
 
     def encode(self, name: str, points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         real, jet_index = pack(points, mask)
