@@ -172,9 +172,10 @@ def test_missing_file_names_the_path(tmp_path):
 
 def test_synthetic_closure_and_split(synthetic_clouds, synthetic_file):
     clouds = ak.from_parquet(synthetic_clouds["all"])
-    # constituents reproduce the raw pt (the generator builds the jet from them)
+    # constituents reproduce the raw pt: the generator builds the jet from them, so only float32
+    # rounding separates the two
     ratio = constituent_pt_sum(clouds) / np.asarray(clouds.pt_raw)
-    assert np.all(np.abs(ratio - 1) < 0.005)
+    assert np.all(np.abs(ratio - 1) < 1e-4)
     assert np.all(np.asarray(clouds.pt_gen) >= 15) and np.all(np.isfinite(np.asarray(clouds.target)))
     # split: reproducible, whole events on one side, fractions near 70/15/15
     split = np.asarray(clouds.split)

@@ -163,7 +163,7 @@ def test_pythia_file_holds_pfnano_jets_with_their_constituents(pythia_file):
     px = np.bincount(jet_global, cpt * np.cos(cphi), minlength=len(jet_pt))
     py = np.bincount(jet_global, cpt * np.sin(cphi), minlength=len(jet_pt))
     raw = jet_pt * (1 - ak.flatten(a.Jet_rawFactor).to_numpy())
-    assert np.hypot(px, py) == pytest.approx(raw, rel=2e-3)
+    assert np.hypot(px, py) == pytest.approx(raw, rel=1e-4)  # float32 rounding only: the jet is their sum
     assert np.array_equal(np.bincount(jet_global, minlength=len(jet_pt)),
                           np.minimum(ak.flatten(a.Jet_nConstituents).to_numpy(), 255))
     weights = ak.flatten(a.PFCands_puppiWeight).to_numpy()
