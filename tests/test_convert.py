@@ -295,3 +295,21 @@ def test_chunks_sized_in_memory_follow_the_budget(synthetic_file):
     large = [c.n_events for c in convert.iterate_chunks(str(synthetic_file), "100 MB")]
     assert sum(small) == sum(large) == 4000
     assert len(large) == 1 and len(small) > 4  # the 4000-event file is several MB uncompressed
+
+
+@pytest.mark.parametrize("group, drop", [("track details", "PFCands_trkQuality"), ("secondary vertices", "JetSVs_sVIdx")])
+def test_half_a_group_of_optional_branches_is_refused_in_one_line(cms_file, group, drop):
+    from gnnjec.nanoaod import branch_map
+
+    class Keys:
+        def __init__(self, keys):
+            self._keys = keys
+
+        def keys(self):
+            return self._keys
+
+    keys = [k for k in uproot.open(cms_file("pfnano.root"))["Events"].keys() if k != drop]
+    with pytest.raises(InputError) as err:
+        branch_map(Keys(keys), "x.root")
+    message = str(err.value)
+    assert "\n" not in message and drop in message and group in message and message.startswith("x.root:")

@@ -118,22 +118,11 @@ def branch_map(tree, path: str) -> dict:
         )
     required = [f"Jet_{f}" for f in JET_FIELDS] + [f"GenJet_{f}" for f in GENJET_FIELDS] + cands + link
     required += [NPV_BRANCH, *EVENT_ID]
-    tracks = [f"PFCands_{f}" for f in TRACK_FIELDS]
-    present = [b for b in tracks if b in keys]
-    if present and len(present) < len(tracks):
-        raise InputError(
-            f"{path}: has {', '.join(present)} but not {', '.join(b for b in tracks if b not in keys)}; "
-            "PFNano writes all of PFCands' track details or none"
-        )
-    required += present
-    vertices = [f"SV_{f}" for f in SV_FIELDS] + [f"JetSVs_{f}" for f in JETSV_FIELDS]
-    have_vertices = [b for b in vertices if b in keys]
-    if have_vertices and len(have_vertices) < len(vertices):
-        raise InputError(
-            f"{path}: missing branches {', '.join(b for b in vertices if b not in keys)} of the secondary "
-            "vertices (SV, JetSVs); produce the file with PFNano's vertex tables complete, or without them"
-        )
-    required += have_vertices
+    present = _optional_group(keys, [f"PFCands_{f}" for f in TRACK_FIELDS], "PFCands' track details", path)
+    have_vertices = _optional_group(
+        keys, [f"SV_{f}" for f in SV_FIELDS] + [f"JetSVs_{f}" for f in JETSV_FIELDS], "secondary vertices (SV, JetSVs)", path
+    )
+    required += present + have_vertices
     missing = [b for b in required if b not in keys]
     rho = next((b for b in RHO_BRANCHES if b in keys), None)
     if rho is None:
@@ -145,6 +134,17 @@ def branch_map(tree, path: str) -> dict:
     mapping["track_details"] = bool(present)
     mapping["vertices"] = bool(have_vertices)
     return mapping
+
+
+def _optional_group(keys: set, branches: list[str], what: str, path: str) -> list[str]:
+    """The branches of an optional group that PFNano writes all together: all, none, or an InputError."""
+    present = [b for b in branches if b in keys]
+    if present and len(present) < len(branches):
+        raise InputError(
+            f"{path}: missing branches {', '.join(b for b in branches if b not in keys)} of the {what}; "
+            "PFNano writes all of them or none: produce the file again"
+        )
+    return present
 
 
 def _first_line(err: Exception) -> str:
