@@ -94,3 +94,46 @@ def test_summary_spread_uses_the_flavour_medians_of_all_jets_above_30_gev():
     assert summary["standard"]["flavour_spread"] == pytest.approx(0.08, abs=2e-4)
     assert summary["net"]["flavour_spread"] == pytest.approx(0.0, abs=2e-4)
     assert summary["net"]["flavour_spread_change"] == pytest.approx(-1.0, abs=3e-3)
+
+
+def test_headline_errors_script_reproduces_the_summary_and_its_spread(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import awkward as ak
+
+    rng = np.random.default_rng(3)
+    n = 20_000
+    pt_gen = np.exp(rng.uniform(np.log(30), np.log(1000), n))
+    flavour = rng.integers(0, 4, n)
+    standard = rng.normal(1.0, 0.10, n) + np.where(flavour == 3, -0.02, 0.0)
+    network = 1.0 + (standard - np.where(flavour == 3, -0.02, 0.0) - 1.0) * 0.8   # 20 % narrower, no flavour shift
+    table = {"pt_gen": pt_gen, "eta_gen": rng.uniform(-2.4, 2.4, n), "flavour": flavour.astype(np.int8),
+             "pt_std": standard * pt_gen, "pt_corr": network * pt_gen}
+    paths = []
+    for seed in (0, 1):
+        path = tmp_path / f"p{seed}.parquet"
+        ak.to_parquet(ak.Array(table), path)
+        paths.append(str(path))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "headline_errors.py"
+    out = subprocess.run([sys.executable, str(script), *paths, "--labels", "a", "b", "--resamples", "20",
+                          "--eta-bins", "0", "2.5"], capture_output=True, text=True, check=True).stdout
+    import re
+
+    def numbers(label):  # gain, its error, spread change, its error
+        line = next(x for x in out.splitlines() if x.startswith(label))
+        return [float(v) for v in re.findall(r"[+-]?\d+(?:\.\d+)?", line.split("0<|eta|<2.5")[1])]
+
+    gain, gain_err, spread, _ = numbers("a ")
+    responses = {"standard": standard, "net": network}
+    abs_eta = np.abs(table["eta_gen"])
+    edges = np.geomspace(20, 3000, 20)
+    m = metrics.binned_metrics(responses, pt_gen, abs_eta, flavour, edges, [[0, 2.5]], n_bootstrap=0)
+    summary = metrics.summarize(responses, m, pt_gen, abs_eta, flavour)["0<|eta|<2.5"]["net"]
+    assert gain == pytest.approx(100 * summary["resolution_gain_mean"], abs=0.05)   # the workflow's own summary
+    assert spread == pytest.approx(100 * summary["flavour_spread_change"], abs=0.5)
+    assert 19 < gain < 23 and spread < -80                  # 20 % narrower, the gluon shift gone
+    assert gain_err > 0                                       # a bootstrap error is printed
+    mean = numbers("mean")
+    assert mean[0] == pytest.approx(gain) and mean[1] == pytest.approx(0.0, abs=0.05)  # identical files
