@@ -55,8 +55,32 @@ def test_evaluate_and_plot(exported_model, synthetic_clouds, tmp_path):
     test = ak.from_parquet(synthetic_clouds["test"], columns=["pt_gen", "pt_raw"])
     assert len(pred) == len(test) == info["jets"]
     np.testing.assert_allclose(np.asarray(pred.pt_corr), np.asarray(pred.pt_raw) * np.exp(np.asarray(pred.prediction)), rtol=1e-5)
-    table = evaluate.compute_metrics(str(pred_path), str(metrics_path), EVAL_CFG, "pfn")
-    m = json.loads(metrics_path.read_text())
+    csv_path = tmp_path / "metrics.csv"
+    table = evaluate.compute_metrics(str(pred_path), str(metrics_path), EVAL_CFG, "pfn", str(csv_path))
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    m = json.loads(metrics_path.read_text(), parse_constant=refuse)
+    # every populated bin has bootstrap errors, the flavours' medians and the spread included
+    for b in m["methods"]["pfn"][0]["bins"]:
+        for key in ("all", "b", "c", "uds", "g"):
+            if b[key]:
+                assert b[key]["median_err"] > 0 and (key != "all" or b[key]["resolution_err"] > 0)
+        if b["flavour_spread"] is not None:
+            assert b["flavour_spread_err"] > 0
+    # the CSV holds the same numbers, one row per method, region and gen-pt bin
+    import csv
+
+    rows = list(csv.DictReader(open(csv_path)))
+    n_bins = len(m["pt_edges"]) - 1
+    assert len(rows) == 2 * len(m["eta_bins"]) * n_bins
+    first = m["methods"]["standard"][0]["bins"][0]
+    row = rows[0]
+    assert row["method"] == "standard" and float(row["pt_low"]) == first["pt_low"]
+    assert (row["median"] == "") == (first["all"] is None)
+    if first["all"]:
+        assert float(row["median"]) == pytest.approx(first["all"]["median"])
     assert set(m["methods"]) == {"standard", "pfn"}
     assert "pfn" in table and "standard" in table
     # even this tiny model must correct jets: median response near 1 above 30 GeV in the barrel

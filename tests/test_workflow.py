@@ -78,6 +78,11 @@ def test_config_change_reruns_only_what_it_touches(finished_run):
     workdir, _ = finished_run
     try:
         changed = yaml.safe_load(yaml.safe_dump(TINY))
+        changed["plots"] = {"energy_tev": 13.0}  # a Run 2 label: only the plots change
+        write_config(workdir, changed)
+        assert planned_jobs(snakemake(workdir, "--dry-run")) == {"plots": 1, "all": 1}
+
+        changed = yaml.safe_load(yaml.safe_dump(TINY))
         changed["evaluation"]["n_bootstrap"] = 5
         write_config(workdir, changed)
         assert planned_jobs(snakemake(workdir, "--dry-run")) == {"evaluate": 1, "plots": 1, "all": 1}

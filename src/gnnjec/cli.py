@@ -118,7 +118,7 @@ def cmd_evaluate(a):
     from .evaluate import compute_metrics, run_inference
 
     info = run_inference(a.onnx, a.clouds, a.predictions, a.threads)
-    table = compute_metrics(a.predictions, a.metrics, a.config, info["model"])
+    table = compute_metrics(a.predictions, a.metrics, a.config, info["model"], a.table)
     with atomic_output(a.summary) as tmp:
         Path(tmp).write_text(table + "\n")
     print(table)
@@ -127,7 +127,7 @@ def cmd_evaluate(a):
 def cmd_plots(a):
     from .plotting import make_plots
 
-    for path in make_plots(a.predictions, a.metrics, a.outdir, a.dataset):
+    for path in make_plots(a.predictions, a.metrics, a.outdir, a.dataset, energy=a.energy, cms_text=a.cms_text):
         log.info("wrote %s", path)
 
 
@@ -215,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--summary", required=True)
     s.add_argument("--config", type=_json, required=True)
     s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--table", default=None, help="also write the binned metrics as CSV here")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("plots", help="physics plots from the predictions and metrics")
@@ -222,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", required=True)
     s.add_argument("--outdir", required=True)
     s.add_argument("--dataset", default="")
+    s.add_argument("--energy", type=float, default=13.6, help="centre-of-mass energy in TeV, for the label")
+    s.add_argument("--cms-text", default="Private Work", help='text after "CMS Simulation"')
     s.set_defaults(func=cmd_plots)
     return p
 

@@ -13,7 +13,7 @@ import numpy as np
 from .dataset import CloudData
 from .errors import InputError, atomic_output
 from .export import OnnxRegressor
-from .metrics import binned_metrics, format_summary, summarize
+from .metrics import TABLE_COLUMNS, binned_metrics, format_summary, strict, summarize, table_rows
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,10 @@ def run_inference(onnx_path: str, clouds_path: str, predictions_path: str, threa
     return info
 
 
-def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, model_name: str) -> str:
-    """Binned metrics and headline summary for the network and the standard correction; returns the table."""
+def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, model_name: str,
+                    table_path: str | None = None) -> str:
+    """Binned metrics (strict JSON, and a CSV table per bin when ``table_path`` is given) and the
+    headline summary, for the network and the standard correction; returns the summary's text."""
     p = ak.from_parquet(predictions_path)
     pt_gen = np.asarray(p.pt_gen, np.float64)
     ok = np.isfinite(pt_gen) & (pt_gen > 0)
@@ -71,5 +73,18 @@ def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, model_n
         "flavour_spread_change": f"spread / spread_standard - 1, medians of all jets with pt_gen > {cfg['summary_min_pt']} GeV",
     }
     with atomic_output(metrics_path) as tmp:
-        Path(tmp).write_text(json.dumps(metrics, indent=1))
+        Path(tmp).write_text(json.dumps(strict(metrics), indent=1, allow_nan=False))
+    if table_path:
+        write_table(table_rows(metrics), table_path)
     return format_summary(summary)
+
+
+def write_table(rows: list[dict], path: str) -> None:
+    """The rows as CSV, atomically (empty cells where a bin has too few jets)."""
+    import csv
+
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=TABLE_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})

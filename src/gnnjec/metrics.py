@@ -31,11 +31,35 @@ def flavour_spread(medians) -> float:
     return float(np.sum(np.abs(m - m.mean())))
 
 
-def _bootstrap(x: np.ndarray, stat, n: int, rng) -> float:
-    if n <= 0:
-        return float("nan")
+def _bootstrap(x: np.ndarray, stat, n: int, rng) -> float | None:
+    """Standard deviation of ``stat`` over ``n`` bootstrap resamples of ``x`` (None without any)."""
+    if n <= 1:
+        return None
     idx = rng.integers(0, len(x), size=(n, len(x)))
     return float(np.std([stat(x[i]) for i in idx], ddof=1))
+
+
+def _spread_error(groups: list[np.ndarray], n: int, rng) -> float | None:
+    """Bootstrap error of the flavour spread: each flavour's jets resampled, the spread recomputed."""
+    if n <= 1:
+        return None
+    spreads = []
+    for _ in range(n):
+        spreads.append(flavour_spread([np.median(g[rng.integers(0, len(g), len(g))]) for g in groups]))
+    return float(np.std(spreads, ddof=1))
+
+
+def strict(value):
+    """``value`` with every NaN or infinity replaced by None, so that it is strict JSON."""
+    if isinstance(value, dict):
+        return {k: strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 def bin_summary(response: np.ndarray, n_bootstrap: int, rng) -> dict | None:
@@ -65,9 +89,13 @@ def binned_metrics(responses: dict[str, np.ndarray], pt_gen, abs_eta_gen, flavou
                 sel = in_eta & (pt_gen >= lo) & (pt_gen < hi)
                 entry = {"pt_low": float(lo), "pt_high": float(hi), "all": bin_summary(response[sel], n_bootstrap, rng)}
                 for code, name in enumerate(FLAVOURS):
-                    entry[name] = bin_summary(response[sel & (flavour == code)], 0, rng)
-                medians = [entry[f]["median"] if entry[f] else np.nan for f in FLAVOURS]
-                entry["flavour_spread"] = None if np.isnan(medians).any() else flavour_spread(medians)
+                    entry[name] = bin_summary(response[sel & (flavour == code)], n_bootstrap, rng)
+                if all(entry[f] for f in FLAVOURS):
+                    entry["flavour_spread"] = flavour_spread([entry[f]["median"] for f in FLAVOURS])
+                    groups = [response[sel & (flavour == code)] for code in range(len(FLAVOURS))]
+                    entry["flavour_spread_err"] = _spread_error(groups, n_bootstrap, rng)
+                else:
+                    entry["flavour_spread"] = entry["flavour_spread_err"] = None
                 bins.append(entry)
             regions.append({"abs_eta": [float(lo_eta), float(hi_eta)], "bins": bins})
         out["methods"][method] = regions
@@ -110,6 +138,32 @@ def summarize(responses: dict[str, np.ndarray], metrics: dict, pt_gen, abs_eta_g
             region[method]["flavour_spread_change"] = None if (s is None or not ref_spread) else s / ref_spread - 1
         summary[key] = region
     return summary
+
+
+TABLE_COLUMNS = (
+    "method", "abs_eta_low", "abs_eta_high", "pt_low", "pt_high", "n", "median", "median_err", "resolution",
+    "resolution_err", *(f"{k}_{f}" for f in FLAVOURS for k in ("n", "median", "median_err")),
+    "flavour_spread", "flavour_spread_err",
+)
+
+
+def table_rows(metrics: dict) -> list[dict]:
+    """One row per (method, |eta| range, gen-pt bin) of the binned metrics; empty cells for sparse bins."""
+    rows = []
+    for method, regions in metrics["methods"].items():
+        for region in regions:
+            for b in region["bins"]:
+                row = {"method": method, "abs_eta_low": region["abs_eta"][0], "abs_eta_high": region["abs_eta"][1],
+                       "pt_low": b["pt_low"], "pt_high": b["pt_high"]}
+                for key in ("n", "median", "median_err", "resolution", "resolution_err"):
+                    row[key] = (b["all"] or {}).get(key)
+                for f in FLAVOURS:
+                    for key in ("n", "median", "median_err"):
+                        row[f"{key}_{f}"] = (b[f] or {}).get(key)
+                row["flavour_spread"] = b["flavour_spread"]
+                row["flavour_spread_err"] = b.get("flavour_spread_err")
+                rows.append(row)
+    return rows
 
 
 def format_summary(summary: dict, reference: str = "standard") -> str:

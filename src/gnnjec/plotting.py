@@ -8,7 +8,7 @@ from pathlib import Path
 
 import awkward as ak
 import matplotlib
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FixedLocator, NullFormatter
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -23,14 +23,24 @@ FLAVOUR_STYLE = {"b": ("tab:red", "b"), "c": ("tab:orange", "c"), "uds": ("tab:b
 METHOD_LABEL = {"standard": "Standard (L1L2L3)", "pfn": "PFN", "particlenet": "ParticleNet"}
 
 
+LABEL = {"energy": 13.6, "text": "Private Work"}
+"""The CMS label's energy (TeV) and text; :func:`make_plots` sets them from the configuration."""
+
+PT_TICKS = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
 def _label(ax) -> None:
-    """'CMS Simulation Private Work' over the axes; the dataset is named in the legend titles."""
-    hep.cms.label(ax=ax, data=False, text="Private Work", com=13, loc=0)
+    """'CMS Simulation <text>' and the energy over the axes; the dataset is named in the legend titles."""
+    hep.cms.label(ax=ax, data=False, text=LABEL["text"], com=LABEL["energy"], loc=0, fontsize=19)
 
 
 def _log_pt_axis(ax, metrics) -> None:
+    """A log gen-pt axis labelled at round numbers (20, 50, 100, 200, ...), not only at powers of ten."""
     ax.set_xscale("log")
-    ax.set_xlim(metrics["pt_edges"][0], metrics["pt_edges"][-1])
+    lo, hi = metrics["pt_edges"][0], metrics["pt_edges"][-1]
+    ax.set_xlim(lo, hi)
+    ax.xaxis.set_major_locator(FixedLocator([t for t in PT_TICKS if lo <= t <= hi]))
+    ax.xaxis.set_major_formatter(lambda value, _: f"{value:g}")
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(r"$p_T^\mathrm{gen}$ [GeV]")
 
@@ -52,11 +62,11 @@ def _series(metrics, region, method, pick):
             x.append(np.sqrt(b["pt_low"] * b["pt_high"]))
             y.append(value[0])
             err.append(value[1])
-    return np.array(x), np.array(y), np.nan_to_num(np.array(err))
+    return np.array(x), np.array(y), np.nan_to_num(np.array(err, dtype=float))
 
 
 def _median_of(flavour):
-    return lambda b: (b[flavour]["median"], 0.0) if b[flavour] else None
+    return lambda b: (b[flavour]["median"], b[flavour].get("median_err")) if b[flavour] else None
 
 
 def _resolution(b):
@@ -64,7 +74,7 @@ def _resolution(b):
 
 
 def _spread(b):
-    return None if b["flavour_spread"] is None else (b["flavour_spread"], 0.0)
+    return None if b["flavour_spread"] is None else (b["flavour_spread"], b.get("flavour_spread_err"))
 
 
 def _region_text(metrics, region) -> str:
@@ -98,10 +108,10 @@ def plot_median_response(metrics, methods, path):
     for ax, region in zip(axes[0], regions):
         for method, marker, fill in zip(methods, ("o", "s", "^"), ("none", "full", "full")):
             for flavour in FLAVOURS:
-                x, y, _ = _series(metrics, region, method, _median_of(flavour))
+                x, y, err = _series(metrics, region, method, _median_of(flavour))
                 colour, name = FLAVOUR_STYLE[flavour]
-                ax.plot(x, y, marker=marker, ls="-" if method != "standard" else ":", color=colour,
-                        fillstyle=fill, label=f"{name}, {METHOD_LABEL.get(method, method)}")
+                ax.errorbar(x, y, yerr=err, marker=marker, ls="-" if method != "standard" else ":", color=colour,
+                            fillstyle=fill, capsize=0, label=f"{name}, {METHOD_LABEL.get(method, method)}")
         ax.axhline(1.0, color="grey", lw=1)
         _log_pt_axis(ax, metrics)
         ax.set_ylim(0.90, 1.06)
@@ -118,21 +128,26 @@ def plot_resolution(metrics, methods, path):
     reference = "standard"
     for col, region in enumerate(regions):
         ax, rax = axes[0][col], axes[1][col]
-        xr, yr, _ = _series(metrics, region, reference, _resolution)
+        xr, yr, er = _series(metrics, region, reference, _resolution)
+        shown = []
         for method in methods:
             x, y, err = _series(metrics, region, method, _resolution)
             line = ax.errorbar(x, y, yerr=err, marker="o", ls="none", label=METHOD_LABEL.get(method, method))
             common = np.intersect1d(x, xr)
             if method != reference and len(common):
-                ratio = y[np.isin(x, common)] / yr[np.isin(xr, common)]
-                rax.plot(common, ratio, marker="o", ls="none", color=line[0].get_color())
+                mine, ref = np.isin(x, common), np.isin(xr, common)
+                ratio = y[mine] / yr[ref]
+                # errors added in quadrature (the two share their jets: an upper bound)
+                ratio_err = ratio * np.hypot(err[mine] / y[mine], er[ref] / yr[ref])
+                rax.errorbar(common, ratio, yerr=ratio_err, marker="o", ls="none", color=line[0].get_color())
+                shown += [ratio - ratio_err, ratio + ratio_err]
         _log_pt_axis(ax, metrics)
         ax.set_xlabel("")
         ax.set_ylabel("Resolution (IQR / median)")
         ax.legend(title=_region_text(metrics, region), fontsize=16, title_fontsize=16)
         _label(ax)
         rax.axhline(1.0, color="grey", lw=1)
-        rax.set_ylim(0.4, 1.2)
+        rax.set_ylim(*_ratio_range(np.concatenate(shown) if shown else np.ones(1)))
         rax.set_ylabel("Ratio to Std.", fontsize=16)
         _log_pt_axis(rax, metrics)
     _save(fig, path)
@@ -143,8 +158,8 @@ def plot_flavour_spread(metrics, methods, path):
     fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 7), squeeze=False)
     for ax, region in zip(axes[0], regions):
         for method in methods:
-            x, y, _ = _series(metrics, region, method, _spread)
-            ax.plot(x, y, marker="o", label=METHOD_LABEL.get(method, method))
+            x, y, err = _series(metrics, region, method, _spread)
+            ax.errorbar(x, y, yerr=err, marker="o", label=METHOD_LABEL.get(method, method))
         _log_pt_axis(ax, metrics)
         ax.set_ylabel("Flavour spread")
         ax.set_ylim(bottom=0)
@@ -154,9 +169,20 @@ def plot_flavour_spread(metrics, methods, path):
     _save(fig, path)
 
 
-def make_plots(predictions_path: str, metrics_path: str, out_dir: str, dataset: str) -> list[str]:
-    """All physics plots: PNG and PDF, one file per plot in ``out_dir``."""
+def _ratio_range(values: np.ndarray) -> tuple[float, float]:
+    """A ratio panel's range: every point and its error bar, with 1 in view and a margin."""
+    values = values[np.isfinite(values)]
+    lo, hi = min(values.min(initial=1.0), 1.0), max(values.max(initial=1.0), 1.0)
+    margin = 0.08 * max(hi - lo, 0.1)
+    return lo - margin, hi + margin
+
+
+def make_plots(predictions_path: str, metrics_path: str, out_dir: str, dataset: str, energy: float = 13.6,
+               cms_text: str = "Private Work") -> list[str]:
+    """All physics plots: PNG and PDF, one file per plot in ``out_dir``; ``energy`` (TeV) and
+    ``cms_text`` make the CMS label."""
     hep.style.use("CMS")
+    LABEL.update(energy=energy, text=cms_text)
     metrics = json.loads(Path(metrics_path).read_text())
     metrics["dataset"] = dataset
     methods = list(metrics["methods"])

@@ -9,6 +9,7 @@ rule evaluate:
         predictions="results/evaluation/predictions.parquet",
         metrics="results/evaluation/metrics.json",
         summary="results/evaluation/summary.txt",
+        table="results/evaluation/metrics.csv",
     params:
         config=json_arg(config["evaluation"]),
     threads: 2
@@ -24,7 +25,7 @@ rule evaluate:
     shell:
         # the summary table goes to the terminal too
         "{GNNJEC} evaluate --onnx {input.onnx} --clouds {input.clouds} --predictions {output.predictions}"
-        " --metrics {output.metrics} --summary {output.summary} --config {params.config:q}"
+        " --metrics {output.metrics} --summary {output.summary} --table {output.table} --config {params.config:q}"
         " --threads {threads} 2> {log}"
 
 
@@ -39,6 +40,8 @@ rule plots:
         expand("results/plots/{name}.{ext}", name=PLOTS, ext=["png", "pdf"]),
     params:
         dataset=config["dataset_label"],
+        energy=config["plots"]["energy_tev"],
+        cms_text=config["plots"]["cms_text"],
     log:
         "results/logs/plots.log",
     benchmark:
@@ -50,4 +53,4 @@ rule plots:
         ENV
     shell:
         "{GNNJEC} plots --predictions {input.predictions} --metrics {input.metrics} --outdir results/plots"
-        " --dataset {params.dataset:q} > {log} 2>&1"
+        " --dataset {params.dataset:q} --energy {params.energy} --cms-text {params.cms_text:q} > {log} 2>&1"
