@@ -166,3 +166,11 @@ def test_successive_halving_continues_the_best_points_and_selects_among_all(tmp_
     assert len(table) == 5 and table[1].split("\t")[1] == best["best"]
     assert json.loads((tmp_path / "results" / "export" / "onnx_check.json").read_text())["model"] == best["best"]
     assert planned_jobs(snakemake(tmp_path, "--dry-run")) == {}
+
+
+def test_thesis_config_plans_the_thesis_size_run(tmp_path):
+    """config/thesis.yaml validates and plans 150 simulated files, their conversion and four networks."""
+    proc = snakemake(tmp_path, "--configfile", str(REPO / "config" / "thesis.yaml"), "--dry-run")
+    jobs = planned_jobs(proc)
+    assert jobs["synthetic_pfnano"] == 150 and jobs["convert"] == 150 and jobs["synthetic_jec"] == 1
+    assert jobs["train"] == 4 and jobs["evaluate"] == 1
