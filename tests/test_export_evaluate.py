@@ -87,7 +87,7 @@ def test_evaluate_and_plot(exported_model, synthetic_clouds, tmp_path):
     central = m["summary"]["0<|eta|<2.5"]["pfn"]
     assert abs(central["median_response"] - 1) < 0.05
     paths = plotting.make_plots(str(pred_path), str(metrics_path), str(tmp_path / "plots"), "test sample")
-    assert len(paths) == 4
+    assert len(paths) == len(plotting.PLOTS) == 7
     for p in paths:
         data = open(p, "rb").read()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000

@@ -59,9 +59,18 @@ def test_whole_dag_produces_model_metrics_and_plots(finished_run):
     for path in ("export/model.onnx", "export/onnx_check.json", "evaluation/metrics.json", "evaluation/summary.txt",
                  "training/best.json"):
         assert (results / path).stat().st_size > 0, path
-    for name in ("response_distributions", "median_response", "resolution", "flavour_spread"):
-        assert (results / "plots" / f"{name}.png").stat().st_size > 10_000
-        assert (results / "plots" / f"{name}.pdf").exists()
+    import ast
+
+    from gnnjec import plotting
+
+    rules = (REPO / "workflow" / "rules" / "evaluate.smk").read_text()
+    for listed, names in (("PLOTS", plotting.PLOTS), ("TRAINING_PLOTS", plotting.TRAINING_PLOTS)):
+        in_rule = ast.literal_eval(re.search(rf"^{listed} = (\[.*?\])", rules, re.S | re.M).group(1))
+        assert tuple(in_rule) == names, f"evaluate.smk's {listed} differs from gnnjec.plotting.{listed}"
+        for name in names:
+            assert (results / "plots" / f"{name}.png").stat().st_size > 10_000, name
+            assert (results / "plots" / f"{name}.pdf").exists()
+    assert (results / "evaluation" / "metrics.csv").stat().st_size > 0
     assert len(list((results / "training").glob("pfn-*/model.pt"))) == 2
     # every rule leaves a log and a benchmark
     assert (results / "logs" / "evaluate.log").exists() and (results / "benchmarks" / "export_onnx.tsv").exists()
@@ -80,7 +89,7 @@ def test_config_change_reruns_only_what_it_touches(finished_run):
         changed = yaml.safe_load(yaml.safe_dump(TINY))
         changed["plots"] = {"energy_tev": 13.0}  # a Run 2 label: only the plots change
         write_config(workdir, changed)
-        assert planned_jobs(snakemake(workdir, "--dry-run")) == {"plots": 1, "all": 1}
+        assert planned_jobs(snakemake(workdir, "--dry-run")) == {"plots": 1, "training_plots": 1, "all": 1}
 
         changed = yaml.safe_load(yaml.safe_dump(TINY))
         changed["evaluation"]["n_bootstrap"] = 5
@@ -91,7 +100,7 @@ def test_config_change_reruns_only_what_it_touches(finished_run):
         changed["training"]["grid"]["lr"].append(0.01)  # one new grid point; the two trained ones stay
         write_config(workdir, changed)
         assert planned_jobs(snakemake(workdir, "--dry-run")) == {
-            "train": 1, "select_model": 1, "export_onnx": 1, "evaluate": 1, "plots": 1, "all": 1}
+            "train": 1, "select_model": 1, "export_onnx": 1, "evaluate": 1, "plots": 1, "training_plots": 1, "all": 1}
 
         changed = yaml.safe_load(yaml.safe_dump(TINY))
         changed["selection"]["min_gen_pt"] = 20.0

@@ -131,6 +131,13 @@ def cmd_plots(a):
         log.info("wrote %s", path)
 
 
+def cmd_training_plots(a):
+    from .plotting import make_training_plots
+
+    for path in make_training_plots(a.best, a.outdir, energy=a.energy, cms_text=a.cms_text):
+        log.info("wrote %s", path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gnnjec", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="stage", required=True)
@@ -226,6 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--energy", type=float, default=13.6, help="centre-of-mass energy in TeV, for the label")
     s.add_argument("--cms-text", default="Private Work", help='text after "CMS Simulation"')
     s.set_defaults(func=cmd_plots)
+
+    s = sub.add_parser("training-plots", help="loss curves and the validation loss of every point")
+    s.add_argument("--best", required=True, help="best.json from select")
+    s.add_argument("--outdir", required=True)
+    s.add_argument("--energy", type=float, default=13.6, help="centre-of-mass energy in TeV, for the label")
+    s.add_argument("--cms-text", default="Private Work", help='text after "CMS Simulation"')
+    s.set_defaults(func=cmd_training_plots)
     return p
 
 

@@ -18,7 +18,9 @@ import numpy as np  # noqa: E402
 from .errors import atomic_output  # noqa: E402
 from .features import FLAVOURS  # noqa: E402
 
-PLOTS = ("response_distributions", "median_response", "resolution", "flavour_spread")
+PLOTS = ("response_distributions", "closure", "median_response", "flavour_difference", "response_vs_eta", "resolution",
+         "flavour_spread")
+TRAINING_PLOTS = ("loss_curves", "validation_loss")
 FLAVOUR_STYLE = {"b": ("tab:red", "b"), "c": ("tab:orange", "c"), "uds": ("tab:blue", "uds"), "g": ("tab:green", "g")}
 METHOD_LABEL = {"standard": "Standard (L1L2L3)", "pfn": "PFN", "particlenet": "ParticleNet"}
 
@@ -121,6 +123,80 @@ def plot_median_response(metrics, methods, path):
     _save(fig, path)
 
 
+def plot_closure(metrics, methods, path):
+    """Median response of all jets vs gen pt, per |eta| range: how well each correction closes."""
+    regions = range(len(metrics["eta_bins"]))
+    fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 7), squeeze=False)
+    for ax, region in zip(axes[0], regions):
+        for method, marker in zip(methods, ("o", "s", "^")):
+            x, y, err = _series(metrics, region, method, lambda b: (b["all"]["median"], b["all"]["median_err"]) if b["all"] else None)
+            ax.errorbar(x, y, yerr=err, marker=marker, ls="none", label=METHOD_LABEL.get(method, method))
+        ax.axhline(1.0, color="grey", lw=1)
+        ax.axhspan(0.99, 1.01, color="grey", alpha=0.15, lw=0)
+        _log_pt_axis(ax, metrics)
+        ax.set_ylim(0.94, 1.06)
+        ax.set_ylabel("Median response (all flavours)")
+        ax.legend(title=_region_text(metrics, region) + "\nband: $\\pm$1 %", fontsize=16, title_fontsize=15)
+        _label(ax)
+    _save(fig, path)
+
+
+def _difference(minuend: str, subtrahend: str):
+    def pick(b):
+        if not (b[minuend] and b[subtrahend]):
+            return None
+        err = np.hypot(b[minuend].get("median_err") or 0.0, b[subtrahend].get("median_err") or 0.0)
+        return b[minuend]["median"] - b[subtrahend]["median"], err
+    return pick
+
+
+def plot_flavour_difference(metrics, methods, path):
+    """g - uds and b - uds median response vs gen pt: the flavour dependence each correction leaves."""
+    regions = range(len(metrics["eta_bins"]))
+    fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 7), squeeze=False)
+    for ax, region in zip(axes[0], regions):
+        for flavour in ("g", "b"):
+            colour = FLAVOUR_STYLE[flavour][0]
+            for method, marker in zip(methods, ("o", "s", "^")):
+                x, y, err = _series(metrics, region, method, _difference(flavour, "uds"))
+                ax.errorbar(x, y, yerr=err, marker=marker, color=colour, fillstyle="none" if method == "standard" else "full",
+                            ls=":" if method == "standard" else "-", label=f"{flavour} $-$ uds, {METHOD_LABEL.get(method, method)}")
+        ax.axhline(0.0, color="grey", lw=1)
+        _log_pt_axis(ax, metrics)
+        ax.set_ylim(-0.10, 0.06)
+        ax.set_ylabel("Difference of median responses")
+        ax.legend(title=_region_text(metrics, region), ncol=1, fontsize=14, title_fontsize=15, loc="lower right")
+        _label(ax)
+    _save(fig, path)
+
+
+def plot_response_vs_eta(pred, metrics, methods, path, min_pt: float = 30.0):
+    """Median response vs |eta_gen| for jets above ``min_pt``, with the median's error from its IQR."""
+    fig, ax = plt.subplots(figsize=(10, 7))
+    pt_gen = np.asarray(pred.pt_gen)
+    abs_eta = np.abs(np.asarray(pred.eta_gen))
+    edges = np.array([0, 0.5, 1.0, 1.3, 1.7, 2.0, 2.5, 2.75, 3.0, 3.5, 4.0, 5.0])
+    for (method, column), marker in zip(methods.items(), ("o", "s", "^")):
+        r = np.asarray(pred[column]) / pt_gen
+        x, y, err = [], [], []
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            sel = (abs_eta >= lo) & (abs_eta < hi) & (pt_gen > min_pt)
+            if sel.sum() >= 20:
+                q25, q50, q75 = np.percentile(r[sel], [25, 50, 75])
+                x.append((lo + hi) / 2)
+                y.append(q50)
+                err.append(1.2533 * (q75 - q25) / 1.349 / np.sqrt(sel.sum()))  # a Gaussian's median error
+        ax.errorbar(x, y, yerr=err, marker=marker, ls="none", label=METHOD_LABEL.get(method, method))
+    ax.axhline(1.0, color="grey", lw=1)
+    ax.set_xlim(0, 5)
+    ax.set_ylim(0.94, 1.06)
+    ax.set_xlabel(r"$|\eta^\mathrm{gen}|$")
+    ax.set_ylabel("Median response")
+    ax.legend(title=metrics["dataset"] + "\n" + rf"$p_T^\mathrm{{gen}} > {min_pt:g}$ GeV", fontsize=16, title_fontsize=15)
+    _label(ax)
+    _save(fig, path)
+
+
 def plot_resolution(metrics, methods, path):
     regions = range(len(metrics["eta_bins"]))
     fig, axes = plt.subplots(2, len(regions), figsize=(9 * len(regions), 9), squeeze=False,
@@ -177,6 +253,46 @@ def _ratio_range(values: np.ndarray) -> tuple[float, float]:
     return lo - margin, hi + margin
 
 
+def plot_loss_curves(ranking: list[dict], path: str) -> None:
+    """Training (dashed) and validation (solid) loss per epoch of every point, the best in bold."""
+    fig, ax = plt.subplots(figsize=(10, 7))
+    for i, point in enumerate(ranking):
+        epochs = json.loads(Path(point["history"]).read_text())["epochs"]
+        n = [e["epoch"] for e in epochs]
+        line = ax.plot(n, [e["val_loss"] for e in epochs], lw=3 if i == 0 else 1.2,
+                       label=f"{point['name']} (val.)" if i < 8 else None)[0]
+        ax.plot(n, [e["train_loss"] for e in epochs], ls="--", lw=1.2, color=line.get_color())
+    ax.set_xlabel("Epoch")
+    ax.set_ylabel("Loss (MAE of log response)")
+    ax.legend(title="dashed: training", fontsize=13, title_fontsize=13)
+    _label(ax)
+    _save(fig, path)
+
+
+def plot_validation_loss(ranking: list[dict], path: str) -> None:
+    """Best validation loss of every point, ranked (the first is the one exported)."""
+    fig, ax = plt.subplots(figsize=(max(10, 0.45 * len(ranking) + 4), 7))
+    losses = [p["best_val_loss"] for p in ranking]
+    ax.plot(range(1, len(losses) + 1), losses, marker="o", ls="none")
+    ax.set_xticks(range(1, len(losses) + 1), [p["name"] for p in ranking], rotation=60, ha="right", fontsize=12)
+    ax.set_xlim(0.5, len(losses) + 0.5)
+    ax.set_ylabel("Best validation loss")
+    _label(ax)
+    _save(fig, path)
+
+
+def make_training_plots(best_path: str, out_dir: str, energy: float = 13.6, cms_text: str = "Private Work") -> list[str]:
+    """Loss curves and the validation loss of every point, from ``select``'s best.json."""
+    hep.style.use("CMS")
+    LABEL.update(energy=energy, text=cms_text)
+    ranking = json.loads(Path(best_path).read_text())["ranking"]
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {name: os.path.join(out_dir, f"{name}.png") for name in TRAINING_PLOTS}
+    plot_loss_curves(ranking, paths["loss_curves"])
+    plot_validation_loss(ranking, paths["validation_loss"])
+    return list(paths.values())
+
+
 def make_plots(predictions_path: str, metrics_path: str, out_dir: str, dataset: str, energy: float = 13.6,
                cms_text: str = "Private Work") -> list[str]:
     """All physics plots: PNG and PDF, one file per plot in ``out_dir``; ``energy`` (TeV) and
@@ -191,7 +307,10 @@ def make_plots(predictions_path: str, metrics_path: str, out_dir: str, dataset: 
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, f"{name}.png") for name in PLOTS}
     plot_response_distributions(pred, metrics, {"standard": "pt_std", network: "pt_corr"}, paths["response_distributions"])
+    plot_closure(metrics, methods, paths["closure"])
     plot_median_response(metrics, methods, paths["median_response"])
+    plot_flavour_difference(metrics, methods, paths["flavour_difference"])
+    plot_response_vs_eta(pred, metrics, {"standard": "pt_std", network: "pt_corr"}, paths["response_vs_eta"])
     plot_resolution(metrics, methods, paths["resolution"])
     plot_flavour_spread(metrics, methods, paths["flavour_spread"])
     return list(paths.values())

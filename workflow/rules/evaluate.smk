@@ -29,7 +29,10 @@ rule evaluate:
         " --threads {threads} 2> {log}"
 
 
-PLOTS = ["response_distributions", "median_response", "resolution", "flavour_spread"]
+# the names of gnnjec.plotting.PLOTS and TRAINING_PLOTS (a test keeps them equal)
+PLOTS = ["response_distributions", "closure", "median_response", "flavour_difference", "response_vs_eta", "resolution",
+         "flavour_spread"]
+TRAINING_PLOTS = ["loss_curves", "validation_loss"]
 
 
 rule plots:
@@ -54,3 +57,25 @@ rule plots:
     shell:
         "{GNNJEC} plots --predictions {input.predictions} --metrics {input.metrics} --outdir results/plots"
         " --dataset {params.dataset:q} --energy {params.energy} --cms-text {params.cms_text:q} > {log} 2>&1"
+
+
+rule training_plots:
+    input:
+        best=rules.select_model.output.best,
+    output:
+        expand("results/plots/{name}.{ext}", name=TRAINING_PLOTS, ext=["png", "pdf"]),
+    params:
+        energy=config["plots"]["energy_tev"],
+        cms_text=config["plots"]["cms_text"],
+    log:
+        "results/logs/training_plots.log",
+    benchmark:
+        "results/benchmarks/training_plots.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    shell:
+        "{GNNJEC} training-plots --best {input.best} --outdir results/plots --energy {params.energy}"
+        " --cms-text {params.cms_text:q} > {log} 2>&1"
