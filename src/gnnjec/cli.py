@@ -138,6 +138,12 @@ def cmd_training_plots(a):
         log.info("wrote %s", path)
 
 
+def _label_arguments(parser) -> None:
+    """The CMS label of the plots (config key ``plots``)."""
+    parser.add_argument("--energy", type=float, default=13.6, help="centre-of-mass energy in TeV, for the label")
+    parser.add_argument("--cms-text", default="Private Work", help='text after "CMS Simulation"')
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gnnjec", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="stage", required=True)
@@ -230,15 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics", required=True)
     s.add_argument("--outdir", required=True)
     s.add_argument("--dataset", default="")
-    s.add_argument("--energy", type=float, default=13.6, help="centre-of-mass energy in TeV, for the label")
-    s.add_argument("--cms-text", default="Private Work", help='text after "CMS Simulation"')
+    _label_arguments(s)
     s.set_defaults(func=cmd_plots)
 
     s = sub.add_parser("training-plots", help="loss curves and the validation loss of every point")
     s.add_argument("--best", required=True, help="best.json from select")
     s.add_argument("--outdir", required=True)
-    s.add_argument("--energy", type=float, default=13.6, help="centre-of-mass energy in TeV, for the label")
-    s.add_argument("--cms-text", default="Private Work", help='text after "CMS Simulation"')
+    _label_arguments(s)
     s.set_defaults(func=cmd_training_plots)
     return p
 

@@ -7,7 +7,22 @@ one place.
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
+
+
+class Columns:
+    """Mixin for a dataclass of equal-length arrays (one row per particle, candidate, ...)."""
+
+    def take(self, index):
+        """The rows ``index`` (integer indices or a boolean mask), as a new table."""
+        return type(self)(*(getattr(self, f.name)[index] for f in fields(self)))
+
+    @classmethod
+    def concat(cls, parts: list):
+        """The rows of ``parts`` one after the other."""
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
 
 def offsets_from_counts(counts: np.ndarray) -> np.ndarray:

@@ -65,12 +65,12 @@ rho                         fixedGridRhoFastjetAll: median of pt / area over a 0
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..kinematics import delta_phi
-from ..ragged import local_index, segment_sum
+from ..ragged import Columns, local_index, segment_sum
 from .events import NEUTRINOS, Particles
 
 PION_MASS, ELECTRON_MASS, MUON_MASS = 0.13957, 0.000511, 0.105658
@@ -83,7 +83,7 @@ RHO_GRID = 0.55
 
 
 @dataclass
-class Candidates:
+class Candidates(Columns):
     """PF candidates (NanoAOD names), with the truth the standard correction is derived from."""
 
     event: np.ndarray
@@ -106,12 +106,6 @@ class Candidates:
     pileup_fraction: np.ndarray
     """Share of the candidate's energy that comes from pileup (truth)."""
 
-    def take(self, index) -> Candidates:
-        return type(self)(*(getattr(self, f.name)[index] for f in fields(self)))
-
-    @classmethod
-    def concat(cls, parts: list[Candidates]) -> Candidates:
-        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
 
 def _smear(rng, x, sigma_rel):

@@ -20,11 +20,11 @@ Settings, and why:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..ragged import local_index, offsets_from_counts, parents_from_counts
+from ..ragged import Columns, local_index, offsets_from_counts, parents_from_counts
 
 SQRT_S = 13_600.0
 PT_HAT_MIN = 10.0
@@ -71,7 +71,7 @@ MINIMUM_BIAS = ["SoftQCD:inelastic = on"]
 
 
 @dataclass
-class Particles:
+class Particles(Columns):
     """A flat particle table. Momenta in GeV, production vertices in cm (relative to the
     interaction point of the particle's own collision), ``event`` indexes the events."""
 
@@ -85,13 +85,6 @@ class Particles:
     vy: np.ndarray
     vz: np.ndarray
     charge: np.ndarray
-
-    def take(self, index) -> Particles:
-        return type(self)(*(getattr(self, f.name)[index] for f in fields(self)))
-
-    @classmethod
-    def concat(cls, parts: list[Particles]) -> Particles:
-        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
     def __len__(self) -> int:
         return len(self.pdg)

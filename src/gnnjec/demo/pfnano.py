@@ -94,15 +94,14 @@ def branches(sample, correction: StandardCorrection, first_event: int, lumi: int
 
     # constituents of the stored jets, in jet order and by pt inside a jet
     c = sample.cands
-    member = np.flatnonzero(rank[np.maximum(sample.cand_jet, 0)] >= 0)
-    member = member[sample.cand_jet[member] >= 0]
-    member = member[np.lexsort((-c.pt[member], rank[sample.cand_jet[member]]))]
-    cand_event = c.event[member]
-    cand_counts = np.bincount(cand_event, minlength=n_events)
+    cand_rank = _stored(sample.cand_jet, rank)
+    member = np.flatnonzero(cand_rank >= 0)
+    member = member[np.lexsort((-c.pt[member], cand_rank[member]))]
+    cand_counts = np.bincount(c.event[member], minlength=n_events)
     jet_local = local_index(jet_counts)
-    link_jet = jet_local[rank[sample.cand_jet[member]]]
+    link_jet = jet_local[cand_rank[member]]
     link_cand = local_index(cand_counts)
-    n_constituents = np.bincount(rank[sample.cand_jet[member]], minlength=len(order))
+    n_constituents = np.bincount(cand_rank[member], minlength=len(order))
 
     jets = {
         "pt": jet_pt[order].astype(np.float32),
@@ -156,6 +155,11 @@ def branches(sample, correction: StandardCorrection, first_event: int, lumi: int
     }
 
 
+def _stored(jet_index: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """Per object: the stored position (``rank``) of its jet, -1 for no jet or a jet not stored."""
+    return np.where(jet_index >= 0, rank[np.maximum(jet_index, 0)], -1)
+
+
 def _vertices(sample, rank: np.ndarray, jet_local: np.ndarray, n_events: int):
     """NanoAOD's SV table (all vertices) and PFNano's JetSVs (vertex, stored jet) pairs."""
     v = sample.vertices
@@ -165,7 +169,7 @@ def _vertices(sample, rank: np.ndarray, jet_local: np.ndarray, n_events: int):
         for name in ("pt", "eta", "phi", "mass", "x", "y", "z", "chi2", "ndof", "dxy", "dxySig", "dlen", "dlenSig", "pAngle")
     }
     sv["ntracks"] = v.ntracks.astype(np.uint8)
-    jet = np.where(sample.vertex_jet >= 0, rank[np.maximum(sample.vertex_jet, 0)], -1)
+    jet = _stored(sample.vertex_jet, rank)
     pairs = np.flatnonzero(jet >= 0)
     pairs = pairs[np.lexsort((-v.pt[pairs], jet[pairs]))]
     reco = sample.reco

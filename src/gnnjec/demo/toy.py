@@ -62,7 +62,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kinematics import delta_phi, sum_four_vectors
-from ..ragged import local_index, parents_from_counts, segment_sum, sort_within_parents
+from ..ragged import Columns, local_index, parents_from_counts, segment_sum, sort_within_parents
 from . import correction as standard
 from .correction import StandardCorrection
 from .pfnano import jagged
@@ -100,7 +100,7 @@ ETA_EDGES = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.2])
 
 
 @dataclass
-class Particles:
+class Particles(Columns):
     """Flat particle table; ``jet`` indexes the jet table, ``pileup`` marks pileup particles."""
 
     jet: np.ndarray
@@ -111,13 +111,6 @@ class Particles:
     phi: np.ndarray
     displacement: np.ndarray
     pileup: np.ndarray
-
-    @staticmethod
-    def concat(parts: list[Particles]) -> Particles:
-        return Particles(*(np.concatenate([getattr(p, f) for p in parts]) for f in Particles.__dataclass_fields__))
-
-    def take(self, index) -> Particles:
-        return Particles(*(getattr(self, f)[index] for f in Particles.__dataclass_fields__))
 
 
 def _truncated_exponential(rng, scale, limit):
