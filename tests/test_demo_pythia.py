@@ -220,3 +220,21 @@ def test_puppi_weight_is_no_pileup_label():
     assert 0.05 < pileup.mean() < 0.95
     best = max(np.mean((w > cut) != pileup) for cut in np.linspace(0, 1, 101))
     assert 0.6 < best < 0.95, best      # informative, but no threshold recovers the truth
+
+
+@pytest.mark.parametrize("stage", [
+    ["synthetic", "--events", "10", "--seed", "1", "--file-index", "0", "--jec", "{missing}", "--output", "{out}"],
+    ["training-plots", "--best", "{missing}", "--outdir", "{out}"],
+])
+def test_a_missing_input_is_one_line_and_leaves_no_output(tmp_path, stage):
+    import subprocess
+    import sys
+
+    missing, out = tmp_path / "missing.json", tmp_path / "out.root"
+    args = [a.format(missing=missing, out=out) for a in stage]
+    proc = subprocess.run([sys.executable, "-m", "gnnjec", *args], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"gnnjec {args[0]}: error: {missing}: no such file; check the path, or run the stage that writes it")
+    assert "Traceback" not in proc.stderr and not out.exists()
+    assert list(tmp_path.iterdir()) == []

@@ -256,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"gnnjec {args.stage}: error: {err}", file=sys.stderr)
         return 2
+    except FileNotFoundError as err:  # an input that an earlier stage (or the user) did not provide
+        print(f"gnnjec {args.stage}: error: {err.filename}: no such file; check the path, or run the stage "
+              "that writes it", file=sys.stderr)
+        return 2
     except CheckFailed as err:
         print(f"gnnjec {args.stage}: failed: {err}", file=sys.stderr)
         return 1
