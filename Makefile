@@ -27,7 +27,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	touch $@
 
 demo: install
-	PATH="$(BIN):$$PATH" snakemake --profile profiles/local --cores $(CORES)
+	PATH="$(BIN):$$PATH" snakemake --profile profiles/local --cores $(CORES) all thesis_plots
 
 services:
 	bash scripts/install-services.sh

@@ -114,7 +114,7 @@ def test_a_configuration_of_only_samples_takes_the_defaults():
     assert {k: config["split"][k] for k in ("train", "val", "seed")} == dataclasses.asdict(convert.Split())
     assert config["features"] == features.DEFAULT_INPUTS
     assert config["training"]["defaults"] == {"model": "pfn"} and "halving" not in config["training"]
-    assert config["evaluation"]["eta_bins"] == [[0.0, 2.5], [2.5, 5.0]] and config["evaluation"]["n_pt_bins"] == 19
+    assert config["evaluation"]["eta_bins"] == [[0.0, 1.3], [1.3, 2.5], [2.5, 3.0], [3.0, 5.0]] and config["evaluation"]["n_pt_bins"] == 19
     # the schema names exactly the hyperparameters the trainer knows
     import yaml
 

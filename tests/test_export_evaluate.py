@@ -12,8 +12,8 @@ import pytest
 from gnnjec import evaluate, export, plotting
 from gnnjec.errors import CheckFailed
 
-EVAL_CFG = {"pt_min": 20, "pt_max": 3000, "n_pt_bins": 8, "eta_bins": [[0, 2.5], [2.5, 5.0]], "n_bootstrap": 3,
-            "summary_min_pt": 30}
+EVAL_CFG = {"pt_min": 20, "pt_max": 3000, "n_pt_bins": 8, "eta_bins": [[0, 1.3], [1.3, 2.5], [2.5, 5.0]],
+            "headline_eta_bins": [[0, 2.5], [2.5, 5.0]], "n_bootstrap": 10, "summary_min_pt": 30}
 
 
 def test_onnx_has_dynamic_axes_and_feature_metadata(exported_model, trained_model):
@@ -49,19 +49,30 @@ def test_check_fails_loudly_on_a_wrong_model(tmp_path, trained_model, synthetic_
 
 
 def test_evaluate_and_plot(exported_model, synthetic_clouds, tmp_path):
+    """Two models evaluated side by side (here the same network under two family names, so their
+    numbers must agree), the metrics with errors, the CSV table and every plot."""
     pred_path, metrics_path = tmp_path / "pred.parquet", tmp_path / "metrics.json"
-    info = evaluate.run_inference(exported_model, synthetic_clouds["test"], str(pred_path), threads=1)
+    info = evaluate.run_inference({"pfn": exported_model, "pfn-lite": exported_model}, synthetic_clouds["test"],
+                                  str(pred_path), threads=1)
     pred = ak.from_parquet(pred_path)
     test = ak.from_parquet(synthetic_clouds["test"], columns=["pt_gen", "pt_raw"])
-    assert len(pred) == len(test) == info["jets"]
-    np.testing.assert_allclose(np.asarray(pred.pt_corr), np.asarray(pred.pt_raw) * np.exp(np.asarray(pred.prediction)), rtol=1e-5)
+    assert len(pred) == len(test) == info["pfn"]["jets"] and info["pfn"]["jets_per_second"] > 0
+    np.testing.assert_allclose(np.asarray(pred.pt_corr_pfn), np.asarray(pred.pt_raw) * np.exp(np.asarray(pred.prediction_pfn)),
+                               rtol=1e-5)
+    np.testing.assert_array_equal(np.asarray(pred["pt_corr_pfn-lite"]), np.asarray(pred.pt_corr_pfn))
     csv_path = tmp_path / "metrics.csv"
-    table = evaluate.compute_metrics(str(pred_path), str(metrics_path), EVAL_CFG, "pfn", str(csv_path))
+    table = evaluate.compute_metrics(str(pred_path), str(metrics_path), EVAL_CFG, {k: v["point"] for k, v in info.items()},
+                                     str(csv_path))
 
     def refuse(constant):
         raise ValueError(f"not strict JSON: {constant}")
 
     m = json.loads(metrics_path.read_text(), parse_constant=refuse)
+    assert list(m["methods"]) == ["standard", "pfn", "pfn-lite"] and m["models"] == {"pfn": "pfn", "pfn-lite": "pfn"}
+    def values(method):  # the numbers, not their bootstrap errors (each method draws its own resamples)
+        return [(b["all"] or {}).get("median") for region in m["methods"][method] for b in region["bins"]]
+
+    assert values("pfn") == values("pfn-lite") and values("pfn") != values("standard")
     # every populated bin has bootstrap errors, the flavours' medians and the spread included
     for b in m["methods"]["pfn"][0]["bins"]:
         for key in ("all", "b", "c", "uds", "g"):
@@ -74,17 +85,20 @@ def test_evaluate_and_plot(exported_model, synthetic_clouds, tmp_path):
 
     rows = list(csv.DictReader(open(csv_path)))
     n_bins = len(m["pt_edges"]) - 1
-    assert len(rows) == 2 * len(m["eta_bins"]) * n_bins
+    assert len(rows) == 3 * len(m["eta_bins"]) * n_bins
     first = m["methods"]["standard"][0]["bins"][0]
     row = rows[0]
     assert row["method"] == "standard" and float(row["pt_low"]) == first["pt_low"]
     assert (row["median"] == "") == (first["all"] is None)
     if first["all"]:
         assert float(row["median"]) == pytest.approx(first["all"]["median"])
-    assert set(m["methods"]) == {"standard", "pfn"}
-    assert "pfn" in table and "standard" in table
-    # even this tiny model must correct jets: median response near 1 above 30 GeV in the barrel
+    # the summary: each eta bin, then the headline regions not among them, each number with its error
+    assert list(m["summary"]) == ["0<|eta|<1.3", "1.3<|eta|<2.5", "2.5<|eta|<5", "0<|eta|<2.5"]
     central = m["summary"]["0<|eta|<2.5"]["pfn"]
+    assert central["resolution_gain_mean_err"] > 0 and central["median_response_err"] > 0
+    assert central["resolution_gain_mean"] == m["summary"]["0<|eta|<2.5"]["pfn-lite"]["resolution_gain_mean"]
+    assert "pfn-lite" in table and "standard" in table and "±" in table
+    # even this tiny model must correct jets: median response near 1 above 30 GeV in the barrel
     assert abs(central["median_response"] - 1) < 0.05
     paths = plotting.make_plots(str(pred_path), str(metrics_path), str(tmp_path / "plots"), "test sample")
     assert len(paths) == len(plotting.PLOTS) == 7
@@ -94,8 +108,16 @@ def test_evaluate_and_plot(exported_model, synthetic_clouds, tmp_path):
         assert open(p.replace(".png", ".pdf"), "rb").read(4) == b"%PDF"
 
 
+def test_evaluation_and_inference_do_not_import_torch():
+    """ONNX-only code (evaluation, plots, inference) runs where torch is not installed."""
+    code = ("import sys; import gnnjec.evaluate, gnnjec.inference, gnnjec.plotting, gnnjec.metrics; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
 def test_cli_evaluate_refuses_missing_clouds(exported_model, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "gnnjec", "evaluate", "--onnx", exported_model, "--clouds",
+    proc = subprocess.run([sys.executable, "-m", "gnnjec", "evaluate", "--onnx", f"pfn={exported_model}", "--clouds",
                            str(tmp_path / "missing.parquet"), "--predictions", str(tmp_path / "p.parquet"),
                            "--metrics", str(tmp_path / "m.json"), "--summary", str(tmp_path / "s.txt"),
                            "--config", json.dumps(EVAL_CFG)], capture_output=True, text=True)
@@ -108,7 +130,7 @@ def test_batching_by_length_changes_no_prediction(exported_model, synthetic_clou
     import numpy as np
 
     from gnnjec.dataset import CloudData
-    from gnnjec.export import OnnxRegressor
+    from gnnjec.inference import OnnxRegressor
 
     regressor = OnnxRegressor(exported_model)
     data = CloudData(synthetic_clouds["test"], regressor.inputs)

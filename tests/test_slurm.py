@@ -95,7 +95,7 @@ def runs(tmp_path_factory, loopback_only):
 def test_grid_runs_to_completion_as_slurm_jobs(runs):
     cluster, _, output, jobs = runs
     results = cluster / "results"
-    for path in ("export/model.onnx", "export/onnx_check.json", "evaluation/metrics.json", "training/best.json",
+    for path in ("export/pfn/model.onnx", "export/pfn/onnx_check.json", "evaluation/metrics.json", "training/best.json",
                  "plots/median_response.png"):
         assert (results / path).stat().st_size > 0, path
     assert len(list((results / "training").glob("pfn-*/history.json"))) == 2
@@ -152,8 +152,8 @@ def test_results_equal_a_local_run(runs):
         strip = [{k: v for k, v in e.items() if k not in TIMING_KEYS} for e in on_cluster["epochs"]]
         assert strip == [{k: v for k, v in e.items() if k not in TIMING_KEYS} for e in here["epochs"]]
         assert len(strip) == 2 and all("val_loss" in e and "train_loss" in e for e in strip)
-    for path in ("training/best.json", "export/onnx_check.json", "evaluation/metrics.json"):
+    for path in ("training/best.json", "export/pfn/onnx_check.json", "evaluation/metrics.json"):
         assert json.loads((cluster / "results" / path).read_text()) == json.loads((local / "results" / path).read_text()), path
-    assert (cluster / "results/export/model.onnx").read_bytes() == (local / "results/export/model.onnx").read_bytes()
+    assert (cluster / "results/export/pfn/model.onnx").read_bytes() == (local / "results/export/pfn/model.onnx").read_bytes()
     predictions = "results/evaluation/predictions.parquet"
     assert pq.read_table(cluster / predictions).equals(pq.read_table(local / predictions))

@@ -56,8 +56,8 @@ def finished_run(tmp_path_factory):
 def test_whole_dag_produces_model_metrics_and_plots(finished_run):
     workdir, proc = finished_run
     results = workdir / "results"
-    for path in ("export/model.onnx", "export/onnx_check.json", "evaluation/metrics.json", "evaluation/summary.txt",
-                 "training/best.json"):
+    for path in ("export/pfn/model.onnx", "export/pfn/onnx_check.json", "evaluation/metrics.json",
+                 "evaluation/summary.txt", "training/best.json"):
         assert (results / path).stat().st_size > 0, path
     import ast
 
@@ -73,7 +73,7 @@ def test_whole_dag_produces_model_metrics_and_plots(finished_run):
     assert (results / "evaluation" / "metrics.csv").stat().st_size > 0
     assert len(list((results / "training").glob("pfn-*/model.pt"))) == 2
     # every rule leaves a log and a benchmark
-    assert (results / "logs" / "evaluate.log").exists() and (results / "benchmarks" / "export_onnx.tsv").exists()
+    assert (results / "logs" / "evaluate.log").exists() and (results / "benchmarks" / "export_onnx" / "pfn.tsv").exists()
     # the summary table reaches the terminal
     assert "standard" in proc.stdout and "pfn" in proc.stdout and "flav. spread" in proc.stdout
 
@@ -97,10 +97,22 @@ def test_config_change_reruns_only_what_it_touches(finished_run):
         assert planned_jobs(snakemake(workdir, "--dry-run")) == {"evaluate": 1, "plots": 1, "all": 1}
 
         changed = yaml.safe_load(yaml.safe_dump(TINY))
+        changed["evaluation"]["eta_bins"] = [[0.0, 1.5], [1.5, 3.0], [3.0, 5.0]]  # a binning: no retraining
+        write_config(workdir, changed)
+        assert planned_jobs(snakemake(workdir, "--dry-run")) == {"evaluate": 1, "plots": 1, "all": 1}
+
+        changed = yaml.safe_load(yaml.safe_dump(TINY))
         changed["training"]["grid"]["lr"].append(0.01)  # one new grid point; the two trained ones stay
         write_config(workdir, changed)
         assert planned_jobs(snakemake(workdir, "--dry-run")) == {
             "train": 1, "select_model": 1, "export_onnx": 1, "evaluate": 1, "plots": 1, "training_plots": 1, "all": 1}
+
+        changed = yaml.safe_load(yaml.safe_dump(TINY))
+        changed["training"]["grid"]["lr"][1] = 0.004  # one point's hyperparameter: only that point retrains
+        write_config(workdir, changed)
+        jobs = planned_jobs(snakemake(workdir, "--dry-run"))
+        assert jobs == {"train": 1, "select_model": 1, "export_onnx": 1, "evaluate": 1, "plots": 1, "training_plots": 1,
+                        "all": 1}
 
         changed = yaml.safe_load(yaml.safe_dump(TINY))
         changed["selection"]["min_gen_pt"] = 20.0
@@ -173,7 +185,7 @@ def test_successive_halving_continues_the_best_points_and_selects_among_all(tmp_
     assert last["epochs"][0] == first and last["trained_epochs"] == 2  # continued, never retrained
     table = (training / "points.tsv").read_text().splitlines()
     assert len(table) == 5 and table[1].split("\t")[1] == best["best"]
-    assert json.loads((tmp_path / "results" / "export" / "onnx_check.json").read_text())["model"] == best["best"]
+    assert json.loads((tmp_path / "results" / "export" / "pfn" / "onnx_check.json").read_text())["model"] == best["best"]
     assert planned_jobs(snakemake(tmp_path, "--dry-run")) == {}
 
 
@@ -183,3 +195,39 @@ def test_thesis_config_plans_the_thesis_size_run(tmp_path):
     jobs = planned_jobs(proc)
     assert jobs["synthetic_pfnano"] == 150 and jobs["convert"] == 150 and jobs["synthetic_jec"] == 1
     assert jobs["train"] == 4 and jobs["evaluate"] == 1
+
+
+def test_thesis_plots_evaluate_every_family_and_make_the_report(tmp_path):
+    """`snakemake thesis_plots` with two model families: each family's best point is exported and
+    evaluated beside the standard correction, every plot is made, and Snakemake's report embeds
+    each plot with its caption, the tables and the configuration in one HTML file."""
+    import json
+
+    from gnnjec import plotting
+
+    two = yaml.safe_load(yaml.safe_dump(TINY))
+    two["training"]["grid"] = {"model": ["pfn", "particlenet-lite"]}
+    two["training"]["defaults"].update(epochs=1)
+    write_config(tmp_path, two)
+    proc = snakemake(tmp_path, "thesis_plots")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    results = tmp_path / "results"
+    best = json.loads((results / "training" / "best.json").read_text())
+    assert sorted(best["families"]) == ["particlenet-lite", "pfn"]
+    for family, point in best["families"].items():
+        check = json.loads((results / "export" / family / "onnx_check.json").read_text())
+        assert check["model"] == point and check["passed"]
+    metrics = json.loads((results / "evaluation" / "metrics.json").read_text())
+    assert list(metrics["methods"]) == ["standard", "particlenet-lite", "pfn"]
+    assert metrics["models"] == best["families"]
+    assert list(metrics["summary"]) == ["0<|eta|<1.3", "1.3<|eta|<2.5", "2.5<|eta|<3", "3<|eta|<5", "0<|eta|<2.5",
+                                        "2.5<|eta|<5"]
+    html = (results / "report" / "thesis_plots.html").read_text()
+    for name in (*plotting.PLOTS, *plotting.TRAINING_PLOTS, "metrics_csv", "summary", "points", "config"):
+        caption = (REPO / "workflow" / "report" / f"{name}.rst").read_text().split("\n")[0].split("\\")[0]
+        assert len(caption) > 15 and caption in html, name  # each item with its caption
+    for name in (*plotting.PLOTS, *plotting.TRAINING_PLOTS):
+        assert f"{name}.png" in html
+    assert len(html) > 30 * 40_000  # the images themselves are embedded: the file stands alone
+    # a second `snakemake thesis_plots` has nothing to do
+    assert planned_jobs(snakemake(tmp_path, "thesis_plots", "--dry-run")) == {}

@@ -100,28 +100,41 @@ def cmd_export(a):
     from .export import check_onnx, export_onnx
 
     choice = json.loads(Path(a.selection).read_text())
+    if a.family not in choice.get("families", {}):
+        raise InputError(f"{a.selection}: no trained point of model family {a.family!r} (families: "
+                         f"{sorted(choice.get('families', {}))}); add one to training.grid or rerun the select rule")
+    point = choice["families"][a.family]
     models = _named_paths(a.models)
-    if choice["best"] not in models:
-        raise InputError(f"{a.selection}: best point {choice['best']!r} is not among the trained models; rerun the select rule")
+    if point not in models:
+        raise InputError(f"{a.selection}: best {a.family} point {point!r} is not among the trained models; rerun the select rule")
     with atomic_output(a.check) as check_tmp:
-        export_onnx(models[choice["best"]], a.onnx)
+        export_onnx(models[point], a.onnx, name=point)
         try:
-            result = check_onnx(models[choice["best"]], a.onnx, a.clouds, a.jets, a.tolerance)
+            result = check_onnx(models[point], a.onnx, a.clouds, a.jets, a.tolerance)
         except CheckFailed:
             Path(a.onnx).unlink(missing_ok=True)  # a model that disagrees with torch must not look exported
             raise
-        result["model"] = choice["best"]
+        result.update(model=point, family=a.family, best_overall=point == choice["best"])
         Path(check_tmp).write_text(json.dumps(result, indent=1))
 
 
 def cmd_evaluate(a):
     from .evaluate import compute_metrics, run_inference
 
-    info = run_inference(a.onnx, a.clouds, a.predictions, a.threads)
-    table = compute_metrics(a.predictions, a.metrics, a.config, info["model"], a.table)
+    info = run_inference(_named_paths(a.onnx), a.clouds, a.predictions, a.threads)
+    # the exported point of each model (timings go to the log: the metrics file depends on the inputs only)
+    table = compute_metrics(a.predictions, a.metrics, a.config, {k: v["point"] for k, v in info.items()}, a.table)
     with atomic_output(a.summary) as tmp:
         Path(tmp).write_text(table + "\n")
     print(table)
+
+
+def cmd_dump_config(a):
+    import yaml
+
+    with atomic_output(a.output) as tmp:
+        Path(tmp).write_text("# The configuration of this run, with the schema's defaults filled in\n"
+                             + yaml.safe_dump(a.config, sort_keys=False))
 
 
 def cmd_plots(a):
@@ -210,8 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--table", default=None, help="output: every point's outcome, tab-separated")
     s.set_defaults(func=cmd_select)
 
-    s = sub.add_parser("export", help="export the selected model to ONNX and check it against torch")
-    s.add_argument("--selection", required=True)
+    s = sub.add_parser("export", help="export a model family's best point to ONNX and check it against torch")
+    s.add_argument("--selection", required=True, help="best.json from select")
+    s.add_argument("--family", default="pfn", help="the model family (pfn, particlenet, ...) whose best point to export")
     s.add_argument("--models", nargs="+", required=True, metavar="NAME=CHECKPOINT")
     s.add_argument("--clouds", required=True, help="held-out clouds for the check")
     s.add_argument("--onnx", required=True)
@@ -221,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("evaluate", help="ONNX inference on the test split and physics metrics")
-    s.add_argument("--onnx", required=True)
+    s.add_argument("--onnx", nargs="+", required=True, metavar="NAME=ONNX", help="the models to evaluate, by name")
     s.add_argument("--clouds", required=True)
     s.add_argument("--predictions", required=True)
     s.add_argument("--metrics", required=True)
@@ -230,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--table", default=None, help="also write the binned metrics as CSV here")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("dump-config", help="write the run's configuration (for the report, and to rerun it)")
+    s.add_argument("--config", type=_json, required=True)
+    s.add_argument("--output", required=True)
+    s.set_defaults(func=cmd_dump_config)
 
     s = sub.add_parser("plots", help="physics plots from the predictions and metrics")
     s.add_argument("--predictions", required=True)

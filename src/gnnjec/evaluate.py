@@ -1,4 +1,4 @@
-"""Evaluate stage: ONNX Runtime inference on the test split, and the physics metrics file."""
+"""Evaluate stage: ONNX Runtime inference of every exported model on the test split, and the physics metrics."""
 
 from __future__ import annotations
 
@@ -12,65 +12,95 @@ import numpy as np
 
 from .dataset import CloudData
 from .errors import InputError, atomic_output
-from .export import OnnxRegressor
+from .inference import OnnxRegressor
 from .metrics import TABLE_COLUMNS, binned_metrics, format_summary, strict, summarize, table_rows
 
 log = logging.getLogger(__name__)
 
 TRUTH_COLUMNS = ("pt_gen", "eta_gen", "flavour", "pt_raw", "pt_std", "target")
+STANDARD = "standard"
+"""The method name of the flavour-blind standard correction (pt_std) in the metrics and plots."""
+
+
+def corrected_column(model: str) -> str:
+    """The predictions file's column of ``model``'s corrected pt."""
+    return f"pt_corr_{model}"
 
 
 def pt_bin_edges(cfg: dict) -> np.ndarray:
     return np.geomspace(cfg["pt_min"], cfg["pt_max"], cfg["n_pt_bins"] + 1)
 
 
-def run_inference(onnx_path: str, clouds_path: str, predictions_path: str, threads: int | None = None) -> dict:
-    """Predict every test jet; write pt_raw, pt_std, the network's pt_corr and the truth to Parquet."""
-    regressor = OnnxRegressor(onnx_path, threads)
-    data = CloudData(clouds_path, regressor.inputs, truth=TRUTH_COLUMNS)
-    if data.n == 0:
-        raise InputError(f"{clouds_path}: the test split has no jets; convert more events")
-    start = time.perf_counter()
-    prediction = regressor.predict(data)
-    seconds = time.perf_counter() - start
-    t = data.truth
-    table = ak.Array({
-        **{k: t[k] for k in TRUTH_COLUMNS},
-        "prediction": prediction,
-        "pt_corr": (t["pt_raw"] * np.exp(prediction)).astype(np.float32),
-    })
+def run_inference(models: dict[str, str], clouds_path: str, predictions_path: str, threads: int | None = None) -> dict:
+    """Predict every test jet with each ONNX model (name -> path); write the truth, pt_raw, pt_std and
+    per model its prediction and corrected pt (``pt_corr_<name>``) to Parquet. Returns per model the
+    exported point and the inference speed."""
+    columns, info, data = {}, {}, None
+    for name, onnx_path in models.items():
+        regressor = OnnxRegressor(onnx_path, threads)
+        if data is None or data.inputs != regressor.inputs:
+            data = CloudData(clouds_path, regressor.inputs, truth=TRUTH_COLUMNS)
+        if data.n == 0:
+            raise InputError(f"{clouds_path}: the test split has no jets; convert more events")
+        start = time.perf_counter()
+        prediction = regressor.predict(data)
+        seconds = time.perf_counter() - start
+        columns[f"prediction_{name}"] = prediction
+        columns[corrected_column(name)] = (data.truth["pt_raw"] * np.exp(prediction)).astype(np.float32)
+        info[name] = {"point": regressor.name, "jets": data.n, "seconds": seconds,
+                      "jets_per_second": data.n / max(seconds, 1e-9)}
+        log.info("%s (%s), ONNX Runtime: %d jets in %.1f s (%.0f jets/s)", name, regressor.name, data.n, seconds,
+                 info[name]["jets_per_second"])
+    table = ak.Array({**{k: data.truth[k] for k in TRUTH_COLUMNS}, **columns})
     with atomic_output(predictions_path) as tmp:
         ak.to_parquet(table, tmp)
-    info = {"jets": data.n, "seconds": seconds, "jets_per_second": data.n / max(seconds, 1e-9),
-            "model": regressor.hparams["model"]}
-    log.info("ONNX Runtime inference: %d jets in %.1f s (%.0f jets/s)", data.n, seconds, info["jets_per_second"])
     return info
 
 
-def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, model_name: str,
-                    table_path: str | None = None) -> str:
-    """Binned metrics (strict JSON, and a CSV table per bin when ``table_path`` is given) and the
-    headline summary, for the network and the standard correction; returns the summary's text."""
+def read_responses(predictions_path: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The jets of a predictions file with a valid gen pt: their truth (pt_gen, abs_eta, flavour) and the
+    response pt_corr / pt_gen of each method (the standard correction first, then each model)."""
     p = ak.from_parquet(predictions_path)
+    fields = set(p.fields)
+    missing = [c for c in ("pt_gen", "eta_gen", "flavour", "pt_std") if c not in fields]
+    if missing:
+        raise InputError(f"{predictions_path}: no column {missing[0]!r}; not a predictions file of gnnjec evaluate")
     pt_gen = np.asarray(p.pt_gen, np.float64)
     ok = np.isfinite(pt_gen) & (pt_gen > 0)
     pt_gen = pt_gen[ok]
-    abs_eta = np.abs(np.asarray(p.eta_gen))[ok]
-    flavour = np.asarray(p.flavour)[ok]
-    responses = {
-        "standard": np.asarray(p.pt_std, np.float64)[ok] / pt_gen,
-        model_name: np.asarray(p.pt_corr, np.float64)[ok] / pt_gen,
-    }
-    metrics = binned_metrics(responses, pt_gen, abs_eta, flavour, pt_bin_edges(cfg), cfg["eta_bins"],
+    truth = {"pt_gen": pt_gen, "abs_eta": np.abs(np.asarray(p.eta_gen, np.float64))[ok],
+             "flavour": np.asarray(p.flavour)[ok]}
+    prefix = corrected_column("")
+    responses = {STANDARD: np.asarray(p.pt_std, np.float64)[ok] / pt_gen}
+    for column in p.fields:
+        if column.startswith(prefix):
+            responses[column[len(prefix):]] = np.asarray(p[column], np.float64)[ok] / pt_gen
+    return truth, responses
+
+
+def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, models: dict | None = None,
+                    table_path: str | None = None) -> str:
+    """Binned metrics (strict JSON, and a CSV table per bin when ``table_path`` is given) and the
+    headline summary with bootstrap errors, for each model and the standard correction; returns the
+    summary's text. ``models`` (name -> its exported training point) is recorded in the metrics file."""
+    truth, responses = read_responses(predictions_path)
+    pt_gen, abs_eta, flavour = truth["pt_gen"], truth["abs_eta"], truth["flavour"]
+    edges = pt_bin_edges(cfg)
+    metrics = binned_metrics(responses, pt_gen, abs_eta, flavour, edges, cfg["eta_bins"],
                              n_bootstrap=cfg["n_bootstrap"], seed=cfg.get("seed", 0))
-    summary = summarize(responses, metrics, pt_gen, abs_eta, flavour, min_pt=cfg["summary_min_pt"])
+    regions = [*cfg["eta_bins"], *cfg.get("headline_eta_bins", [])]
+    summary = summarize(responses, pt_gen, abs_eta, flavour, edges, regions, reference=STANDARD,
+                        min_pt=cfg["summary_min_pt"], n_bootstrap=cfg["n_bootstrap"], seed=cfg.get("seed", 0))
     metrics["summary"] = summary
+    metrics["models"] = models or {}
     metrics["definitions"] = {
         "response": "pt_corr / pt_gen",
         "resolution": "IQR / median of the response",
         "flavour_spread": "sum over b, c, uds, g of |median_f - mean of the flavour medians|",
         "resolution_gain_mean": f"mean over gen-pt bins above {cfg['summary_min_pt']} GeV of 1 - res / res_standard",
         "flavour_spread_change": f"spread / spread_standard - 1, medians of all jets with pt_gen > {cfg['summary_min_pt']} GeV",
+        "errors": f"standard deviation over {cfg['n_bootstrap']} bootstrap resamples of the jets (per bin; in the "
+                  "summary the same resample for every method)",
     }
     with atomic_output(metrics_path) as tmp:
         Path(tmp).write_text(json.dumps(strict(metrics), indent=1, allow_nan=False))

@@ -1,4 +1,4 @@
-"""Export stage: pick the best grid point, write it to ONNX, and prove ONNX Runtime agrees with torch."""
+"""Export stage: write a trained network to ONNX, and prove that ONNX Runtime agrees with torch."""
 
 from __future__ import annotations
 
@@ -13,14 +13,17 @@ import torch
 from .checkpoint import load_model
 from .dataset import CloudData
 from .errors import CheckFailed, InputError, atomic_output
+from .inference import OnnxRegressor
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
 
 
-def export_onnx(model_path: str, onnx_path: str, trace_batch: int = 7, trace_points: int = 11) -> None:
-    """Write the network to ONNX with dynamic batch and constituent axes and the input names in metadata."""
+def export_onnx(model_path: str, onnx_path: str, name: str | None = None, trace_batch: int = 7,
+                trace_points: int = 11) -> None:
+    """Write the network to ONNX with dynamic batch and constituent axes; its metadata holds the input
+    feature lists, the target, the hyperparameters and ``name`` (the training point)."""
     import onnx
 
     model, checkpoint = load_model(model_path)
@@ -41,47 +44,12 @@ def export_onnx(model_path: str, onnx_path: str, trace_batch: int = 7, trace_poi
                           dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
         proto = onnx.load(str(tmp))
         onnx.checker.check_model(proto)
-        meta = {"inputs": json.dumps(inputs), "target": "log(pt_gen / pt_raw)", "hparams": json.dumps(checkpoint["hparams"])}
+        meta = {"inputs": json.dumps(inputs), "target": "log(pt_gen / pt_raw)", "hparams": json.dumps(checkpoint["hparams"]),
+                "name": name or checkpoint["hparams"].get("model", "model")}
         for key, value in meta.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value
         onnx.save(proto, str(tmp))
-
-
-class OnnxRegressor:
-    """ONNX Runtime inference on particle clouds, using the feature lists stored in the model."""
-
-    def __init__(self, onnx_path: str, threads: int | None = None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-        self.session = ort.InferenceSession(onnx_path, options, providers=providers)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.inputs = json.loads(meta["inputs"])
-        self.hparams = json.loads(meta["hparams"])
-        self.names = [i.name for i in self.session.get_inputs()]
-
-    def predict_batch(self, arrays: list[np.ndarray]) -> np.ndarray:
-        return self.session.run(["prediction"], dict(zip(self.names, arrays)))[0]
-
-    def predict(self, data: CloudData, batch_size: int = 2048) -> np.ndarray:
-        """Predictions for every jet of ``data``, in its order.
-
-        Jets are batched by constituent count, so that each batch is padded only to about its own
-        jets' length (the networks are exact under padding, so this changes no prediction; it makes
-        ParticleNet, whose cost grows with the padded length, several times faster).
-        """
-        out = np.empty(data.n, np.float32)
-        length = np.max([np.diff(data.clouds[k].offsets) for k in data.collections], axis=0) if data.collections else None
-        order = np.argsort(length, kind="stable") if length is not None else np.arange(data.n)
-        for start in range(0, data.n, batch_size):
-            rows = order[start : start + batch_size]
-            out[rows] = self.predict_batch(data.batch(rows, self.hparams["max_constituents"]))
-        return out
 
 
 def check_onnx(model_path: str, onnx_path: str, clouds_path: str, n_jets: int = 2000, tolerance: float = 1e-4) -> dict:

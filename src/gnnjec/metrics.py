@@ -102,42 +102,81 @@ def binned_metrics(responses: dict[str, np.ndarray], pt_gen, abs_eta_gen, flavou
     return out
 
 
-def summarize(responses: dict[str, np.ndarray], metrics: dict, pt_gen, abs_eta_gen, flavour,
-              reference: str = "standard", min_pt: float = 30.0) -> dict:
+def region_key(lo: float, hi: float) -> str:
+    """The summary's name of an |eta| range, e.g. ``0<|eta|<1.3``."""
+    return f"{lo:g}<|eta|<{hi:g}"
+
+
+def _headline(responses: dict[str, np.ndarray], bin_index: np.ndarray, bins: list[int], flavour: np.ndarray,
+              reference: str) -> dict[str, dict]:
+    """Each method's headline numbers on one set of jets (the region's, or a resample of them)."""
+    def res(x):
+        return resolution(x) if len(x) else np.nan
+
+    stats = {}
+    for method, r in responses.items():
+        medians = {f: float(np.median(r[flavour == c])) if np.any(flavour == c) else np.nan
+                   for c, f in enumerate(FLAVOURS)}
+        stats[method] = {
+            "median_response": float(np.median(r)) if len(r) else np.nan,
+            "resolution": res(r) if len(r) >= MIN_JETS else np.nan,
+            "bin_resolution": np.array([res(r[bin_index == b]) for b in bins]),
+            "flavour_medians": medians,
+            "flavour_spread": flavour_spread(list(medians.values())),
+        }
+    ref_bins = stats[reference]["bin_resolution"]
+    ref = stats[reference]
+    for s in stats.values():
+        gains = 1 - s.pop("bin_resolution") / ref_bins
+        s["resolution_gain_mean"] = float(np.mean(gains)) if len(gains) else np.nan
+        s["bins_better"] = int(np.sum(gains > 0))
+        s["bins_compared"] = len(gains)
+        s["flavour_spread_change"] = (s["flavour_spread"] / ref["flavour_spread"] - 1
+                                      if ref["flavour_spread"] > 0 else np.nan)
+    return stats
+
+
+ERROR_KEYS = ("median_response", "resolution", "resolution_gain_mean", "flavour_spread", "flavour_spread_change")
+"""The headline numbers that get a bootstrap error (``<key>_err``)."""
+
+
+def summarize(responses: dict[str, np.ndarray], pt_gen, abs_eta_gen, flavour, pt_edges, regions,
+              reference: str = "standard", min_pt: float = 30.0, n_bootstrap: int = 0, seed: int = 0) -> dict:
     """Headline numbers per |eta| range: each method's resolution and flavour spread against the reference.
 
-    * resolution: mean over gen-pt bins above ``min_pt`` of 1 - res / res_reference, and how many bins improve
+    * resolution gain: mean over the gen-pt bins above ``min_pt`` (with at least MIN_JETS jets) of
+      1 - res / res_reference, and how many bins improve
     * flavour spread: from the flavour medians of all jets with pt_gen > ``min_pt`` in the range
+    * errors (``<key>_err``): standard deviation over ``n_bootstrap`` resamples of the range's jets,
+      the same resample for every method, so that a gain's error includes the methods' correlation
     """
+    rng = np.random.default_rng(seed)
+    pt_edges = np.asarray(pt_edges, dtype=float)
     summary = {}
-    for i, (lo_eta, hi_eta) in enumerate(metrics["eta_bins"]):
-        key = f"{lo_eta:g}<|eta|<{hi_eta:g}"
-        region = {}
-        in_region = (abs_eta_gen >= lo_eta) & (abs_eta_gen < hi_eta) & (pt_gen > min_pt)
-        ref_bins = metrics["methods"][reference][i]["bins"]
-        for method, response in responses.items():
-            bins = metrics["methods"][method][i]["bins"]
-            gains = [1 - b["all"]["resolution"] / r["all"]["resolution"] for b, r in zip(bins, ref_bins)
-                     if b["pt_low"] >= min_pt and b["all"] and r["all"]]
-            medians = {f: float(np.median(response[in_region & (flavour == c)])) if np.any(in_region & (flavour == c)) else None
-                       for c, f in enumerate(FLAVOURS)}
-            spread = None if None in medians.values() else flavour_spread(list(medians.values()))
-            region[method] = {
-                "n_jets": int(in_region.sum()),
-                "median_response": float(np.median(response[in_region])) if in_region.any() else None,
-                "resolution": resolution(response[in_region]) if in_region.sum() >= MIN_JETS else None,
-                "flavour_medians": medians,
-                "flavour_spread": spread,
-                "resolution_gain_mean": float(np.mean(gains)) if gains else None,
-                "bins_better": int(np.sum(np.asarray(gains) > 0)),
-                "bins_compared": len(gains),
-            }
-        ref_spread = region[reference]["flavour_spread"]
-        for method in responses:
-            s = region[method]["flavour_spread"]
-            region[method]["flavour_spread_change"] = None if (s is None or not ref_spread) else s / ref_spread - 1
+    for lo_eta, hi_eta in regions:
+        key = region_key(lo_eta, hi_eta)
+        if key in summary:
+            continue
+        rows = np.flatnonzero((abs_eta_gen >= lo_eta) & (abs_eta_gen < hi_eta) & (pt_gen > min_pt))
+        rs = {m: np.asarray(r)[rows] for m, r in responses.items()}
+        fl = np.asarray(flavour)[rows]
+        bin_index = np.searchsorted(pt_edges, pt_gen[rows], side="right") - 1
+        counts = np.bincount(bin_index[(bin_index >= 0) & (bin_index < len(pt_edges) - 1)], minlength=len(pt_edges) - 1)
+        bins = [b for b in range(len(pt_edges) - 1) if pt_edges[b] >= min_pt and counts[b] >= MIN_JETS]
+        region = _headline(rs, bin_index, bins, fl, reference)
+        samples = []
+        if n_bootstrap > 1 and len(rows):
+            for _ in range(n_bootstrap):
+                i = rng.integers(0, len(rows), len(rows))
+                samples.append(_headline({m: r[i] for m, r in rs.items()}, bin_index[i], bins, fl[i], reference))
+        for method, s in region.items():
+            s["n_jets"] = int(len(rows))
+            for k in ERROR_KEYS:
+                values = np.array([x[method][k] for x in samples], dtype=float)
+                ok = np.isfinite(values)
+                s[f"{k}_err"] = float(np.std(values[ok], ddof=1)) if ok.sum() > 1 and np.isfinite(s[k]) else None
         summary[key] = region
-    return summary
+    return strict(summary)
 
 
 TABLE_COLUMNS = (
@@ -167,15 +206,22 @@ def table_rows(metrics: dict) -> list[dict]:
 
 
 def format_summary(summary: dict, reference: str = "standard") -> str:
-    """A plain-text table of the headline numbers, for the log and the terminal."""
-    lines = [f"{'region':<16}{'method':<10}{'jets':>9}{'median':>9}{'resol.':>9}{'res. gain':>11}"
-             f"{'bins better':>13}{'flav. spread':>14}{'change':>9}"]
+    """A plain-text table of the headline numbers with their errors, for the log and the terminal."""
+    def pm(r, key, scale=1.0, digits=4, sign=""):
+        value, err = r.get(key), r.get(f"{key}_err")
+        if value is None:
+            return "n/a"
+        text = f"{scale * value:{sign}.{digits}f}"
+        return text + (f" ± {scale * err:.{digits}f}" if err is not None else "")
+
+    lines = [f"{'region':<16}{'method':<18}{'jets':>8}{'median':>18}{'resol.':>18}{'res. gain %':>16}"
+             f"{'bins better':>13}{'flav. spread':>18}{'change %':>12}"]
     for key, region in summary.items():
         for method, r in region.items():
-            gain = "" if method == reference or r["resolution_gain_mean"] is None else f"{100 * r['resolution_gain_mean']:+.1f}%"
-            better = "" if method == reference else f"{r['bins_better']}/{r['bins_compared']}"
-            change = "" if method == reference or r["flavour_spread_change"] is None else f"{100 * r['flavour_spread_change']:+.0f}%"
-            fmt = lambda v, p=4: "n/a" if v is None else f"{v:.{p}f}"  # noqa: E731
-            lines.append(f"{key:<16}{method:<10}{r['n_jets']:>9}{fmt(r['median_response']):>9}{fmt(r['resolution']):>9}"
-                         f"{gain:>11}{better:>13}{fmt(r['flavour_spread']):>14}{change:>9}")
+            ref = method == reference
+            gain = "" if ref else pm(r, "resolution_gain_mean", 100, 1, "+")
+            better = "" if ref else f"{r['bins_better']}/{r['bins_compared']}"
+            change = "" if ref else pm(r, "flavour_spread_change", 100, 0, "+")
+            lines.append(f"{key:<16}{method:<18}{r['n_jets']:>8}{pm(r, 'median_response'):>18}{pm(r, 'resolution'):>18}"
+                         f"{gain:>16}{better:>13}{pm(r, 'flavour_spread'):>18}{change:>12}")
     return "\n".join(lines)

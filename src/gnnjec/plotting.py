@@ -22,7 +22,14 @@ PLOTS = ("response_distributions", "closure", "median_response", "flavour_differ
          "flavour_spread")
 TRAINING_PLOTS = ("loss_curves", "validation_loss")
 FLAVOUR_STYLE = {"b": ("tab:red", "b"), "c": ("tab:orange", "c"), "uds": ("tab:blue", "uds"), "g": ("tab:green", "g")}
-METHOD_LABEL = {"standard": "Standard (L1L2L3)", "pfn": "PFN", "particlenet": "ParticleNet"}
+METHOD_LABEL = {"standard": "Standard (L1L2L3)", "pfn": "PFN", "particlenet": "ParticleNet", "pfn-lite": "PFN-Lite",
+                "particlenet-lite": "ParticleNet-Lite"}
+MARKERS = ("o", "s", "^", "v", "D", "P", "X")
+
+
+def _name(method: str) -> str:
+    return METHOD_LABEL.get(method, method)
+
 
 
 LABEL = {"energy": 13.6, "text": "Private Work"}
@@ -84,23 +91,33 @@ def _region_text(metrics, region) -> str:
     return metrics["dataset"] + "\n" + rf"${lo:g} < |\eta^\mathrm{{gen}}| < {hi:g}$"
 
 
-def plot_response_distributions(pred, metrics, methods, path, pt_ranges=((30, 50), (100, 200), (500, 1000))):
-    fig, axes = plt.subplots(1, len(pt_ranges), figsize=(10 * len(pt_ranges), 8))
-    pt_gen = np.asarray(pred.pt_gen)
-    abs_eta = np.abs(np.asarray(pred.eta_gen))
-    lo_eta, hi_eta = metrics["eta_bins"][0]
-    bins = np.linspace(0.6, 1.4, 81)
-    for ax, (lo, hi) in zip(axes, pt_ranges):
-        sel = (pt_gen >= lo) & (pt_gen < hi) & (abs_eta >= lo_eta) & (abs_eta < hi_eta)
-        for method, column in methods.items():
-            r = np.asarray(pred[column])[sel] / pt_gen[sel]
-            counts, _ = np.histogram(np.clip(r, bins[0], bins[-1]), bins)
-            hep.histplot(counts, bins, ax=ax, density=True, label=f"{METHOD_LABEL.get(method, method)}", lw=2)
-        ax.set_xlabel(r"Response $p_T^\mathrm{corr} / p_T^\mathrm{gen}$")
-        ax.set_ylabel("Jets (normalised)")
-        ax.set_xlim(bins[0], bins[-1])
-        ax.legend(title=rf"${lo} < p_T^\mathrm{{gen}} < {hi}$ GeV" + "\n" + _region_text(metrics, 0), fontsize=16, title_fontsize=16)
-        _label(ax)
+def plot_response_distributions(truth, responses, metrics, path, pt_ranges=((30, 50), (100, 200), (500, 1000))):
+    """The response of each method, one panel per |eta| bin (rows) and gen-pt range (columns), with each
+    method's median and IQR / median in the legend."""
+    eta_bins = metrics["eta_bins"]
+    fig, axes = plt.subplots(len(eta_bins), len(pt_ranges), figsize=(9 * len(pt_ranges), 8 * len(eta_bins)),
+                             squeeze=False, gridspec_kw={"hspace": 0.32})
+    pt_gen, abs_eta = truth["pt_gen"], truth["abs_eta"]
+    bins = np.linspace(0.5, 1.5, 101)
+    for row, (lo_eta, hi_eta) in enumerate(eta_bins):
+        for ax, (lo, hi) in zip(axes[row], pt_ranges):
+            sel = (pt_gen >= lo) & (pt_gen < hi) & (abs_eta >= lo_eta) & (abs_eta < hi_eta)
+            for method, response in responses.items():
+                r = response[sel]
+                if len(r) < 20:
+                    continue
+                q25, q50, q75 = np.percentile(r, [25, 50, 75])
+                counts, _ = np.histogram(np.clip(r, bins[0], bins[-1]), bins)
+                hep.histplot(counts, bins, ax=ax, density=True, lw=2,
+                             label=f"{_name(method)}: median {q50:.3f}, IQR/med. {(q75 - q25) / q50:.3f}")
+            ax.set_xlabel(r"Response $p_T^\mathrm{corr} / p_T^\mathrm{gen}$")
+            ax.set_ylabel("Jets (normalised)")
+            ax.set_xlim(bins[0], bins[-1])
+            ax.set_ylim(0, ax.get_ylim()[1] * 1.45)  # room for the legend
+            title = (rf"${lo} < p_T^\mathrm{{gen}} < {hi}$ GeV, ${lo_eta:g} < |\eta^\mathrm{{gen}}| < {hi_eta:g}$"
+                     f" ({int(sel.sum())} jets)")
+            ax.legend(title=title, fontsize=13, title_fontsize=14, loc="upper left")
+            _label(ax)
     _save(fig, path)
 
 
@@ -108,12 +125,12 @@ def plot_median_response(metrics, methods, path):
     regions = range(len(metrics["eta_bins"]))
     fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 8), squeeze=False)
     for ax, region in zip(axes[0], regions):
-        for method, marker, fill in zip(methods, ("o", "s", "^"), ("none", "full", "full")):
+        for method, marker, fill in zip(methods, MARKERS, ("none", *["full"] * 6)):
             for flavour in FLAVOURS:
                 x, y, err = _series(metrics, region, method, _median_of(flavour))
                 colour, name = FLAVOUR_STYLE[flavour]
                 ax.errorbar(x, y, yerr=err, marker=marker, ls="-" if method != "standard" else ":", color=colour,
-                            fillstyle=fill, capsize=0, label=f"{name}, {METHOD_LABEL.get(method, method)}")
+                            fillstyle=fill, capsize=0, label=f"{name}, {_name(method)}")
         ax.axhline(1.0, color="grey", lw=1)
         _log_pt_axis(ax, metrics)
         ax.set_ylim(0.90, 1.06)
@@ -128,9 +145,9 @@ def plot_closure(metrics, methods, path):
     regions = range(len(metrics["eta_bins"]))
     fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 7), squeeze=False)
     for ax, region in zip(axes[0], regions):
-        for method, marker in zip(methods, ("o", "s", "^")):
+        for method, marker in zip(methods, MARKERS):
             x, y, err = _series(metrics, region, method, lambda b: (b["all"]["median"], b["all"]["median_err"]) if b["all"] else None)
-            ax.errorbar(x, y, yerr=err, marker=marker, ls="none", label=METHOD_LABEL.get(method, method))
+            ax.errorbar(x, y, yerr=err, marker=marker, ls="none", label=_name(method))
         ax.axhline(1.0, color="grey", lw=1)
         ax.axhspan(0.99, 1.01, color="grey", alpha=0.15, lw=0)
         _log_pt_axis(ax, metrics)
@@ -157,10 +174,10 @@ def plot_flavour_difference(metrics, methods, path):
     for ax, region in zip(axes[0], regions):
         for flavour in ("g", "b"):
             colour = FLAVOUR_STYLE[flavour][0]
-            for method, marker in zip(methods, ("o", "s", "^")):
+            for method, marker in zip(methods, MARKERS):
                 x, y, err = _series(metrics, region, method, _difference(flavour, "uds"))
                 ax.errorbar(x, y, yerr=err, marker=marker, color=colour, fillstyle="none" if method == "standard" else "full",
-                            ls=":" if method == "standard" else "-", label=f"{flavour} $-$ uds, {METHOD_LABEL.get(method, method)}")
+                            ls=":" if method == "standard" else "-", label=f"{flavour} $-$ uds, {_name(method)}")
         ax.axhline(0.0, color="grey", lw=1)
         _log_pt_axis(ax, metrics)
         ax.set_ylim(-0.10, 0.06)
@@ -170,14 +187,12 @@ def plot_flavour_difference(metrics, methods, path):
     _save(fig, path)
 
 
-def plot_response_vs_eta(pred, metrics, methods, path, min_pt: float = 30.0):
+def plot_response_vs_eta(truth, responses, metrics, path, min_pt: float = 30.0):
     """Median response vs |eta_gen| for jets above ``min_pt``, with the median's error from its IQR."""
     fig, ax = plt.subplots(figsize=(10, 7))
-    pt_gen = np.asarray(pred.pt_gen)
-    abs_eta = np.abs(np.asarray(pred.eta_gen))
+    pt_gen, abs_eta = truth["pt_gen"], truth["abs_eta"]
     edges = np.array([0, 0.5, 1.0, 1.3, 1.7, 2.0, 2.5, 2.75, 3.0, 3.5, 4.0, 5.0])
-    for (method, column), marker in zip(methods.items(), ("o", "s", "^")):
-        r = np.asarray(pred[column]) / pt_gen
+    for (method, r), marker in zip(responses.items(), MARKERS):
         x, y, err = [], [], []
         for lo, hi in zip(edges[:-1], edges[1:]):
             sel = (abs_eta >= lo) & (abs_eta < hi) & (pt_gen > min_pt)
@@ -186,8 +201,10 @@ def plot_response_vs_eta(pred, metrics, methods, path, min_pt: float = 30.0):
                 x.append((lo + hi) / 2)
                 y.append(q50)
                 err.append(1.2533 * (q75 - q25) / 1.349 / np.sqrt(sel.sum()))  # a Gaussian's median error
-        ax.errorbar(x, y, yerr=err, marker=marker, ls="none", label=METHOD_LABEL.get(method, method))
+        ax.errorbar(x, y, yerr=err, marker=marker, ls="none", label=_name(method))
     ax.axhline(1.0, color="grey", lw=1)
+    for boundary in (1.3, 2.5, 3.0):  # barrel / endcap with tracking / endcap without / forward
+        ax.axvline(boundary, color="grey", lw=0.8, ls=":")
     ax.set_xlim(0, 5)
     ax.set_ylim(0.94, 1.06)
     ax.set_xlabel(r"$|\eta^\mathrm{gen}|$")
@@ -206,16 +223,16 @@ def plot_resolution(metrics, methods, path):
         ax, rax = axes[0][col], axes[1][col]
         xr, yr, er = _series(metrics, region, reference, _resolution)
         shown = []
-        for method in methods:
+        for method, marker in zip(methods, MARKERS):
             x, y, err = _series(metrics, region, method, _resolution)
-            line = ax.errorbar(x, y, yerr=err, marker="o", ls="none", label=METHOD_LABEL.get(method, method))
+            line = ax.errorbar(x, y, yerr=err, marker=marker, ls="none", label=_name(method))
             common = np.intersect1d(x, xr)
             if method != reference and len(common):
                 mine, ref = np.isin(x, common), np.isin(xr, common)
                 ratio = y[mine] / yr[ref]
                 # errors added in quadrature (the two share their jets: an upper bound)
                 ratio_err = ratio * np.hypot(err[mine] / y[mine], er[ref] / yr[ref])
-                rax.errorbar(common, ratio, yerr=ratio_err, marker="o", ls="none", color=line[0].get_color())
+                rax.errorbar(common, ratio, yerr=ratio_err, marker=marker, ls="none", color=line[0].get_color())
                 shown += [ratio - ratio_err, ratio + ratio_err]
         _log_pt_axis(ax, metrics)
         ax.set_xlabel("")
@@ -233,9 +250,9 @@ def plot_flavour_spread(metrics, methods, path):
     regions = range(len(metrics["eta_bins"]))
     fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 7), squeeze=False)
     for ax, region in zip(axes[0], regions):
-        for method in methods:
+        for method, marker in zip(methods, MARKERS):
             x, y, err = _series(metrics, region, method, _spread)
-            ax.errorbar(x, y, yerr=err, marker="o", label=METHOD_LABEL.get(method, method))
+            ax.errorbar(x, y, yerr=err, marker=marker, label=_name(method))
         _log_pt_axis(ax, metrics)
         ax.set_ylabel("Flavour spread")
         ax.set_ylim(bottom=0)
@@ -297,20 +314,21 @@ def make_plots(predictions_path: str, metrics_path: str, out_dir: str, dataset: 
                cms_text: str = "Private Work") -> list[str]:
     """All physics plots: PNG and PDF, one file per plot in ``out_dir``; ``energy`` (TeV) and
     ``cms_text`` make the CMS label."""
+    from .evaluate import read_responses
+
     hep.style.use("CMS")
     LABEL.update(energy=energy, text=cms_text)
     metrics = json.loads(Path(metrics_path).read_text())
     metrics["dataset"] = dataset
     methods = list(metrics["methods"])
-    network = [m for m in methods if m != "standard"][0]
-    pred = ak.from_parquet(predictions_path)
+    truth, responses = read_responses(predictions_path)
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, f"{name}.png") for name in PLOTS}
-    plot_response_distributions(pred, metrics, {"standard": "pt_std", network: "pt_corr"}, paths["response_distributions"])
+    plot_response_distributions(truth, responses, metrics, paths["response_distributions"])
     plot_closure(metrics, methods, paths["closure"])
     plot_median_response(metrics, methods, paths["median_response"])
     plot_flavour_difference(metrics, methods, paths["flavour_difference"])
-    plot_response_vs_eta(pred, metrics, {"standard": "pt_std", network: "pt_corr"}, paths["response_vs_eta"])
+    plot_response_vs_eta(truth, responses, metrics, paths["response_vs_eta"])
     plot_resolution(metrics, methods, paths["resolution"])
     plot_flavour_spread(metrics, methods, paths["flavour_spread"])
     return list(paths.values())

@@ -136,7 +136,8 @@ def promotion(histories: dict[str, str], keep: int, rung: int) -> dict:
 
 
 def select_best(histories: dict[str, str]) -> dict:
-    """The point with the lowest validation loss, with every point's outcome, best first."""
+    """The point with the lowest validation loss overall and in each model family (pfn, particlenet, ...),
+    with every point's outcome, best first."""
     from .errors import InputError
 
     if not histories:
@@ -145,7 +146,10 @@ def select_best(histories: dict[str, str]) -> dict:
     ranking = [{"name": n, "best_val_loss": results[n]["best_val_loss"], "parameters": results[n]["parameters"],
                 "epochs": len(results[n]["epochs"]), "hparams": results[n]["hparams"],
                 "history": histories[n]} for n in rank(results)]
-    return {"best": ranking[0]["name"], "ranking": ranking,
+    families = {}
+    for r in ranking:  # best first: each model family's first point is its best
+        families.setdefault(r["hparams"]["model"], r["name"])
+    return {"best": ranking[0]["name"], "families": families, "ranking": ranking,
             "total_epochs": sum(r["epochs"] for r in ranking)}
 
 

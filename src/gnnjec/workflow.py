@@ -97,12 +97,13 @@ def _meaning_error(config: dict) -> str | None:
                 "make the two fractions add up to less than 1")
     if ev["pt_min"] >= ev["pt_max"]:
         return f"config key evaluation.pt_min: {ev['pt_min']} is not below pt_max {ev['pt_max']}; swap or fix them"
-    previous = -1.0
-    for i, (lo, hi) in enumerate(ev["eta_bins"]):
-        if not previous <= lo < hi:
-            return (f"config key evaluation.eta_bins.{i}: [{lo}, {hi}] must have lo < hi and start at or after the "
-                    f"previous bin's end ({max(previous, 0):g}); list the |eta| ranges in increasing order")
-        previous = hi
+    for key in ("eta_bins", "headline_eta_bins"):
+        previous = -1.0
+        for i, (lo, hi) in enumerate(ev[key]):
+            if not previous <= lo < hi:
+                return (f"config key evaluation.{key}.{i}: [{lo}, {hi}] must have lo < hi and start at or after the "
+                        f"previous bin's end ({max(previous, 0):g}); list the |eta| ranges in increasing order")
+            previous = hi
     if "grid" in training and "random" in training:
         return "config key training: both grid and random are given; keep one (random draws its points instead of the grid)"
     for key, spec in (training.get("random") or {}).get("space", {}).items():

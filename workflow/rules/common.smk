@@ -36,6 +36,9 @@ try:
 except InputError as err:
     raise WorkflowError(str(err)) from None
 
+# the model families of the points (pfn, particlenet, ...): each one's best point is exported and evaluated
+FAMILIES = sorted({hp["model"] for hp in POINTS.values()})
+
 CLOUD_PARTS = [
     f"results/clouds/{sample}/{index:03d}.parquet"
     for sample, files in SAMPLE_FILES.items()

@@ -137,7 +137,7 @@ rule select_model:
         lambda w: list(trained("history.json").values()),
     output:
         best="results/training/best.json",
-        table="results/training/points.tsv",
+        table=report("results/training/points.tsv", caption="../report/points.rst", category="Training"),
     params:
         histories=lambda w: [f"{p}={h}" for p, h in trained("history.json").items()],
     log:
