@@ -74,6 +74,12 @@ def _series(metrics, region, method, pick):
     return np.array(x), np.array(y), np.nan_to_num(np.array(err, dtype=float))
 
 
+def _note_if_empty(ax, shown: int, text: str) -> None:
+    """Say why a panel is empty (a statistics limit, not a failure)."""
+    if not shown:
+        ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=15, color="grey")
+
+
 def _median_of(flavour):
     return lambda b: (b[flavour]["median"], b[flavour].get("median_err")) if b[flavour] else None
 
@@ -98,10 +104,11 @@ def plot_response_distributions(truth, responses, metrics, path, pt_ranges=((30,
     fig, axes = plt.subplots(len(eta_bins), len(pt_ranges), figsize=(9 * len(pt_ranges), 8 * len(eta_bins)),
                              squeeze=False, gridspec_kw={"hspace": 0.32})
     pt_gen, abs_eta = truth["pt_gen"], truth["abs_eta"]
-    bins = np.linspace(0.5, 1.5, 101)
+    bins = np.linspace(0.5, 1.5, 51)
     for row, (lo_eta, hi_eta) in enumerate(eta_bins):
         for ax, (lo, hi) in zip(axes[row], pt_ranges):
             sel = (pt_gen >= lo) & (pt_gen < hi) & (abs_eta >= lo_eta) & (abs_eta < hi_eta)
+            _note_if_empty(ax, sel.sum() >= 20, "fewer than 20 jets")
             for method, response in responses.items():
                 r = response[sel]
                 if len(r) < 20:
@@ -172,12 +179,15 @@ def plot_flavour_difference(metrics, methods, path):
     regions = range(len(metrics["eta_bins"]))
     fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 7), squeeze=False)
     for ax, region in zip(axes[0], regions):
+        shown = 0
         for flavour in ("g", "b"):
             colour = FLAVOUR_STYLE[flavour][0]
             for method, marker in zip(methods, MARKERS):
                 x, y, err = _series(metrics, region, method, _difference(flavour, "uds"))
+                shown += len(x)
                 ax.errorbar(x, y, yerr=err, marker=marker, color=colour, fillstyle="none" if method == "standard" else "full",
                             ls=":" if method == "standard" else "-", label=f"{flavour} $-$ uds, {_name(method)}")
+        _note_if_empty(ax, shown, "no gen-pt bin with 20 jets of each flavour")
         ax.axhline(0.0, color="grey", lw=1)
         _log_pt_axis(ax, metrics)
         ax.set_ylim(-0.10, 0.06)
@@ -250,9 +260,12 @@ def plot_flavour_spread(metrics, methods, path):
     regions = range(len(metrics["eta_bins"]))
     fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 7), squeeze=False)
     for ax, region in zip(axes[0], regions):
+        shown = 0
         for method, marker in zip(methods, MARKERS):
             x, y, err = _series(metrics, region, method, _spread)
             ax.errorbar(x, y, yerr=err, marker=marker, label=_name(method))
+            shown += len(x)
+        _note_if_empty(ax, shown, "no gen-pt bin with 20 jets\nof each of b, c, uds and g")
         _log_pt_axis(ax, metrics)
         ax.set_ylabel("Flavour spread")
         ax.set_ylim(bottom=0)
@@ -272,16 +285,21 @@ def _ratio_range(values: np.ndarray) -> tuple[float, float]:
 
 def plot_loss_curves(ranking: list[dict], path: str) -> None:
     """Training (dashed) and validation (solid) loss per epoch of every point, the best in bold."""
+    from .search import canonical, varied_keys
+
     fig, ax = plt.subplots(figsize=(10, 7))
+    varied = [k for k in varied_keys(ranking) if k != "model"]
     for i, point in enumerate(ranking):
         epochs = json.loads(Path(point["history"]).read_text())["epochs"]
         n = [e["epoch"] for e in epochs]
+        values = ", ".join(f"{k} {canonical(point['hparams'].get(k))}" for k in varied)
+        label = f"{_name(point['hparams']['model'])} {point['name'].rsplit('-', 1)[1]}" + (f": {values}" if values else "")
         line = ax.plot(n, [e["val_loss"] for e in epochs], lw=3 if i == 0 else 1.2,
-                       label=f"{point['name']} (val.)" if i < 8 else None)[0]
+                       label=label if i < 8 else None)[0]
         ax.plot(n, [e["train_loss"] for e in epochs], ls="--", lw=1.2, color=line.get_color())
     ax.set_xlabel("Epoch")
     ax.set_ylabel("Loss (MAE of log response)")
-    ax.legend(title="dashed: training", fontsize=13, title_fontsize=13)
+    ax.legend(title="solid: validation, dashed: training", fontsize=13, title_fontsize=13)
     _label(ax)
     _save(fig, path)
 

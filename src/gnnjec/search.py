@@ -153,12 +153,16 @@ def select_best(histories: dict[str, str]) -> dict:
             "total_epochs": sum(r["epochs"] for r in ranking)}
 
 
+def varied_keys(ranking: list[dict]) -> list[str]:
+    """The hyperparameters whose values differ between the points of ``ranking``."""
+    return sorted({k for r in ranking for k in r["hparams"] if len({canonical(s["hparams"].get(k)) for s in ranking}) > 1})
+
+
 def outcome_table(choice: dict) -> str:
     """One line per point (best first): name, validation loss, epochs trained, parameters, and the
     hyperparameters that differ between points; tab-separated, with a header."""
     ranking = choice["ranking"]
-    varied = sorted({k for r in ranking for k in r["hparams"]
-                     if len({canonical(s["hparams"].get(k)) for s in ranking}) > 1})
+    varied = varied_keys(ranking)
     lines = ["\t".join(["rank", "point", "best_val_loss", "epochs", "parameters", *varied])]
     for i, r in enumerate(ranking, 1):
         values = [canonical(r["hparams"].get(k)) for k in varied]
