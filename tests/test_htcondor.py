@@ -125,7 +125,8 @@ def pool_run(tmp_path_factory):
 def test_dry_run_lists_every_job(plan):
     jobs, proc = plan
     assert jobs == {"synthetic_jec": 1, "synthetic_pfnano": 2, "convert": 2, "merge_clouds": 1, "train": 2,
-                    "select_model": 1, "export_onnx": 1, "evaluate": 1, "plots": 1, "training_plots": 1, "all": 1}
+                    "select_model": 1, "export_onnx": 1, "triton_model": 1, "evaluate": 1, "plots": 1, "training_plots": 1,
+                    "all": 1}
     # the profile's HTCondor resources reach the jobs
     resources = {rule: res for rule, res in job_resources(proc.stdout + proc.stderr).values()}
     assert {k: resources["train"].get(k) for k in ("request_memory", "request_gpus", "classad_JobFlavour")} == {

@@ -82,6 +82,37 @@ def test_prediction_independent_of_padding_and_batch_mates(model):
     np.testing.assert_allclose(mixed, ref[:5], atol=1e-5)
 
 
+def test_gather_sum_equals_the_scatter_add_of_the_same_points():
+    """The PFN's ONNX graph sums each jet's points by gathering them into the padded layout (fast in
+    ONNX Runtime); it must equal torch's scatter-add of the same packed points."""
+    from gnnjec.models.layers import gather_sum, pack, sum_pool
+
+    arrays = random_jets(25, np.random.default_rng(5))
+    points, mask = torch.from_numpy(arrays[1]), torch.from_numpy(arrays[2])
+    mask[3] = 0  # a jet without points sums to zero
+    real, jet_index = pack(points, mask)
+    values = torch.randn(len(real), 7)
+    gathered = gather_sum(values, mask)
+    torch.testing.assert_close(gathered, sum_pool(values, jet_index, len(points)), rtol=1e-5, atol=1e-5)
+    assert torch.all(gathered[3] == 0)
+
+
+def test_folding_batchnorm_into_linear_keeps_the_function(model):
+    import copy
+
+    from gnnjec.export import fold_batchnorm
+
+    for bn in (x for x in model.modules() if isinstance(x, torch.nn.BatchNorm1d)):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+    folded = fold_batchnorm(copy.deepcopy(model).eval())
+    assert not any(type(x) is torch.nn.BatchNorm1d for s in folded.modules() if isinstance(s, torch.nn.Sequential)
+                   for x in s)
+    arrays = [torch.from_numpy(a) for a in random_jets(30, np.random.default_rng(6))]
+    with torch.no_grad():
+        torch.testing.assert_close(folded(*arrays), model.eval()(*arrays), rtol=1e-5, atol=1e-5)
+
+
 def test_training_mode_ignores_padding(hp):
     torch.manual_seed(0)
     m = build_model(hp, INPUTS).train()

@@ -23,7 +23,8 @@ from test_workflow import TINY, snakemake, write_config
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 CLUSTER_RULES = ["synthetic_jec", "synthetic_pfnano", "synthetic_pfnano", "convert", "convert", "merge_clouds",
-                 "train", "train", "select_model", "export_onnx", "evaluate", "plots", "training_plots"]
+                 "train", "train", "select_model", "export_onnx", "triton_model", "evaluate", "plots",
+                 "training_plots"]
 TIMING_KEYS = {"seconds", "jets_per_second", "data_wait_share"}  # per epoch, the only keys allowed to differ
 
 

@@ -129,6 +129,28 @@ def cmd_evaluate(a):
     print(table)
 
 
+def cmd_triton(a):
+    from .triton import write_model
+
+    write_model(a.name, a.onnx, a.output_dir, a.max_batch_size, a.max_queue_delay_us)
+    log.info("wrote %s/config.pbtxt and %s/1/model.onnx", a.output_dir, a.output_dir)
+
+
+def cmd_serve(a):
+    from .serving import make_server
+
+    server = make_server(a.repository, a.host, a.port, a.threads)
+    host, port = server.server_address[:2]
+    log.info("serving %s on http://%s:%d (KServe v2 / Open Inference Protocol)",
+             ", ".join(sorted(server.RequestHandlerClass.models)), host, port)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 def cmd_dump_config(a):
     import yaml
 
@@ -244,6 +266,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--table", default=None, help="also write the binned metrics as CSV here")
     s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("triton", help="one model of a Triton model repository from an exported ONNX file")
+    s.add_argument("--onnx", required=True)
+    s.add_argument("--name", required=True, help="the model's name in the repository (its folder)")
+    s.add_argument("--output-dir", required=True, help="<repository>/<name>")
+    s.add_argument("--max-batch-size", type=int, default=1024)
+    s.add_argument("--max-queue-delay-us", type=int, default=2000, help="dynamic batching's wait for more requests")
+    s.set_defaults(func=cmd_triton)
+
+    s = sub.add_parser("serve", help="serve a Triton model repository over KServe v2 REST with ONNX Runtime")
+    s.add_argument("--repository", default="results/triton", help="the Triton model repository folder")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    s.add_argument("--port", type=int, default=8000, help="0: any free port (the log says which)")
+    s.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads per model")
+    s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("dump-config", help="write the run's configuration (for the report, and to rerun it)")
     s.add_argument("--config", type=_json, required=True)

@@ -42,6 +42,19 @@ def sum_pool(points: torch.Tensor, jet_index: torch.Tensor, n_jets: int) -> torc
     return out.scatter_add(0, jet_index.unsqueeze(1).expand(-1, points.shape[1]), points)
 
 
+def gather_sum(points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """:func:`sum_pool` of packed ``points`` (the real points of ``mask``, in order) by gathering them
+    back into the padded layout, padding reading an appended zero row: ``[batch, features]``.
+
+    Exports to CumSum, Gather and ReduceSum, which ONNX Runtime runs on all cores.
+    """
+    flat = mask.reshape(-1) > 0
+    position = torch.cumsum(flat.to(torch.int64), 0) - 1
+    index = torch.where(flat, position, torch.full_like(position, points.shape[0]))
+    padded = torch.cat([points, points.new_zeros(1, points.shape[1])])[index]
+    return padded.reshape(mask.shape[0], mask.shape[1], points.shape[1]).sum(1)
+
+
 def mlp(n_in: int, sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
     """[Linear, BatchNorm, ReLU(, Dropout)] per layer; used per point (on packed points) and per jet."""
     layers: list[nn.Module] = []

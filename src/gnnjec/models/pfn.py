@@ -10,11 +10,15 @@ import torch
 from torch import nn
 
 from .base import CloudRegressor, narrowed
-from .layers import mlp, pack, sum_pool
+from .layers import gather_sum, mlp, pack, sum_pool
 
 
 class PFN(CloudRegressor):
-    """Phi runs on the real points only (packed), so padding never enters a computation."""
+    """Phi runs on the real points only (packed), so padding never enters a computation (nor, in
+    training, BatchNorm's statistics). The sum over each jet's points is a scatter-add in torch; in
+    the ONNX export the packed outputs are gathered back into the padded layout (padding reads a
+    zero row) and summed: the same numbers up to the order of a float sum, as Gather and ReduceSum,
+    which ONNX Runtime runs faster than ScatterElements (torch the other way round)."""
 
     def __init__(self, inputs: dict[str, list[str]], phi_sizes: list[int], head_sizes: list[int], dropout: float = 0.0):
         collections = [k for k in inputs if k != "jet"]
@@ -24,4 +28,7 @@ class PFN(CloudRegressor):
 
     def encode(self, name: str, points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         real, jet_index = pack(points, mask)
-        return sum_pool(self.phi[name](self.norm[name](real)), jet_index, points.shape[0])
+        per_point = self.phi[name](self.norm[name](real))
+        if torch.onnx.is_in_onnx_export():
+            return gather_sum(per_point, mask)
+        return sum_pool(per_point, jet_index, points.shape[0])

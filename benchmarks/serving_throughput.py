@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Inference throughput of each exported model family: ONNX Runtime in-process, torch, and served by
+`gnnjec serve` through NVIDIA's tritonclient, with the FLOP/s they reach against a large matmul.
+
+    python benchmarks/serving_throughput.py                       # the demo's results/
+    python benchmarks/serving_throughput.py --results other/results --batches 1 16 256 1024
+
+Per family (results/triton/<family>/ with the checkpoint named in results/training/best.json) and
+batch size, on the same padded batches of test jets (results/clouds/test.parquet):
+
+* ONNX Runtime in-process jets/s (gnnjec.inference.OnnxRegressor's session, all cores);
+* torch jets/s (eval mode, no gradients, all cores);
+* served jets/s: one tritonclient.http client sending binary tensors to `gnnjec serve` on
+  127.0.0.1, one request at a time (client and server share this machine's cores);
+* MFLOP per jet (torch.utils.flop_counter on the same batch: matmuls and convolutions) and the
+  ONNX Runtime FLOP/s as a share of a large float32 matmul's FLOP/s measured in the same run.
+
+Goals (issue 11): in-process ONNX Runtime at batch 1024 >= 50 % of the matmul's FLOP/s; served
+>= 90 % of in-process. Anchor: the seed served PFN at 3,086 and ParticleNet at 310 jets/s on 2 CPU
+cores at batch 1024 (Triton, no dynamic batching).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from machine import describe
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+
+def rate(fn, min_seconds: float, min_calls: int = 3) -> float:
+    """Calls per second of ``fn`` over at least ``min_seconds`` (after one warm-up call)."""
+    fn()
+    calls, start = 0, time.perf_counter()
+    while calls < min_calls or time.perf_counter() - start < min_seconds:
+        fn()
+        calls += 1
+    return calls / (time.perf_counter() - start)
+
+
+def matmul_flops(threads: int, n: int = 4096, seconds: float = 3.0) -> dict:
+    """FLOP/s of an n x n float32 matmul with numpy (OpenBLAS) and torch, on ``threads`` threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = np.random.default_rng(0).standard_normal((2, n, n), dtype=np.float32)
+    out = {"numpy": 2 * n**3 * rate(lambda: a @ b, seconds)}
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    with torch.no_grad():
+        out["torch"] = 2 * n**3 * rate(lambda: ta @ tb, seconds)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(repository: Path, threads: int):
+    import http.client
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gnnjec", "serve", "--repository", str(repository), "--port", str(port),
+                             "--threads", str(threads)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    for _ in range(300):
+        try:
+            conn = http.client.HTTPConnection(f"127.0.0.1:{port}", timeout=1)
+            conn.request("GET", "/v2/health/ready")
+            if conn.getresponse().status == 200:
+                return proc, f"127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"gnnjec serve did not start: {proc.stderr.read()}")
+
+
+def checkpoint_of(point: Path) -> str:
+    """A point's final checkpoint: its folder's, or with successive halving its last rung's."""
+    if (point / "model.pt").exists():
+        return str(point / "model.pt")
+    return str(max(point.glob("rung*/model.pt"), key=lambda p: int(p.parent.name[4:])))
+
+
+def main() -> None:
+    a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    a.add_argument("--results", default="results", help="a finished workflow's results folder")
+    a.add_argument("--families", nargs="*", help="default: every family in results/triton")
+    a.add_argument("--batches", type=int, nargs="*", default=[1, 4, 16, 64, 256, 1024])
+    a.add_argument("--seconds", type=float, default=2.0, help="per measurement")
+    a.add_argument("--threads", type=int, default=os.cpu_count())
+    args = a.parse_args()
+
+    import torch
+    import tritonclient.http as httpclient
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from gnnjec.checkpoint import load_model
+    from gnnjec.dataset import CloudData
+    from gnnjec.inference import OnnxRegressor
+
+    results = Path(args.results)
+    repository = results / "triton"
+    best = json.loads((results / "training" / "best.json").read_text())
+    families = args.families or sorted(d.name for d in repository.iterdir() if (d / "config.pbtxt").exists())
+    torch.set_num_threads(args.threads)
+    print(f"# {describe(('torch', 'onnxruntime', 'numpy'))}; {args.threads} threads")
+    reference = matmul_flops(args.threads)
+    peak = max(reference.values())
+    print(f"# 4096^2 float32 matmul: numpy {reference['numpy'] / 1e9:.1f} GFLOP/s, torch {reference['torch'] / 1e9:.1f} "
+          f"GFLOP/s; the share below is of the larger")
+    server, url = start_server(repository, args.threads)
+    client = httpclient.InferenceServerClient(url, connection_timeout=120, network_timeout=600)
+    print(f"{'family':<18}{'batch':>6}{'ORT jets/s':>12}{'torch jets/s':>14}{'served jets/s':>15}{'served/ORT':>12}"
+          f"{'MFLOP/jet':>11}{'ORT GFLOP/s':>13}{'of matmul':>11}")
+    try:
+        for family in families:
+            regressor = OnnxRegressor(str(repository / family / "1" / "model.onnx"), args.threads)
+            model, _ = load_model(checkpoint_of(results / "training" / best["families"][family]))
+            data = CloudData(str(results / "clouds" / "test.parquet"), regressor.inputs)
+            rows = np.random.default_rng(0).permutation(data.n)
+            for batch in args.batches:
+                arrays = data.batch(rows[:batch], regressor.hparams["max_constituents"])
+                tensors = [torch.from_numpy(x) for x in arrays]
+                counter = FlopCounterMode(display=False)
+                with torch.no_grad(), counter:
+                    model(*tensors)
+                flops = counter.get_total_flops()
+                ort = batch * rate(lambda: regressor.predict_batch(arrays), args.seconds)
+                with torch.no_grad():
+                    tor = batch * rate(lambda: model(*tensors), args.seconds)
+                inputs = []
+                for name, x in zip(regressor.names, arrays):
+                    inputs.append(httpclient.InferInput(name, list(x.shape), "FP32"))
+                    inputs[-1].set_data_from_numpy(x, binary_data=True)
+                served = batch * rate(lambda: client.infer(family, inputs), args.seconds)
+                gflops = ort / batch * flops / 1e9
+                print(f"{family:<18}{batch:>6}{ort:>12.0f}{tor:>14.0f}{served:>15.0f}{served / ort:>11.0%}"
+                      f"{flops / batch / 1e6:>11.2f}{gflops:>13.2f}{gflops * 1e9 / peak:>11.1%}", flush=True)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

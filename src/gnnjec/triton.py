@@ -1,0 +1,95 @@
+"""A Triton Inference Server model repository from the exported ONNX networks (no torch needed).
+
+Each model family becomes ``<repository>/<family>/config.pbtxt`` and ``<family>/1/model.onnx``. The
+configuration is written from the ONNX graph itself, so its names, shapes and types are the model's:
+
+* the batch axis is Triton's (``max_batch_size``), and the constituent axes stay variable (-1);
+* the output ``prediction`` has the batch axis only, which Triton writes as ``dims: [1]`` with an
+  empty ``reshape``;
+* dynamic batching is on. Triton merges only requests whose variable axes agree, so a client that
+  wants its requests merged pads each collection to a fixed length (the model is exact under
+  padding: padded points have mask 0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from .errors import InputError, atomic_output
+
+ONNX_TO_TRITON = {1: "TYPE_FP32", 2: "TYPE_UINT8", 3: "TYPE_INT8", 5: "TYPE_INT16", 6: "TYPE_INT32", 7: "TYPE_INT64",
+                  9: "TYPE_BOOL", 10: "TYPE_FP16", 11: "TYPE_FP64", 16: "TYPE_BF16"}
+"""ONNX TensorProto element types -> Triton data types."""
+
+
+def tensor_specs(onnx_path: str) -> tuple[list[dict], list[dict], dict]:
+    """The graph's inputs and outputs as ``{name, data_type, dims}`` (dims without the batch axis,
+    -1 where variable) and the model's metadata; the first axis of each must be the batch axis."""
+    import onnx
+
+    try:
+        model = onnx.load(onnx_path, load_external_data=False)
+    except Exception as err:  # onnx raises DecodeError and others for a file that is not a model
+        raise InputError(f"{onnx_path}: not an ONNX model ({err}); rerun the export_onnx rule") from None
+
+    def spec(value) -> dict:
+        t = value.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else -1 for d in t.shape.dim]
+        if not dims or t.shape.dim[0].dim_param != "batch":
+            raise InputError(f"{onnx_path}: tensor {value.name!r} has no leading batch axis; export it with "
+                             "gnnjec export (dynamic axis 'batch')")
+        return {"name": value.name, "data_type": ONNX_TO_TRITON[t.elem_type], "dims": dims[1:]}
+
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [spec(v) for v in model.graph.input if v.name not in initializers]
+    outputs = [spec(v) for v in model.graph.output]
+    return inputs, outputs, {p.key: p.value for p in model.metadata_props}
+
+
+def _tensor_block(kind: str, tensors: list[dict]) -> str:
+    entries = []
+    for t in tensors:
+        dims = t["dims"] or [1]  # a batch-only tensor: one element per jet, reshaped to nothing
+        reshape = "\n    reshape: { shape: [ ] }" if not t["dims"] else ""
+        entries.append(f'  {{\n    name: "{t["name"]}"\n    data_type: {t["data_type"]}\n'
+                       f'    dims: [ {", ".join(map(str, dims))} ]{reshape}\n  }}')
+    return f"{kind} [\n" + ",\n".join(entries) + "\n]"
+
+
+def model_config(name: str, onnx_path: str, max_batch_size: int = 1024,
+                 preferred_batch_sizes: tuple[int, ...] = (256, 1024), max_queue_delay_us: int = 2000) -> str:
+    """The text of ``config.pbtxt`` for the ONNX model at ``onnx_path``, served as ``name``."""
+    inputs, outputs, meta = tensor_specs(onnx_path)
+    preferred = [b for b in preferred_batch_sizes if b <= max_batch_size] or [max_batch_size]
+    header = [f"# {name}: {meta.get('name', '?')}, target {meta.get('target', '?')} "
+              "(corrected pt = pt_raw * exp(prediction))"]
+    if "inputs" in meta:
+        for collection, names in json.loads(meta["inputs"]).items():
+            header.append(f"# {collection}: {', '.join(names)}")
+    return "\n".join([
+        *header,
+        f'name: "{name}"',
+        'platform: "onnxruntime_onnx"',
+        f"max_batch_size: {max_batch_size}",
+        _tensor_block("input", inputs),
+        _tensor_block("output", outputs),
+        "dynamic_batching {",
+        f"  preferred_batch_size: [ {', '.join(map(str, preferred))} ]",
+        f"  max_queue_delay_microseconds: {max_queue_delay_us}",
+        "}",
+        "",
+    ])
+
+
+def write_model(name: str, onnx_path: str, model_dir: str, max_batch_size: int = 1024,
+                max_queue_delay_us: int = 2000) -> None:
+    """``model_dir``/config.pbtxt and ``model_dir``/1/model.onnx (a copy), each written atomically."""
+    text = model_config(name, onnx_path, max_batch_size, max_queue_delay_us=max_queue_delay_us)
+    os.makedirs(Path(model_dir) / "1", exist_ok=True)
+    with atomic_output(str(Path(model_dir) / "1" / "model.onnx")) as tmp:
+        shutil.copyfile(onnx_path, tmp)
+    with atomic_output(str(Path(model_dir) / "config.pbtxt")) as tmp:
+        Path(tmp).write_text(text)

@@ -1,0 +1,214 @@
+"""The Triton model repository and `gnnjec serve` (KServe v2 REST), driven by NVIDIA's tritonclient."""
+
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from gnnjec import triton
+from gnnjec.dataset import CloudData
+from gnnjec.inference import OnnxRegressor
+
+MAX_BATCH = 64
+
+
+def parse_pbtxt(text: str) -> dict:
+    """The parts of a config.pbtxt the tests check: name, platform, max_batch_size, and each tensor."""
+    body = re.sub(r"#.*", "", text)
+    config = {k: re.search(rf"^{k}:\s*\"?([^\"\n]+)\"?", body, re.M).group(1) for k in ("name", "platform", "max_batch_size")}
+    for kind in ("input", "output"):
+        block = re.search(rf"^{kind} \[(.*?)^\]", body, re.M | re.S).group(1)
+        config[kind] = [{"name": m.group(1), "data_type": m.group(2), "dims": [int(d) for d in m.group(3).split(",")],
+                         "reshape": m.group(4) is not None}
+                        for m in re.finditer(r'name: "(\w+)"\s*data_type: (\w+)\s*dims: \[ ([-\d, ]+) \](\s*reshape)?', block)]
+    return config
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory, exported_model):
+    root = tmp_path_factory.mktemp("triton")
+    triton.write_model("pfn", exported_model, str(root / "pfn"), max_batch_size=MAX_BATCH, max_queue_delay_us=5000)
+    return root
+
+
+def test_config_matches_the_onnx_graph(repository, exported_model):
+    config = parse_pbtxt((repository / "pfn" / "config.pbtxt").read_text())
+    assert (config["name"], config["platform"], config["max_batch_size"]) == ("pfn", "onnxruntime_onnx", str(MAX_BATCH))
+    graph = onnx.load(str(repository / "pfn" / "1" / "model.onnx")).graph
+    assert (repository / "pfn" / "1" / "model.onnx").read_bytes() == Path(exported_model).read_bytes()
+    for kind, values in (("input", graph.input), ("output", graph.output)):
+        expected = []
+        for v in values:
+            dims = [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim]
+            assert dims[0] == -1  # the batch axis is Triton's
+            expected.append({"name": v.name, "data_type": "TYPE_FP32", "dims": dims[1:] or [1],
+                             "reshape": not dims[1:]})
+        assert config[kind] == expected
+    assert {t["name"] for t in config["input"]} >= {"jet", "charged", "charged_mask", "neutral", "neutral_mask"}
+    assert "dynamic_batching" in (repository / "pfn" / "config.pbtxt").read_text()
+
+
+def test_a_file_that_is_not_onnx_is_refused(tmp_path):
+    bad = tmp_path / "model.onnx"
+    bad.write_text("not a model")
+    with pytest.raises(Exception, match="not an ONNX model"):
+        triton.model_config("pfn", str(bad))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(repository):
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gnnjec", "serve", "--repository", str(repository), "--port", str(port),
+                             "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                conn = http.client.HTTPConnection(url, timeout=1)
+                conn.request("GET", "/v2/health/ready")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(proc.communicate(timeout=5)[0])
+        yield url, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _inputs(arrays, names, binary=True):
+    import tritonclient.http as httpclient
+
+    out = []
+    for name, array in zip(names, arrays):
+        i = httpclient.InferInput(name, list(array.shape), "FP32")
+        i.set_data_from_numpy(array, binary_data=binary)
+        out.append(i)
+    return out
+
+
+def test_tritonclient_gets_what_onnx_runtime_computes_in_process(server, exported_model, synthetic_clouds):
+    import tritonclient.http as httpclient
+
+    url, _ = server
+    client = httpclient.InferenceServerClient(url)
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("pfn")
+    meta = client.get_model_metadata("pfn")
+    regressor = OnnxRegressor(exported_model)
+    assert [i["name"] for i in meta["inputs"]] == regressor.names
+    data = CloudData(synthetic_clouds["test"], regressor.inputs)
+    arrays = data.batch(np.arange(40), 128)
+    expected = regressor.predict_batch(arrays)
+    for binary in (True, False):
+        result = client.infer("pfn", _inputs(arrays, regressor.names, binary),
+                              outputs=[httpclient.InferRequestedOutput("prediction", binary_data=binary)])
+        np.testing.assert_allclose(result.as_numpy("prediction"), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_concurrent_requests_of_different_lengths_are_batched_and_answered_exactly(server, exported_model, synthetic_clouds):
+    import tritonclient.http as httpclient
+
+    url, _ = server
+    regressor = OnnxRegressor(exported_model)
+    data = CloudData(synthetic_clouds["test"], regressor.inputs)
+    requests = [data.batch(np.arange(start, start + 7), 128) for start in range(0, 16 * 7, 7)]
+
+    def ask(arrays):
+        client = httpclient.InferenceServerClient(url)
+        return client.infer("pfn", _inputs(arrays, regressor.names)).as_numpy("prediction")
+
+    def counts():
+        stats = httpclient.InferenceServerClient(url).get_inference_statistics("pfn")["model_stats"][0]
+        return stats["request_count"], stats["execution_count"], stats["inference_count"]
+
+    before = counts()
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, requests))
+    after = counts()
+    requests_seen, executions = after[0] - before[0], after[1] - before[1]
+    assert requests_seen == len(requests) and after[2] - before[2] == 7 * len(requests)
+    assert executions < requests_seen  # concurrent requests shared ONNX Runtime calls
+    for arrays, answer in zip(requests, answers):
+        np.testing.assert_allclose(answer, regressor.predict_batch(arrays), rtol=1e-5, atol=1e-6)
+    # the lengths differ between requests, and merged batches still answer each one exactly
+    assert len({a[1].shape[1] for a in requests}) > 1
+
+
+def _post(url, path, body: bytes, headers=None):
+    conn = http.client.HTTPConnection(url, timeout=10)
+    conn.request("POST", path, body, headers or {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    return response.status, json.loads(response.read())
+
+
+@pytest.mark.parametrize("change, status, message", [
+    (lambda r: r["inputs"].pop(0), 400, "missing input 'jet'"),
+    (lambda r: r["inputs"][0].update(datatype="FP64"), 400, "input 'jet' is FP64; the model takes FP32"),
+    (lambda r: r["inputs"][0].update(shape=[2, 3]), 400, "values for shape"),
+    (lambda r: r["inputs"][1].update(shape=[2, 5, 1], data=[0.0] * 10), 400, "expected [-1, -1, "),
+    (lambda r: r["inputs"].append({"name": "tracks", "shape": [1], "datatype": "FP32", "data": [1.0]}), 400,
+     "unknown input 'tracks'"),
+])
+def test_bad_requests_get_a_4xx_with_the_reason_and_the_server_stays_up(server, exported_model, synthetic_clouds,
+                                                                          change, status, message):
+    url, proc = server
+    regressor = OnnxRegressor(exported_model)
+    arrays = CloudData(synthetic_clouds["test"], regressor.inputs).batch(np.arange(2), 128)
+    request = {"inputs": [{"name": n, "shape": list(a.shape), "datatype": "FP32", "data": a.reshape(-1).tolist()}
+                          for n, a in zip(regressor.names, arrays)]}
+    assert _post(url, "/v2/models/pfn/infer", json.dumps(request).encode())[0] == 200
+    change(request)
+    got_status, answer = _post(url, "/v2/models/pfn/infer", json.dumps(request).encode())
+    assert got_status == status and message in answer["error"], answer
+    assert proc.poll() is None
+
+
+def test_malformed_oversized_and_unknown_requests(server, exported_model, synthetic_clouds):
+    url, proc = server
+    assert _post(url, "/v2/models/pfn/infer", b"{not json")[0] == 400
+    assert _post(url, "/v2/models/pfn/infer", b'{"inputs": 3}')[0] == 400
+    status, answer = _post(url, "/v2/models/gluon/infer", b"{}")
+    assert status == 404 and "unknown model 'gluon'" in answer["error"]
+    status, answer = _post(url, "/v2/models/pfn/infer", b'{"inputs": []}' + b"\0" * 8,
+                           {"Inference-Header-Content-Length": "999"})
+    assert status == 400 and "outside the body" in answer["error"]
+    regressor = OnnxRegressor(exported_model)
+    arrays = CloudData(synthetic_clouds["test"], regressor.inputs).batch(np.arange(MAX_BATCH + 1), 128)
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    with pytest.raises(InferenceServerException, match=f"over max_batch_size {MAX_BATCH}"):
+        httpclient.InferenceServerClient(url).infer("pfn", _inputs(arrays, regressor.names))
+    assert proc.poll() is None
+    conn = http.client.HTTPConnection(url, timeout=5)
+    conn.request("GET", "/v2/health/ready")
+    assert conn.getresponse().status == 200
+
+
+def test_serve_refuses_a_folder_without_models(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "gnnjec", "serve", "--repository", str(tmp_path), "--port", "0"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "no models" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_serving_does_not_import_torch():
+    code = "import sys, gnnjec.serving, gnnjec.triton; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
