@@ -4,9 +4,12 @@
 
     python benchmarks/serving_throughput.py                       # the demo's results/
     python benchmarks/serving_throughput.py --results other/results --batches 1 16 256 1024
+    python benchmarks/serving_throughput.py --untrained particlenet-lite particlenet   # families the run lacks
 
 Per family (results/triton/<family>/ with the checkpoint named in results/training/best.json) and
-batch size, on the same padded batches of test jets (results/clouds/test.parquet):
+batch size, on the same padded batches of test jets (results/clouds/test.parquet); with
+``--untrained``, also networks of those presets with fresh weights (their speed does not depend on
+what they learnt), exported the same way:
 
 * ONNX Runtime in-process jets/s (gnnjec.inference.OnnxRegressor's session, all cores);
 * torch jets/s (eval mode, no gradients, all cores);
@@ -25,9 +28,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -93,6 +98,26 @@ def checkpoint_of(point: Path) -> str:
     return str(max(point.glob("rung*/model.pt"), key=lambda p: int(p.parent.name[4:])))
 
 
+def untrained(preset: str, model_dir: Path, workdir: Path, results: Path, inputs: dict):
+    """A ``preset`` network with fresh weights (standardisation fitted on the training split),
+    exported and written into the repository as ``model_dir``; returns the torch network."""
+    from gnnjec import checkpoint, triton
+    from gnnjec.dataset import CloudData
+    from gnnjec.export import export_onnx
+    from gnnjec.hparams import complete
+    from gnnjec.models import build_model
+    from gnnjec.training import fit_standardization
+
+    hp = complete({"model": preset})
+    model = build_model(hp, inputs)
+    fit_standardization(model, CloudData(str(results / "clouds" / "val.parquet"), inputs))
+    path = workdir / f"{preset}.pt"
+    checkpoint.save(str(path), {"hparams": hp, "inputs": inputs, "state_dict": model.state_dict()})
+    export_onnx(str(path), str(workdir / f"{preset}.onnx"), name=f"{preset} (untrained)")
+    triton.write_model(model_dir.name, str(workdir / f"{preset}.onnx"), str(model_dir))
+    return model.eval()
+
+
 def main() -> None:
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     a.add_argument("--results", default="results", help="a finished workflow's results folder")
@@ -100,6 +125,8 @@ def main() -> None:
     a.add_argument("--batches", type=int, nargs="*", default=[1, 4, 16, 64, 256, 1024])
     a.add_argument("--seconds", type=float, default=2.0, help="per measurement")
     a.add_argument("--threads", type=int, default=os.cpu_count())
+    a.add_argument("--untrained", nargs="*", default=[], metavar="PRESET",
+                   help="also benchmark these presets with fresh weights (e.g. particlenet-lite particlenet)")
     args = a.parse_args()
 
     import torch
@@ -111,9 +138,18 @@ def main() -> None:
     from gnnjec.inference import OnnxRegressor
 
     results = Path(args.results)
-    repository = results / "triton"
     best = json.loads((results / "training" / "best.json").read_text())
-    families = args.families or sorted(d.name for d in repository.iterdir() if (d / "config.pbtxt").exists())
+    trained = args.families or sorted(d.name for d in (results / "triton").iterdir() if (d / "config.pbtxt").exists())
+    workdir = Path(tempfile.mkdtemp(prefix="serving-bench-"))
+    repository = workdir / "triton"
+    models = {}  # name in the repository -> the torch network
+    for family in trained:
+        shutil.copytree(results / "triton" / family, repository / family)
+        models[family] = load_model(checkpoint_of(results / "training" / best["families"][family]))[0]
+    for preset in args.untrained:
+        models[f"{preset}-untrained"] = untrained(preset, repository / f"{preset}-untrained", workdir, results,
+                                                  OnnxRegressor(str(repository / trained[0] / "1" / "model.onnx")).inputs)
+    families = list(models)
     torch.set_num_threads(args.threads)
     print(f"# {describe(('torch', 'onnxruntime', 'numpy'))}; {args.threads} threads")
     reference = matmul_flops(args.threads)
@@ -122,12 +158,12 @@ def main() -> None:
           f"GFLOP/s; the share below is of the larger")
     server, url = start_server(repository, args.threads)
     client = httpclient.InferenceServerClient(url, connection_timeout=120, network_timeout=600)
-    print(f"{'family':<18}{'batch':>6}{'ORT jets/s':>12}{'torch jets/s':>14}{'served jets/s':>15}{'served/ORT':>12}"
+    print(f"{'family':<28}{'batch':>6}{'ORT jets/s':>12}{'torch jets/s':>14}{'served jets/s':>15}{'served/ORT':>12}"
           f"{'MFLOP/jet':>11}{'ORT GFLOP/s':>13}{'of matmul':>11}")
     try:
         for family in families:
             regressor = OnnxRegressor(str(repository / family / "1" / "model.onnx"), args.threads)
-            model, _ = load_model(checkpoint_of(results / "training" / best["families"][family]))
+            model = models[family]
             data = CloudData(str(results / "clouds" / "test.parquet"), regressor.inputs)
             rows = np.random.default_rng(0).permutation(data.n)
             for batch in args.batches:
@@ -146,11 +182,12 @@ def main() -> None:
                     inputs[-1].set_data_from_numpy(x, binary_data=True)
                 served = batch * rate(lambda: client.infer(family, inputs), args.seconds)
                 gflops = ort / batch * flops / 1e9
-                print(f"{family:<18}{batch:>6}{ort:>12.0f}{tor:>14.0f}{served:>15.0f}{served / ort:>11.0%}"
+                print(f"{family:<28}{batch:>6}{ort:>12.0f}{tor:>14.0f}{served:>15.0f}{served / ort:>11.0%}"
                       f"{flops / batch / 1e6:>11.2f}{gflops:>13.2f}{gflops * 1e9 / peak:>11.1%}", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -38,13 +38,15 @@ class Ragged:
 class CloudData:
     """Network inputs, target and truth of one clouds file, held as flat arrays."""
 
-    def __init__(self, path: str, inputs: dict[str, list[str]], truth: tuple[str, ...] = ("target",),
+    def __init__(self, path, inputs: dict[str, list[str]], truth: tuple[str, ...] = ("target",),
                  row_groups: list[int] | None = None):
+        """``path``: a clouds file, or clouds already in memory (an awkward array of the convert
+        stage's records, as :func:`gnnjec.convert.clouds_from_chunk` makes them)."""
         collections = [k for k in inputs if k != "jet"]
         stored = {k: F.stored_needed(inputs[k]) for k in collections}
         columns = list(dict.fromkeys([*inputs["jet"], *truth, "pt_raw"]))
         columns += [f"{k}.{f}" for k in collections for f in stored[k]]
-        arrays = read_clouds(path, columns=columns, row_groups=row_groups)
+        arrays = read_clouds(path, columns=columns, row_groups=row_groups) if isinstance(path, (str, os.PathLike)) else path
         self.n = len(arrays)
         self.inputs = inputs
         self.collections = collections

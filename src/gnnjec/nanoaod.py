@@ -218,6 +218,29 @@ def events_per_chunk(tree, branches: list[str], step_size: int | str) -> int:
     return max(1, int(target // max(per_event, 1.0)))
 
 
+def chunk_from_arrays(arrays, names: dict, track_details: bool, vertices: bool, entry_stop: int = 0,
+                      entries_total: int = 0) -> EventChunk:
+    """An :class:`EventChunk` from per-event arrays named like the branches (``arrays["Jet_pt"]``:
+    uproot's, or any mapping such as one built from coffea NanoEvents) and :func:`branch_map`'s names."""
+    n_events = len(arrays["run"])
+    return EventChunk(
+        n_events=n_events,
+        run=np.asarray(arrays["run"], dtype=np.int64),
+        luminosity_block=np.asarray(arrays["luminosityBlock"], dtype=np.int64),
+        event=np.asarray(arrays["event"], dtype=np.int64),
+        rho=np.asarray(arrays[names["rho"]], dtype=np.float32),
+        npv=np.asarray(arrays[NPV_BRANCH], dtype=np.int64),
+        jet=_collection(arrays, "Jet", JET_FIELDS, _INT_FIELDS),
+        genjet=_collection(arrays, "GenJet", GENJET_FIELDS, _INT_FIELDS),
+        pfcands=_pfcands(arrays, track_details),
+        links=_collection(arrays, "JetPFCands", LINK_FIELDS, _INT_FIELDS),
+        svs=_collection(arrays, "SV", SV_FIELDS, _INT_FIELDS) if vertices else None,
+        jet_svs=_collection(arrays, "JetSVs", JETSV_FIELDS, _INT_FIELDS) if vertices else None,
+        entry_stop=entry_stop or n_events,
+        entries_total=entries_total or n_events,
+    )
+
+
 def iterate_chunks(path: str, step_size: int | str = "50 MB") -> Iterator[EventChunk]:
     """Read ``path`` in chunks of ``step_size`` events, or of about that many bytes in memory
     (``"100 MB"``, sized from the file's metadata by :func:`events_per_chunk`)."""
@@ -236,22 +259,7 @@ def iterate_chunks(path: str, step_size: int | str = "50 MB") -> Iterator[EventC
         entry_stop, total = 0, tree.num_entries
         for arrays in tree.iterate(branches, step_size=step, library="ak"):
             entry_stop += len(arrays)
-            yield EventChunk(
-                n_events=len(arrays),
-                run=np.asarray(arrays["run"], dtype=np.int64),
-                luminosity_block=np.asarray(arrays["luminosityBlock"], dtype=np.int64),
-                event=np.asarray(arrays["event"], dtype=np.int64),
-                rho=np.asarray(arrays[names["rho"]], dtype=np.float32),
-                npv=np.asarray(arrays[NPV_BRANCH], dtype=np.int64),
-                jet=_collection(arrays, "Jet", JET_FIELDS, _INT_FIELDS),
-                genjet=_collection(arrays, "GenJet", GENJET_FIELDS, _INT_FIELDS),
-                pfcands=_pfcands(arrays, track_details),
-                links=_collection(arrays, "JetPFCands", LINK_FIELDS, _INT_FIELDS),
-                svs=_collection(arrays, "SV", SV_FIELDS, _INT_FIELDS) if vertices else None,
-                jet_svs=_collection(arrays, "JetSVs", JETSV_FIELDS, _INT_FIELDS) if vertices else None,
-                entry_stop=entry_stop,
-                entries_total=total,
-            )
+            yield chunk_from_arrays(arrays, names, track_details, vertices, entry_stop, total)
     except InputError:
         raise
     except Exception as err:
