@@ -129,6 +129,14 @@ def cmd_evaluate(a):
     print(table)
 
 
+def _triton_arguments(parser) -> None:
+    from .triton import MAX_BATCH_SIZE, MAX_QUEUE_DELAY_US
+
+    parser.add_argument("--max-batch-size", type=int, default=MAX_BATCH_SIZE)
+    parser.add_argument("--max-queue-delay-us", type=int, default=MAX_QUEUE_DELAY_US,
+                        help="dynamic batching's wait for more requests")
+
+
 def cmd_triton(a):
     from .triton import write_model
 
@@ -271,8 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--onnx", required=True)
     s.add_argument("--name", required=True, help="the model's name in the repository (its folder)")
     s.add_argument("--output-dir", required=True, help="<repository>/<name>")
-    s.add_argument("--max-batch-size", type=int, default=1024)
-    s.add_argument("--max-queue-delay-us", type=int, default=2000, help="dynamic batching's wait for more requests")
+    _triton_arguments(s)
     s.set_defaults(func=cmd_triton)
 
     s = sub.add_parser("serve", help="serve a Triton model repository over KServe v2 REST with ONNX Runtime")

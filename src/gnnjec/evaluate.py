@@ -13,13 +13,11 @@ import numpy as np
 from .dataset import CloudData
 from .errors import InputError, atomic_output
 from .inference import OnnxRegressor
-from .metrics import TABLE_COLUMNS, binned_metrics, format_summary, strict, summarize, table_rows
+from .metrics import STANDARD, TABLE_COLUMNS, binned_metrics, format_summary, strict, summarize, table_rows
 
 log = logging.getLogger(__name__)
 
 TRUTH_COLUMNS = ("pt_gen", "eta_gen", "flavour", "pt_raw", "pt_std", "target")
-STANDARD = "standard"
-"""The method name of the flavour-blind standard correction (pt_std) in the metrics and plots."""
 
 
 def corrected_column(model: str) -> str:

@@ -9,18 +9,23 @@ import numpy as np
 from .dataset import CloudData
 
 
+def session(onnx_path: str, threads: int | None = None):
+    """An ONNX Runtime session on CUDA when available, else the CPU, with ``threads`` intra-op threads."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+    return ort.InferenceSession(str(onnx_path), options, providers=providers)
+
+
 class OnnxRegressor:
     """ONNX Runtime inference on particle clouds, using the feature lists stored in the model."""
 
     def __init__(self, onnx_path: str, threads: int | None = None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-        self.session = ort.InferenceSession(onnx_path, options, providers=providers)
+        self.session = session(onnx_path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.inputs = json.loads(meta["inputs"])
         self.hparams = json.loads(meta["hparams"])

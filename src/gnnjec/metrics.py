@@ -13,6 +13,8 @@ import numpy as np
 from .features import FLAVOURS
 
 MIN_JETS = 20  # a bin with fewer jets gets no numbers (null in the metrics file)
+STANDARD = "standard"
+"""The method name of the flavour-blind standard correction (pt_std): the reference of every comparison."""
 
 
 def quantiles(x: np.ndarray) -> tuple[float, float, float]:
@@ -141,7 +143,7 @@ ERROR_KEYS = ("median_response", "resolution", "resolution_gain_mean", "flavour_
 
 
 def summarize(responses: dict[str, np.ndarray], pt_gen, abs_eta_gen, flavour, pt_edges, regions,
-              reference: str = "standard", min_pt: float = 30.0, n_bootstrap: int = 0, seed: int = 0) -> dict:
+              reference: str = STANDARD, min_pt: float = 30.0, n_bootstrap: int = 0, seed: int = 0) -> dict:
     """Headline numbers per |eta| range: each method's resolution and flavour spread against the reference.
 
     * resolution gain: mean over the gen-pt bins above ``min_pt`` (with at least MIN_JETS jets) of
@@ -205,7 +207,7 @@ def table_rows(metrics: dict) -> list[dict]:
     return rows
 
 
-def format_summary(summary: dict, reference: str = "standard") -> str:
+def format_summary(summary: dict, reference: str = STANDARD) -> str:
     """A plain-text table of the headline numbers with their errors, for the log and the terminal."""
     def pm(r, key, scale=1.0, digits=4, sign=""):
         value, err = r.get(key), r.get(f"{key}_err")

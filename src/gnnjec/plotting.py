@@ -6,7 +6,6 @@ import json
 import os
 from pathlib import Path
 
-import awkward as ak
 import matplotlib
 from matplotlib.ticker import FixedLocator, NullFormatter
 
@@ -17,12 +16,13 @@ import numpy as np  # noqa: E402
 
 from .errors import atomic_output  # noqa: E402
 from .features import FLAVOURS  # noqa: E402
+from .metrics import MIN_JETS, STANDARD, quantiles  # noqa: E402
 
 PLOTS = ("response_distributions", "closure", "median_response", "flavour_difference", "response_vs_eta", "resolution",
          "flavour_spread")
 TRAINING_PLOTS = ("loss_curves", "validation_loss")
 FLAVOUR_STYLE = {"b": ("tab:red", "b"), "c": ("tab:orange", "c"), "uds": ("tab:blue", "uds"), "g": ("tab:green", "g")}
-METHOD_LABEL = {"standard": "Standard (L1L2L3)", "pfn": "PFN", "particlenet": "ParticleNet", "pfn-lite": "PFN-Lite",
+METHOD_LABEL = {STANDARD: "Standard (L1L2L3)", "pfn": "PFN", "particlenet": "ParticleNet", "pfn-lite": "PFN-Lite",
                 "particlenet-lite": "ParticleNet-Lite"}
 MARKERS = ("o", "s", "^", "v", "D", "P", "X")
 
@@ -31,11 +31,16 @@ def _name(method: str) -> str:
     return METHOD_LABEL.get(method, method)
 
 
-
 LABEL = {"energy": 13.6, "text": "Private Work"}
 """The CMS label's energy (TeV) and text; :func:`make_plots` sets them from the configuration."""
 
 PT_TICKS = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+def _style(energy: float, cms_text: str) -> None:
+    """CMS style, and the label's energy (TeV) and text for the plots that follow."""
+    hep.style.use("CMS")
+    LABEL.update(energy=energy, text=cms_text)
 
 
 def _label(ax) -> None:
@@ -108,12 +113,12 @@ def plot_response_distributions(truth, responses, metrics, path, pt_ranges=((30,
     for row, (lo_eta, hi_eta) in enumerate(eta_bins):
         for ax, (lo, hi) in zip(axes[row], pt_ranges):
             sel = (pt_gen >= lo) & (pt_gen < hi) & (abs_eta >= lo_eta) & (abs_eta < hi_eta)
-            _note_if_empty(ax, sel.sum() >= 20, "fewer than 20 jets")
+            _note_if_empty(ax, sel.sum() >= MIN_JETS, f"fewer than {MIN_JETS} jets")
             for method, response in responses.items():
                 r = response[sel]
-                if len(r) < 20:
+                if len(r) < MIN_JETS:
                     continue
-                q25, q50, q75 = np.percentile(r, [25, 50, 75])
+                q25, q50, q75 = quantiles(r)
                 counts, _ = np.histogram(np.clip(r, bins[0], bins[-1]), bins)
                 hep.histplot(counts, bins, ax=ax, density=True, lw=2,
                              label=f"{_name(method)}: median {q50:.3f}, IQR/med. {(q75 - q25) / q50:.3f}")
@@ -136,7 +141,7 @@ def plot_median_response(metrics, methods, path):
             for flavour in FLAVOURS:
                 x, y, err = _series(metrics, region, method, _median_of(flavour))
                 colour, name = FLAVOUR_STYLE[flavour]
-                ax.errorbar(x, y, yerr=err, marker=marker, ls="-" if method != "standard" else ":", color=colour,
+                ax.errorbar(x, y, yerr=err, marker=marker, ls="-" if method != STANDARD else ":", color=colour,
                             fillstyle=fill, capsize=0, label=f"{name}, {_name(method)}")
         ax.axhline(1.0, color="grey", lw=1)
         _log_pt_axis(ax, metrics)
@@ -185,9 +190,9 @@ def plot_flavour_difference(metrics, methods, path):
             for method, marker in zip(methods, MARKERS):
                 x, y, err = _series(metrics, region, method, _difference(flavour, "uds"))
                 shown += len(x)
-                ax.errorbar(x, y, yerr=err, marker=marker, color=colour, fillstyle="none" if method == "standard" else "full",
-                            ls=":" if method == "standard" else "-", label=f"{flavour} $-$ uds, {_name(method)}")
-        _note_if_empty(ax, shown, "no gen-pt bin with 20 jets of each flavour")
+                ax.errorbar(x, y, yerr=err, marker=marker, color=colour, fillstyle="none" if method == STANDARD else "full",
+                            ls=":" if method == STANDARD else "-", label=f"{flavour} $-$ uds, {_name(method)}")
+        _note_if_empty(ax, shown, f"no gen-pt bin with {MIN_JETS} jets of each flavour")
         ax.axhline(0.0, color="grey", lw=1)
         _log_pt_axis(ax, metrics)
         ax.set_ylim(-0.10, 0.06)
@@ -206,8 +211,8 @@ def plot_response_vs_eta(truth, responses, metrics, path, min_pt: float = 30.0):
         x, y, err = [], [], []
         for lo, hi in zip(edges[:-1], edges[1:]):
             sel = (abs_eta >= lo) & (abs_eta < hi) & (pt_gen > min_pt)
-            if sel.sum() >= 20:
-                q25, q50, q75 = np.percentile(r[sel], [25, 50, 75])
+            if sel.sum() >= MIN_JETS:
+                q25, q50, q75 = quantiles(r[sel])
                 x.append((lo + hi) / 2)
                 y.append(q50)
                 err.append(1.2533 * (q75 - q25) / 1.349 / np.sqrt(sel.sum()))  # a Gaussian's median error
@@ -228,7 +233,7 @@ def plot_resolution(metrics, methods, path):
     regions = range(len(metrics["eta_bins"]))
     fig, axes = plt.subplots(2, len(regions), figsize=(9 * len(regions), 9), squeeze=False,
                              gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05}, sharex="col")
-    reference = "standard"
+    reference = STANDARD
     for col, region in enumerate(regions):
         ax, rax = axes[0][col], axes[1][col]
         xr, yr, er = _series(metrics, region, reference, _resolution)
@@ -265,7 +270,7 @@ def plot_flavour_spread(metrics, methods, path):
             x, y, err = _series(metrics, region, method, _spread)
             ax.errorbar(x, y, yerr=err, marker=marker, label=_name(method))
             shown += len(x)
-        _note_if_empty(ax, shown, "no gen-pt bin with 20 jets\nof each of b, c, uds and g")
+        _note_if_empty(ax, shown, f"no gen-pt bin with {MIN_JETS} jets\nof each of b, c, uds and g")
         _log_pt_axis(ax, metrics)
         ax.set_ylabel("Flavour spread")
         ax.set_ylim(bottom=0)
@@ -318,8 +323,7 @@ def plot_validation_loss(ranking: list[dict], path: str) -> None:
 
 def make_training_plots(best_path: str, out_dir: str, energy: float = 13.6, cms_text: str = "Private Work") -> list[str]:
     """Loss curves and the validation loss of every point, from ``select``'s best.json."""
-    hep.style.use("CMS")
-    LABEL.update(energy=energy, text=cms_text)
+    _style(energy, cms_text)
     ranking = json.loads(Path(best_path).read_text())["ranking"]
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, f"{name}.png") for name in TRAINING_PLOTS}
@@ -334,8 +338,7 @@ def make_plots(predictions_path: str, metrics_path: str, out_dir: str, dataset: 
     ``cms_text`` make the CMS label."""
     from .evaluate import read_responses
 
-    hep.style.use("CMS")
-    LABEL.update(energy=energy, text=cms_text)
+    _style(energy, cms_text)
     metrics = json.loads(Path(metrics_path).read_text())
     metrics["dataset"] = dataset
     methods = list(metrics["methods"])

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .triton import tensor_specs
+from .inference import session
+from .triton import MAX_BATCH_SIZE, tensor_specs
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,6 @@ class ServedModel:
     """One model of the repository: its ONNX Runtime session, its tensors and its batcher."""
 
     def __init__(self, name: str, model_dir: Path, threads: int | None = None):
-        import onnxruntime as ort
-
         onnx_path = model_dir / "1" / "model.onnx"
         config_path = model_dir / "config.pbtxt"
         if not onnx_path.exists() or not config_path.exists():
@@ -67,15 +66,10 @@ class ServedModel:
                              "run the triton_model rule")
         config = config_path.read_text()
         self.name = name
-        self.max_batch_size = _config_value(config, "max_batch_size", 1024)
+        self.max_batch_size = _config_value(config, "max_batch_size", MAX_BATCH_SIZE)
         self.max_delay = _config_value(config, "max_queue_delay_microseconds", 0) * 1e-6
         self.inputs, self.outputs, self.metadata = tensor_specs(str(onnx_path))
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        self.session = session(onnx_path, threads)
         self.queue: queue.Queue = queue.Queue()
         self.executions = self.requests = self.jets = 0  # ONNX Runtime calls, requests answered, jets
         threading.Thread(target=self._batcher, name=f"batcher-{name}", daemon=True).start()

@@ -20,6 +20,10 @@ from pathlib import Path
 
 from .errors import InputError, atomic_output
 
+MAX_BATCH_SIZE = 1024
+MAX_QUEUE_DELAY_US = 2000
+"""Defaults of the repository's batching (the config keys serving.max_batch_size and max_queue_delay_us)."""
+
 ONNX_TO_TRITON = {1: "TYPE_FP32", 2: "TYPE_UINT8", 3: "TYPE_INT8", 5: "TYPE_INT16", 6: "TYPE_INT32", 7: "TYPE_INT64",
                   9: "TYPE_BOOL", 10: "TYPE_FP16", 11: "TYPE_FP64", 16: "TYPE_BF16"}
 """ONNX TensorProto element types -> Triton data types."""
@@ -59,8 +63,8 @@ def _tensor_block(kind: str, tensors: list[dict]) -> str:
     return f"{kind} [\n" + ",\n".join(entries) + "\n]"
 
 
-def model_config(name: str, onnx_path: str, max_batch_size: int = 1024,
-                 preferred_batch_sizes: tuple[int, ...] = (256, 1024), max_queue_delay_us: int = 2000) -> str:
+def model_config(name: str, onnx_path: str, max_batch_size: int = MAX_BATCH_SIZE,
+                 preferred_batch_sizes: tuple[int, ...] = (256, 1024), max_queue_delay_us: int = MAX_QUEUE_DELAY_US) -> str:
     """The text of ``config.pbtxt`` for the ONNX model at ``onnx_path``, served as ``name``."""
     inputs, outputs, meta = tensor_specs(onnx_path)
     preferred = [b for b in preferred_batch_sizes if b <= max_batch_size] or [max_batch_size]
@@ -84,8 +88,8 @@ def model_config(name: str, onnx_path: str, max_batch_size: int = 1024,
     ])
 
 
-def write_model(name: str, onnx_path: str, model_dir: str, max_batch_size: int = 1024,
-                max_queue_delay_us: int = 2000) -> None:
+def write_model(name: str, onnx_path: str, model_dir: str, max_batch_size: int = MAX_BATCH_SIZE,
+                max_queue_delay_us: int = MAX_QUEUE_DELAY_US) -> None:
     """``model_dir``/config.pbtxt and ``model_dir``/1/model.onnx (a copy), each written atomically."""
     text = model_config(name, onnx_path, max_batch_size, max_queue_delay_us=max_queue_delay_us)
     os.makedirs(Path(model_dir) / "1", exist_ok=True)
