@@ -125,6 +125,18 @@ def test_cli_evaluate_refuses_missing_clouds(exported_model, tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("onnx", ["missing.onnx", "junk.onnx"])
+def test_cli_evaluate_refuses_a_missing_or_broken_model(synthetic_clouds, tmp_path, onnx):
+    (tmp_path / "junk.onnx").write_text("x")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "gnnjec", "evaluate", "--onnx", f"pfn={tmp_path / onnx}", "--clouds",
+                           synthetic_clouds["test"], "--predictions", str(out / "p.parquet"), "--metrics",
+                           str(out / "m.json"), "--summary", str(out / "s.txt"), "--config", json.dumps(EVAL_CFG)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and onnx in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not out.exists()
+
+
 def test_batching_by_length_changes_no_prediction(exported_model, synthetic_clouds):
     """predict() batches jets by constituent count; the same jets in file order give the same numbers."""
     import numpy as np

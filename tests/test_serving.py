@@ -57,11 +57,14 @@ def test_config_matches_the_onnx_graph(repository, exported_model):
     assert "dynamic_batching" in (repository / "pfn" / "config.pbtxt").read_text()
 
 
-def test_a_file_that_is_not_onnx_is_refused(tmp_path):
+@pytest.mark.parametrize("content", ["not a model", "x"])  # "x" parses as an empty protobuf model
+def test_a_file_that_is_not_onnx_is_refused_and_nothing_is_written(tmp_path, content):
     bad = tmp_path / "model.onnx"
-    bad.write_text("not a model")
-    with pytest.raises(Exception, match="not an ONNX model"):
-        triton.model_config("pfn", str(bad))
+    bad.write_text(content)
+    proc = subprocess.run([sys.executable, "-m", "gnnjec", "triton", "--onnx", str(bad), "--name", "pfn",
+                           "--output-dir", str(tmp_path / "repo" / "pfn")], capture_output=True, text=True)
+    assert proc.returncode == 2 and "not an ONNX model" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "repo").exists()
 
 
 def _free_port() -> int:

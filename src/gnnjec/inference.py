@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 
 from .dataset import CloudData
+from .errors import InputError
 
 
 def session(onnx_path: str, threads: int | None = None):
-    """An ONNX Runtime session on CUDA when available, else the CPU, with ``threads`` intra-op threads."""
+    """An ONNX Runtime session on CUDA when available, else the CPU, with ``threads`` intra-op threads;
+    a missing or unreadable model is one InputError naming the file."""
     import onnxruntime as ort
 
+    if not os.path.isfile(onnx_path):
+        raise InputError(f"{onnx_path}: no such file; run the export_onnx rule")
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-    return ort.InferenceSession(str(onnx_path), options, providers=providers)
+    try:
+        return ort.InferenceSession(str(onnx_path), options, providers=providers)
+    except Exception as err:  # ONNX Runtime's own exception types, one per failure
+        raise InputError(f"{onnx_path}: not an ONNX model ONNX Runtime can load ({str(err).splitlines()[0]}); "
+                         "rerun the export_onnx rule") from None
 
 
 class OnnxRegressor:
@@ -27,6 +36,8 @@ class OnnxRegressor:
     def __init__(self, onnx_path: str, threads: int | None = None):
         self.session = session(onnx_path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
+        if "inputs" not in meta or "hparams" not in meta:
+            raise InputError(f"{onnx_path}: no feature lists in its metadata; export it with gnnjec export")
         self.inputs = json.loads(meta["inputs"])
         self.hparams = json.loads(meta["hparams"])
         self.name = meta.get("name", self.hparams.get("model", "model"))  # the exported training point

@@ -34,10 +34,14 @@ def tensor_specs(onnx_path: str) -> tuple[list[dict], list[dict], dict]:
     -1 where variable) and the model's metadata; the first axis of each must be the batch axis."""
     import onnx
 
+    if not os.path.isfile(onnx_path):
+        raise InputError(f"{onnx_path}: no such file; run the export_onnx rule")
     try:
         model = onnx.load(onnx_path, load_external_data=False)
     except Exception as err:  # onnx raises DecodeError and others for a file that is not a model
         raise InputError(f"{onnx_path}: not an ONNX model ({err}); rerun the export_onnx rule") from None
+    if not model.graph.input or not model.graph.output:  # protobuf parses some junk as an empty model
+        raise InputError(f"{onnx_path}: not an ONNX model (no graph inputs or outputs); rerun the export_onnx rule")
 
     def spec(value) -> dict:
         t = value.type.tensor_type
