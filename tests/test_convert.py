@@ -1,6 +1,5 @@
 """Convert stage on real CMS files (../shared/data/nanoaod) and on synthetic PFNano."""
 
-import shutil
 import subprocess
 import sys
 

@@ -84,7 +84,7 @@ def test_select_best_and_the_outcome_table(tmp_path):
 
 
 def test_a_missing_history_is_refused_naming_it(tmp_path):
-    with pytest.raises(InputError, match=r"nope\.json: not a training history.*point x"):
+    with pytest.raises(InputError, match=r"nope\.json: no such file; rerun the training of point x"):
         search.select_best({"x": str(tmp_path / "nope.json")})
 
 

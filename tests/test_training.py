@@ -89,8 +89,8 @@ def test_kill_and_resume_ends_where_an_uninterrupted_run_ends(synthetic_clouds, 
     assert resumed["resumed_after_epoch"] == 2 and whole["resumed_after_epoch"] is None
     for a, b in zip(whole["epochs"], resumed["epochs"], strict=True):
         assert (a["train_loss"], a["val_loss"], a["lr"]) == (b["train_loss"], b["val_loss"], b["lr"])
-    final_whole = torch.load(tmp_path / "whole" / "model.pt", weights_only=False)["state_dict"]
-    final_resumed = torch.load(out / "model.pt", weights_only=False)["state_dict"]
+    final_whole = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)["state_dict"]
+    final_resumed = torch.load(out / "model.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(final_whole[k], final_resumed[k]) for k in final_whole)
 
 

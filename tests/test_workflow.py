@@ -1,11 +1,16 @@
 """The Snakemake DAG end to end on a tiny synthetic sample, and what reruns after a config change."""
 
+import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -20,13 +25,15 @@ TINY["training"]["grid"] = {"lr": [0.002, 0.005]}
 TINY["evaluation"].update(n_pt_bins=6, n_bootstrap=2)
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def snakemake_command(workdir: Path, *args: str) -> tuple[list[str], dict]:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
-         "--directory", str(workdir), "--cores", "2", *args],
-        capture_output=True, text=True, env=env, timeout=900,
-    )
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
+            "--directory", str(workdir), "--cores", "2", *args], env
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command, env = snakemake_command(workdir, *args)
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
 
 
 def write_config(workdir: Path, config: dict) -> None:
@@ -232,3 +239,116 @@ def test_thesis_plots_evaluate_every_family_and_make_the_report(tmp_path):
     assert len(html) > 30 * 40_000  # the images themselves are embedded: the file stands alone
     # a second `snakemake thesis_plots` has nothing to do
     assert planned_jobs(snakemake(tmp_path, "thesis_plots", "--dry-run")) == {}
+
+
+def _train_processes(workdir: Path) -> list[int]:
+    """The ``gnnjec train`` processes that run in ``workdir``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if b"gnnjec" in argv and b"train" in argv and os.readlink(entry / "cwd") == str(workdir):
+                pids.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def _copy_run(finished: Path, to: Path) -> Path:
+    shutil.copytree(finished, to, symlinks=True)  # copy2: modification times kept, so nothing looks stale
+    return to
+
+
+def _content(path: Path) -> dict:
+    """A JSON output without its provenance's input sizes and checksums: those of the training histories,
+    which record wall-clock timings, differ from run to run, and so do those of everything made after them."""
+    document = json.loads(path.read_text())
+    for item in document["provenance"]["inputs"]:
+        item.pop("sha256", None), item.pop("bytes", None)
+    return document
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_training_killed_mid_epoch_is_retried_by_the_profile_and_resumes(finished_run, tmp_path, sig):
+    """A preemption or a batch system's kill in the middle of an epoch: the local profile retries the job,
+    the retry goes on from last.pt, and the workflow ends with the metrics of the uninterrupted run."""
+    workdir = _copy_run(finished_run[0], tmp_path / "run")
+    point = sorted((workdir / "results" / "training").glob("pfn-*"))[-1]
+    shutil.rmtree(point)
+    for name in ("best.json", "points.tsv"):  # what follows the point is made again from it
+        (workdir / "results" / "training" / name).unlink()
+    for folder in ("export", "evaluation"):
+        shutil.rmtree(workdir / "results" / folder)
+    command, env = snakemake_command(workdir, "--profile", str(REPO / "profiles" / "local"),
+                                     "results/evaluation/metrics.json")
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        last = point / "last.pt"
+        deadline = time.monotonic() + 300
+        while not last.exists():  # epoch 1 is done and saved: epoch 2 is under way
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0][-3000:]
+            time.sleep(0.002)
+        (pid,) = _train_processes(workdir)
+        os.kill(pid, signal.SIGSTOP)
+        assert not (point / "model.pt").exists(), "the training ended before it could be stopped mid-epoch"
+        import torch
+
+        assert torch.load(last, weights_only=True)["epoch"] == 1
+        os.kill(pid, sig)
+        os.kill(pid, signal.SIGCONT)
+        output = proc.communicate(timeout=600)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output[-5000:]
+    assert "Trying to restart job" in output, output[-5000:]  # the profile's retries: 1
+    history = json.loads((point / "history.json").read_text())
+    assert history["resumed_after_epoch"] == 1 and history["trained_epochs"] == 1
+    if sig == signal.SIGTERM:  # it could clean up: no temporaries, and said why it stopped
+        assert not list(point.glob(".*tmp*"))
+    metrics = "results/evaluation/metrics.json"
+    assert _content(workdir / metrics) == _content(finished_run[0] / metrics)
+
+
+def test_same_config_and_seed_give_identical_outputs(finished_run, tmp_path):
+    """Everything from the conversion on, made again from the same demo files: the same clouds and
+    checkpoints byte for byte, the same predictions, and the same metrics file (provenance included,
+    but for the checksums that trace back to the histories' timings)."""
+    workdir = _copy_run(finished_run[0], tmp_path / "again")
+    for folder in ("clouds", "training", "export", "evaluation"):
+        shutil.rmtree(workdir / "results" / folder)
+    proc = snakemake(workdir, "results/evaluation/metrics.json")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    first, again = finished_run[0] / "results", workdir / "results"
+    same_bytes = [p.relative_to(first) for p in (*first.glob("clouds/**/*.parquet"), *first.glob("training/*/model.pt"))]
+    assert len(same_bytes) >= 5
+    assert [p for p in same_bytes if (first / p).read_bytes() != (again / p).read_bytes()] == []
+    predictions = "evaluation/predictions.parquet"
+    assert pq.read_table(first / predictions).equals(pq.read_table(again / predictions))
+    assert _content(first / "evaluation" / "metrics.json") == _content(again / "evaluation" / "metrics.json")
+    metrics = json.loads((again / "evaluation" / "metrics.json").read_text())
+    assert metrics["provenance"]["stage"] == "evaluate"
+    assert {Path(i["path"]).name for i in metrics["provenance"]["inputs"]} == {"model.onnx", "test.parquet"}
+
+
+def test_every_output_of_the_workflow_carries_provenance(finished_run):
+    from gnnjec import provenance
+
+    results = finished_run[0] / "results"
+    stages = {}
+    for path in sorted(results.rglob("*")):
+        if not path.is_file() or path.suffix in (".log", ".tsv", ".csv", ".pdf") or "tensorboard" in path.parts \
+                or path.name in ("last.pt",) or path.parts[-2:] == ("benchmarks",):
+            continue
+        if path.suffix == ".txt" and "benchmarks" in path.parts:
+            continue
+        record = provenance.read(path)
+        assert record is not None, f"{path.relative_to(results)} carries no provenance"
+        assert record["gnnjec_version"] and "config_sha256" in record
+        for item in record["inputs"]:  # sizes and checksums of what it was made from, as they are now
+            source = finished_run[0] / item["path"]
+            if "sha256" in item and source.is_file():
+                assert provenance.sha256(source) == item["sha256"], (path, source)
+        stages.setdefault(record["stage"], []).append(path.name)
+    assert {"synthetic-jec", "synthetic", "convert", "merge", "train", "select", "export", "evaluate", "triton",
+            "plots", "training-plots"} <= set(stages), stages

@@ -28,8 +28,9 @@ from .inference import OnnxRegressor
 from .nanoaod import (EVENT_ID, GENJET_FIELDS, JET_FIELDS, JETSV_FIELDS, LINK_FIELDS, NPV_BRANCH, PFCAND_FIELDS,
                       RHO_BRANCHES, SV_FIELDS, TRACK_FIELDS, chunk_from_arrays)
 
-EVERY_JET = Selection(min_gen_pt=0.0, max_abs_gen_eta=float("inf"), require_gen_match=False)
-"""Keep every reco jet, in order (the training selection cuts on the matched generator jet)."""
+EVERY_JET = Selection(min_gen_pt=0.0, max_abs_gen_eta=float("inf"), require_gen_match=False, invalid_jets="keep")
+"""Keep every reco jet, in order, as it is (the training selection cuts on the matched generator jet and
+refuses jets with NaN values; here such a jet gets a NaN correction)."""
 
 GEN_DEFAULTS = {"genJetIdx": -1, "hadronFlavour": 0, "partonFlavour": 0}
 """What a jet of data (no generator truth) reads as."""

@@ -19,7 +19,8 @@ import os
 
 import torch
 
-from .errors import InputError, atomic_output
+from . import provenance
+from .errors import InputError, atomic_output, reading
 from .models import build_model
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,9 @@ def fingerprint(hp: dict, inputs: dict, paths: tuple[str, ...]) -> str:
 
 
 def save(path: str, payload: dict) -> None:
-    """Write ``payload`` with torch.save, atomically."""
+    """Write ``payload`` and its provenance with torch.save, atomically."""
     with atomic_output(path) as tmp:
-        torch.save(payload, tmp)
+        torch.save({**payload, "provenance": provenance.current()}, tmp)
 
 
 def _read(path: str) -> dict:
@@ -83,7 +84,9 @@ def load_continuation(path: str, expected_fingerprint: str) -> dict:
 
 def load_model(model_path: str):
     """Rebuild a trained network from its checkpoint, in evaluation mode on the CPU."""
-    checkpoint = _read(model_path)
+    with reading(model_path, "gnnjec checkpoint (torch.load with weights_only=True: tensors and plain containers "
+                 "only, so that a crafted file cannot run code)", "train the point again"):
+        checkpoint = _read(model_path)
     model = build_model(checkpoint["hparams"], checkpoint["inputs"])
     model.load_state_dict(checkpoint["state_dict"])
     return model.eval(), checkpoint

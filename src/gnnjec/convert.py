@@ -9,9 +9,11 @@ column, compresses well, and its row groups give the chunking that streaming tra
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import awkward as ak
@@ -20,7 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import features as F
-from .errors import InputError, atomic_output
+from . import provenance
+from .errors import InputError, atomic_output, guarded, reading
 from .nanoaod import EventChunk, iterate_chunks
 from .kinematics import delta_phi
 from .ragged import local_index, offsets_from_counts, parents_from_counts
@@ -39,10 +42,33 @@ class Selection:
     max_abs_gen_eta: float = 5.0
     max_constituents: int = 256  # per collection; the hardest are kept
     require_gen_match: bool = True  # False keeps unmatched jets too (pt_gen and target are NaN)
+    invalid_jets: str = "error"
+    """Jets with a non-finite (NaN, ±inf) value in their kinematics, their constituents', vertices' or
+    matched generator jet's, or with constituent links that disagree with ``Jet_nConstituents``:
+    ``error`` refuses the file naming the branch; ``drop`` leaves those jets out and logs how many per
+    branch; ``keep`` converts them as they are (analysis: every jet, in order)."""
+
+    def __post_init__(self):
+        if self.invalid_jets not in INVALID_JETS:
+            raise InputError(f"config key selection.invalid_jets: {self.invalid_jets!r} unknown; use one of {INVALID_JETS}")
 
     @classmethod
     def from_config(cls, cfg: dict) -> Selection:
-        return cls(**cfg)
+        return cls(**_known_keys(cls, cfg, "selection"))
+
+
+INVALID_JETS = ("error", "drop", "keep")
+
+
+def _known_keys(cls, cfg: dict, key: str) -> dict:
+    """``cfg`` if it has only ``cls``'s fields, else one InputError line naming the unknown key."""
+    if not isinstance(cfg, dict):
+        raise InputError(f"config key {key}: expected a mapping, got {cfg!r}")
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in cfg if k not in names]
+    if unknown:
+        raise InputError(f"config key {key}.{unknown[0]}: unknown; the keys are {', '.join(names)}")
+    return cfg
 
 
 @dataclass(frozen=True)
@@ -52,6 +78,14 @@ class Split:
     train: float = 0.7
     val: float = 0.15
     seed: int = 0
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> Split:
+        split = cls(**_known_keys(cls, cfg, "split"))
+        if not (0 < split.train and 0 < split.val and split.train + split.val < 1):
+            raise InputError(f"config key split: train {split.train} and val {split.val} must be positive with "
+                             "train + val < 1 (test is the rest)")
+        return split
 
     def assign(self, run, lumi, event) -> np.ndarray:
         u = event_uniform(run, lumi, event, self.seed)
@@ -111,8 +145,12 @@ def _table(columns: dict) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def clouds_from_chunk(chunk: EventChunk, selection: Selection, split: Split, path: str) -> pa.Table:
-    """Select gen-matched jets of a chunk and build their particle clouds (one row per jet)."""
+def clouds_from_chunk(chunk: EventChunk, selection: Selection, split: Split, path: str,
+                      dropped: Counter | None = None) -> pa.Table:
+    """Select gen-matched jets of a chunk and build their particle clouds (one row per jet).
+
+    Invalid jets (see :attr:`Selection.invalid_jets`) are refused, or left out and counted per
+    branch in ``dropped``."""
     jet, gen, pf, link = chunk.jet, chunk.genjet, chunk.pfcands, chunk.links
     jet_event = parents_from_counts(jet.counts)
 
@@ -128,6 +166,16 @@ def clouds_from_chunk(chunk: EventChunk, selection: Selection, split: Split, pat
     selected = matched & (gen_pt >= selection.min_gen_pt) & (np.abs(gen_eta) <= selection.max_abs_gen_eta)
     if not selection.require_gen_match:
         selected |= ~matched
+    if selection.invalid_jets != "keep":
+        invalid = invalid_jets(chunk, jet_event, matched, gen_row, path)
+        if invalid and selection.invalid_jets == "error":
+            branch, bad = next(iter(invalid.items()))
+            raise InputError(f"{path}: {_invalid_reason(branch, bad, chunk, jet_event)}; the file is damaged: produce "
+                             "it again, or set selection.invalid_jets: drop to leave such jets out")
+        for branch, bad in invalid.items():
+            if dropped is not None:
+                dropped[branch] += int((bad & selected).sum())
+            selected &= ~bad
     rows = np.flatnonzero(selected)
     n_sel = len(rows)
     new_index = np.full(len(jet_event), -1, np.int64)
@@ -202,6 +250,71 @@ def clouds_from_chunk(chunk: EventChunk, selection: Selection, split: Split, pat
     return _table(columns)
 
 
+def _jets_with(bad_items: np.ndarray, item_jet: np.ndarray, n_jets: int) -> np.ndarray:
+    """Jets (global index) that own at least one bad item."""
+    return np.bincount(item_jet[bad_items], minlength=n_jets) > 0
+
+
+def invalid_jets(chunk: EventChunk, jet_event: np.ndarray, matched: np.ndarray, gen_row: np.ndarray,
+                 path: str) -> dict[str, np.ndarray]:
+    """Branch -> which jets of the chunk it makes invalid: a non-finite value in the jet's own
+    kinematics, its event's rho, its matched generator jet, a linked constituent or vertex; or a count
+    of constituent links that disagrees with ``Jet_nConstituents`` (where the file has it). Only
+    branches with an invalid jet are listed."""
+    jet, pf, link = chunk.jet, chunk.pfcands, chunk.links
+    n_jets = len(jet_event)
+    out = {}
+
+    def note(branch: str, bad: np.ndarray) -> None:
+        if bad.any():
+            out[branch] = out[branch] | bad if branch in out else bad
+
+    for name in ("pt", "eta", "phi", "mass", "rawFactor", "area"):
+        note(f"Jet_{name}", ~np.isfinite(jet[name]))
+    note("rho (fixedGridRhoFastjetAll)", ~np.isfinite(chunk.rho)[jet_event])
+    gen = chunk.genjet
+    if len(gen["pt"]):
+        for name in ("pt", "eta", "phi"):
+            note(f"GenJet_{name}", matched & ~np.isfinite(gen[name][gen_row]))
+    link_event = parents_from_counts(link.counts)
+    _check_index("JetPFCands_jetIdx", link["jetIdx"], jet.counts[link_event], path)
+    _check_index("JetPFCands_pFCandsIdx", link["pFCandsIdx"], pf.counts[link_event], path)
+    link_jet = jet.offsets[link_event] + link["jetIdx"]
+    cand_row = pf.offsets[link_event] + link["pFCandsIdx"]
+    for name, values in pf.fields.items():
+        if values.dtype.kind == "f":
+            note(f"PFCands_{name}", _jets_with(~np.isfinite(values[cand_row]), link_jet, n_jets))
+    if chunk.jet_n_constituents is not None:
+        links = np.bincount(link_jet, minlength=n_jets)
+        stored = chunk.jet_n_constituents
+        # NanoAOD stores the count as uint8 in some generations: 256 or more read modulo 256, or as 255
+        agrees = (links == stored) | (links % 256 == stored) | ((stored == 255) & (links >= 255))
+        note("Jet_nConstituents", ~agrees)
+    if chunk.jet_svs is not None:
+        pairs, sv = chunk.jet_svs, chunk.svs
+        pair_event = parents_from_counts(pairs.counts)
+        pair_jet = np.clip(chunk.jet.offsets[pair_event] + pairs["jetIdx"], 0, max(n_jets - 1, 0))
+        for name, values in pairs.fields.items():
+            if values.dtype.kind == "f":
+                note(f"JetSVs_{name}", _jets_with(~np.isfinite(values), pair_jet, n_jets))
+        in_table = (pairs["sVIdx"] >= 0) & (pairs["sVIdx"] < sv.counts[pair_event])
+        sv_row = sv.offsets[pair_event] + np.where(in_table, pairs["sVIdx"], 0)
+        for name in ("eta", "phi"):
+            if len(sv[name]):
+                note(f"SV_{name}", _jets_with(in_table & ~np.isfinite(sv[name][np.minimum(sv_row, len(sv[name]) - 1)]),
+                                              pair_jet, n_jets))
+    return out
+
+
+def _invalid_reason(branch: str, bad: np.ndarray, chunk: EventChunk, jet_event: np.ndarray) -> str:
+    first = int(np.flatnonzero(bad)[0])
+    ev = jet_event[first]
+    where = f"first: jet {first - int(chunk.jet.offsets[ev])} of event {int(chunk.event[ev])}"
+    if branch == "Jet_nConstituents":
+        return f"{int(bad.sum())} jets whose JetPFCands links disagree with branch Jet_nConstituents ({where})"
+    return f"branch {branch} is NaN or infinite for {int(bad.sum())} jets ({where})"
+
+
 def _vertex_cloud(chunk: EventChunk, new_index, jet_event, jet_eta, jet_phi, selection: Selection, path: str):
     """The secondary vertices of the selected jets, hardest first: PFNano's JetSVs pairs whose vertex
     is in the SV table (NanoAOD keeps those with flight significance > 3; the others have
@@ -260,6 +373,7 @@ def _float_columns(schema: pa.Schema) -> list[str]:
 
 def parquet_writer(path, schema: pa.Schema) -> pq.ParquetWriter:
     """Clouds files: zstd, no dictionaries (useless for floats, and slow), byte-stream-split floats."""
+    schema = schema.with_metadata({**(schema.metadata or {}), provenance.KEY.encode(): provenance.as_json().encode()})
     return pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=False,
                             use_byte_stream_split=_float_columns(schema),
                             write_statistics=["run", "luminosity_block", "event", "split"])
@@ -274,11 +388,12 @@ def convert_file(path: str, output: str, selection: Selection, split: Split, ste
     start = time.perf_counter()
     n_events = n_jets = 0
     writer = None
+    dropped = Counter()
     with atomic_output(output) as tmp:
         try:
             with WriteBehind() as behind:
                 for chunk in read_ahead(iterate_chunks(path, step_size)):
-                    table = clouds_from_chunk(chunk, selection, split, path)
+                    table = clouds_from_chunk(chunk, selection, split, path, dropped)
                     if writer is None:
                         writer = parquet_writer(tmp, table.schema)
                     behind.submit(writer.write_table, table, row_group_size=max(table.num_rows, 1))
@@ -288,7 +403,11 @@ def convert_file(path: str, output: str, selection: Selection, split: Split, ste
         finally:
             if writer is not None:
                 writer.close()
-    return {"input": path, "events": n_events, "jets": n_jets, "seconds": time.perf_counter() - start}
+    if dropped:
+        log.warning("%s: dropped %d invalid jets (selection.invalid_jets: drop); per branch: %s", path,
+                    sum(dropped.values()), ", ".join(f"{k} {v}" for k, v in dropped.most_common()))
+    return {"input": path, "events": n_events, "jets": n_jets, "dropped": dict(dropped),
+            "seconds": time.perf_counter() - start}
 
 
 def _progress(path: str, chunk: EventChunk, n_jets: int, elapsed: float) -> None:
@@ -309,14 +428,15 @@ def merge_splits(parts: list[str], outputs: dict[str, str]) -> dict:
         tmps = {name: stack.enter_context(atomic_output(path)) for name, path in outputs.items()}
         writers = {}
         for part in parts:
-            reader = pq.ParquetFile(part)
+            with reading(part, "clouds Parquet file", CONVERT_AGAIN):
+                reader = pq.ParquetFile(part)
             if schema is None:
                 schema = reader.schema_arrow
                 writers = {name: parquet_writer(tmps[name], schema) for name in outputs}
             elif reader.schema_arrow != schema:
                 raise InputError(f"{part}: its columns differ from {parts[0]}; reconvert all files with the same version")
-            for i in range(reader.num_row_groups):
-                table = reader.read_row_group(i)
+            for table in guarded(map(reader.read_row_group, range(reader.num_row_groups)), part,
+                                 "clouds Parquet file", CONVERT_AGAIN):
                 split = table.column("split").to_numpy()
                 for code, name in enumerate(SPLITS):
                     if name in writers:
@@ -329,8 +449,35 @@ def merge_splits(parts: list[str], outputs: dict[str, str]) -> dict:
     return counts
 
 
-def read_clouds(path: str, columns: list[str] | None = None, row_groups: list[int] | None = None) -> ak.Array:
-    """Read a clouds Parquet file (all columns, or the named ones; all row groups, or the listed ones)."""
+CONVERT_AGAIN = "delete it and run the convert stage again (snakemake reruns it)"
+
+
+def clouds_schema(path: str) -> pa.Schema:
+    """The columns of a clouds file, or one InputError line if it is missing or not Parquet."""
     if not os.path.exists(path):
         raise InputError(f"{path}: no such clouds file; run the convert stage first")
-    return ak.from_parquet(path, columns=columns, row_groups=row_groups)
+    with reading(path, "clouds Parquet file", CONVERT_AGAIN):
+        return pq.read_schema(path)
+
+
+def require_columns(path: str, columns: list[str]) -> None:
+    """One InputError line if the clouds file lacks a column (``name`` or ``collection.field``): a file
+    converted by an older version, before that feature existed."""
+    schema = clouds_schema(path)
+    for column in columns:
+        name, _, field = column.partition(".")
+        if name not in schema.names:
+            missing = name
+        elif field and field not in [f.name for f in schema.field(name).type.value_type]:
+            missing = column
+        else:
+            continue
+        raise InputError(f"{path}: no column {missing!r}; the file was converted by an older version or with "
+                         f"other features: {CONVERT_AGAIN}")
+
+
+def read_clouds(path: str, columns: list[str] | None = None, row_groups: list[int] | None = None) -> ak.Array:
+    """Read a clouds Parquet file (all columns, or the named ones; all row groups, or the listed ones)."""
+    require_columns(path, columns or [])
+    with reading(path, "clouds Parquet file", CONVERT_AGAIN):
+        return ak.from_parquet(path, columns=columns, row_groups=row_groups)

@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from . import features as F
-from .convert import read_clouds
-from .errors import InputError
+from .convert import CONVERT_AGAIN, clouds_schema, read_clouds, require_columns
+from .errors import reading
 from .ragged import offsets_from_counts
 from .streams import read_ahead
 
@@ -81,15 +81,17 @@ class CloudStream:
     def __init__(self, path: str, inputs: dict[str, list[str]], truth: tuple[str, ...] = ("target",),
                  window_jets: int = 2_000_000):
         self.path, self.inputs, self.truth, self.window_jets = path, inputs, truth, window_jets
-        if not os.path.exists(path):
-            raise InputError(f"{path}: no such clouds file; run the convert stage first")
-        meta = pq.ParquetFile(path).metadata
+        clouds_schema(path)  # there, and Parquet
+        with reading(path, "clouds Parquet file", CONVERT_AGAIN):
+            meta = pq.ParquetFile(path).metadata
         self.group_sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
         self.n = sum(self.group_sizes)
         self._whole: CloudData | None = None  # the file, when it fits in one window
 
     def targets(self) -> np.ndarray:
-        return pq.read_table(self.path, columns=["target"]).column("target").to_numpy()
+        require_columns(self.path, ["target"])
+        with reading(self.path, "clouds Parquet file", CONVERT_AGAIN):
+            return pq.read_table(self.path, columns=["target"]).column("target").to_numpy()
 
     def windows(self, rng: np.random.Generator | None = None) -> list[list[int]]:
         """Row groups packed into windows, in file order or (with ``rng``) in a random order."""

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from . import provenance
 from .dataset import CloudData
-from .errors import InputError, atomic_output
+from .errors import InputError, atomic_output, reading
 from .inference import OnnxRegressor
 from .metrics import STANDARD, TABLE_COLUMNS, binned_metrics, format_summary, strict, summarize, table_rows
 
@@ -49,16 +52,17 @@ def run_inference(models: dict[str, str], clouds_path: str, predictions_path: st
                       "jets_per_second": data.n / max(seconds, 1e-9)}
         log.info("%s (%s), ONNX Runtime: %d jets in %.1f s (%.0f jets/s)", name, regressor.name, data.n, seconds,
                  info[name]["jets_per_second"])
-    table = ak.Array({**{k: data.truth[k] for k in TRUTH_COLUMNS}, **columns})
+    table = pa.table({**{k: data.truth[k] for k in TRUTH_COLUMNS}, **columns})
     with atomic_output(predictions_path) as tmp:
-        ak.to_parquet(table, tmp)
+        pq.write_table(table.replace_schema_metadata({provenance.KEY: provenance.as_json()}), tmp)
     return info
 
 
 def read_responses(predictions_path: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The jets of a predictions file with a valid gen pt: their truth (pt_gen, abs_eta, flavour) and the
     response pt_corr / pt_gen of each method (the standard correction first, then each model)."""
-    p = ak.from_parquet(predictions_path)
+    with reading(predictions_path, "predictions Parquet file", "rerun the evaluate rule"):
+        p = ak.from_parquet(predictions_path)
     fields = set(p.fields)
     missing = [c for c in ("pt_gen", "eta_gen", "flavour", "pt_std") if c not in fields]
     if missing:
@@ -101,7 +105,7 @@ def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, models:
                   "summary the same resample for every method)",
     }
     with atomic_output(metrics_path) as tmp:
-        Path(tmp).write_text(json.dumps(strict(metrics), indent=1, allow_nan=False))
+        Path(tmp).write_text(json.dumps(strict(provenance.with_provenance(metrics)), indent=1, allow_nan=False))
     if table_path:
         write_table(table_rows(metrics), table_path)
     return format_summary(summary)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from .checkpoint import load_model
 from .dataset import CloudData
+from . import provenance
 from .errors import CheckFailed, InputError, atomic_output
 from .inference import OnnxRegressor
 
@@ -59,7 +59,7 @@ def export_onnx(model_path: str, onnx_path: str, name: str | None = None, trace_
         proto = onnx.load(str(tmp))
         onnx.checker.check_model(proto)
         meta = {"inputs": json.dumps(inputs), "target": "log(pt_gen / pt_raw)", "hparams": json.dumps(checkpoint["hparams"]),
-                "name": name or checkpoint["hparams"].get("model", "model")}
+                "name": name or checkpoint["hparams"].get("model", "model"), provenance.KEY: provenance.as_json()}
         for key, value in meta.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = key, value

@@ -32,6 +32,7 @@ JETSV_FIELDS = ("jetIdx", "sVIdx", "pt", "mass", "ntracks", "dxy", "dxysig", "d3
 """Secondary vertices: PFNano's SV collection (for its direction) and JetSVs, one entry per
 (jet, vertex) pair with the vertex's properties. Optional: files without them have no vertices."""
 EVENT_ID = ("run", "luminosityBlock", "event")
+N_CONSTITUENTS = "Jet_nConstituents"  # optional: checked against the JetPFCands links
 RHO_BRANCHES = ("fixedGridRhoFastjetAll", "Rho_fixedGridRhoFastjetAll")  # Run 2 / NanoAOD v12+
 NPV_BRANCH = "PV_npvs"
 
@@ -67,6 +68,7 @@ class EventChunk:
     links: Collection
     svs: Collection | None = None  # None: the file has no secondary vertices
     jet_svs: Collection | None = None
+    jet_n_constituents: np.ndarray | None = None  # Jet_nConstituents, where the file has it
     entry_stop: int = 0  # events of the file read so far, this chunk included
     entries_total: int = 0  # events in the file
 
@@ -131,6 +133,7 @@ def branch_map(tree, path: str) -> dict:
         raise InputError(f"{path}: missing branches {', '.join(missing)}; produce the file with PFNano including them")
     mapping = {b: b for b in required}
     mapping["rho"] = rho
+    mapping["n_constituents"] = N_CONSTITUENTS if N_CONSTITUENTS in keys else None
     mapping["track_details"] = bool(present)
     mapping["vertices"] = bool(have_vertices)
     return mapping
@@ -236,6 +239,7 @@ def chunk_from_arrays(arrays, names: dict, track_details: bool, vertices: bool, 
         links=_collection(arrays, "JetPFCands", LINK_FIELDS, _INT_FIELDS),
         svs=_collection(arrays, "SV", SV_FIELDS, _INT_FIELDS) if vertices else None,
         jet_svs=_collection(arrays, "JetSVs", JETSV_FIELDS, _INT_FIELDS) if vertices else None,
+        jet_n_constituents=_flat(arrays[names["n_constituents"]], np.int64) if names.get("n_constituents") else None,
         entry_stop=entry_stop or n_events,
         entries_total=entries_total or n_events,
     )
@@ -253,7 +257,7 @@ def iterate_chunks(path: str, step_size: int | str = "50 MB") -> Iterator[EventC
                     path, ", ".join(TRACK_FIELDS))
     if not vertices:
         log.warning("%s: no secondary vertices (SV, JetSVs); every jet reads as without them", path)
-    branches = sorted(set(names.values()))
+    branches = sorted({b for b in names.values() if b})
     try:
         step = events_per_chunk(tree, branches, step_size)
         entry_stop, total = 0, tree.num_entries

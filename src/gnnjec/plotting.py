@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -14,7 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mplhep as hep  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .errors import atomic_output  # noqa: E402
+from . import provenance  # noqa: E402
+from .errors import atomic_output, read_json  # noqa: E402
 from .features import FLAVOURS  # noqa: E402
 from .metrics import MIN_JETS, STANDARD, quantiles  # noqa: E402
 
@@ -63,7 +63,9 @@ def _save(fig, path: str) -> None:
     """Write ``path`` (PNG) and a PDF beside it, atomically."""
     for p in (path, str(Path(path).with_suffix(".pdf"))):
         with atomic_output(p) as tmp:
-            fig.savefig(tmp, format=Path(p).suffix[1:], dpi=110, bbox_inches="tight")
+            png = p.endswith(".png")
+            metadata = {provenance.KEY: provenance.as_json()} if png else {"Subject": provenance.comment()}
+            fig.savefig(tmp, format=Path(p).suffix[1:], dpi=110, bbox_inches="tight", metadata=metadata)
     plt.close(fig)
 
 
@@ -295,7 +297,7 @@ def plot_loss_curves(ranking: list[dict], path: str) -> None:
     fig, ax = plt.subplots(figsize=(10, 7))
     varied = [k for k in varied_keys(ranking) if k != "model"]
     for i, point in enumerate(ranking):
-        epochs = json.loads(Path(point["history"]).read_text())["epochs"]
+        epochs = read_json(point["history"], "training history (JSON)", "rerun the train rule")["epochs"]
         n = [e["epoch"] for e in epochs]
         values = ", ".join(f"{k} {canonical(point['hparams'].get(k))}" for k in varied)
         label = f"{_name(point['hparams']['model'])} {point['name'].rsplit('-', 1)[1]}" + (f": {values}" if values else "")
@@ -324,7 +326,7 @@ def plot_validation_loss(ranking: list[dict], path: str) -> None:
 def make_training_plots(best_path: str, out_dir: str, energy: float = 13.6, cms_text: str = "Private Work") -> list[str]:
     """Loss curves and the validation loss of every point, from ``select``'s best.json."""
     _style(energy, cms_text)
-    ranking = json.loads(Path(best_path).read_text())["ranking"]
+    ranking = read_json(best_path, "model selection (JSON)", "rerun the select_model rule")["ranking"]
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, f"{name}.png") for name in TRAINING_PLOTS}
     plot_loss_curves(ranking, paths["loss_curves"])
@@ -339,7 +341,7 @@ def make_plots(predictions_path: str, metrics_path: str, out_dir: str, dataset: 
     from .evaluate import read_responses
 
     _style(energy, cms_text)
-    metrics = json.loads(Path(metrics_path).read_text())
+    metrics = read_json(metrics_path, "metrics file (JSON)", "rerun the evaluate rule")
     metrics["dataset"] = dataset
     methods = list(metrics["methods"])
     truth, responses = read_responses(predictions_path)

@@ -113,17 +113,10 @@ def promote(results: dict[str, dict], keep: int) -> list[str]:
 def summaries(histories: dict[str, str]) -> dict[str, dict]:
     """Each point's training summary (the train stage's history.json), read; a missing or unreadable
     one is refused naming the file."""
-    from pathlib import Path
+    from .errors import read_json
 
-    from .errors import InputError
-
-    out = {}
-    for name, path in histories.items():
-        try:
-            out[name] = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise InputError(f"{path}: not a training history ({err}); rerun the training of point {name}") from None
-    return out
+    return {name: read_json(path, "training history (JSON)", f"rerun the training of point {name}")
+            for name, path in histories.items()}
 
 
 def promotion(histories: dict[str, str], keep: int, rung: int) -> dict:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checkpoint, distributed
+from . import checkpoint, distributed, provenance
 from .dataset import CloudData, CloudStream, robust_standardization
 from .errors import CheckFailed, InputError, atomic_output
 from .hparams import complete
@@ -346,7 +346,7 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
             checkpoint.save(state_path, state_of(run))
             Path(last_path).unlink(missing_ok=True)
         with atomic_output(history_path) as tmp:
-            Path(tmp).write_text(json.dumps(summary, indent=1))
+            Path(tmp).write_text(json.dumps(provenance.with_provenance(summary), indent=1))
     group.barrier()
     distributed.leave(group)
     return summary

@@ -18,6 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
+from . import provenance
 from .errors import InputError, atomic_output
 
 MAX_BATCH_SIZE = 1024
@@ -79,6 +80,7 @@ def model_config(name: str, onnx_path: str, max_batch_size: int = MAX_BATCH_SIZE
             header.append(f"# {collection}: {', '.join(names)}")
     return "\n".join([
         *header,
+        provenance.comment(),
         f'name: "{name}"',
         'platform: "onnxruntime_onnx"',
         f"max_batch_size: {max_batch_size}",

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import atomic_output
+from .. import provenance
+from ..errors import atomic_output, read_json
 
 ETA_EDGES = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.2])
 PT_EDGES = np.geomspace(10.0, 3500.0, 26)
@@ -96,8 +97,8 @@ def derive(raw_pt, eta, rho, area, pileup_pt, gen_pt, min_jets: int = MIN_JETS) 
 
 def save(correction: StandardCorrection, path: str | os.PathLike) -> None:
     with atomic_output(path) as tmp:
-        Path(tmp).write_text(json.dumps(correction.to_json(), indent=1))
+        Path(tmp).write_text(json.dumps(provenance.with_provenance(correction.to_json()), indent=1))
 
 
 def load(path: str | os.PathLike) -> StandardCorrection:
-    return StandardCorrection.from_json(json.loads(Path(path).read_text()))
+    return StandardCorrection.from_json(read_json(path, "standard correction (JSON)", "rerun the synthetic_jec rule"))

@@ -12,6 +12,7 @@ import os
 import awkward as ak
 import numpy as np
 
+from .. import provenance
 from ..errors import atomic_output
 from ..ragged import local_index, offsets_from_counts
 from .correction import StandardCorrection
@@ -65,6 +66,7 @@ def write(path: str | os.PathLike, chunks, layout: str = "run2") -> None:
                     types = {k: (v.type.content if isinstance(v, ak.Array) else v.dtype) for k, v in chunk.items()}
                     out.mktree("Events", types, field_name=lambda outer, inner: f"{outer}_{inner}", counter_name=lambda c: f"n{c}")
                 out["Events"].extend(chunk)
+            out[provenance.KEY.replace(".", "_")] = provenance.as_json()  # a TObjString
 
 
 def branches(sample, correction: StandardCorrection, first_event: int, lumi: int) -> dict:

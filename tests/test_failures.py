@@ -1,0 +1,316 @@
+"""Nothing lost, nothing silent: damaged inputs, late failures, kills, unsafe checkpoints, provenance.
+
+Every failure is driven through the command line the Snakemake rules call, as a user would meet it:
+one ``gnnjec <stage>: error:`` line naming the file, branch or key, and no output left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import uproot
+
+from gnnjec import errors, features, provenance
+from gnnjec.checkpoint import load_model
+
+SELECT_ALL = json.dumps({"min_gen_pt": 0, "require_gen_match": False})
+
+
+def gnnjec(*args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gnnjec", *map(str, args)], capture_output=True, text=True,
+                          timeout=600, **kwargs)
+
+
+def error_line(proc: subprocess.CompletedProcess, stage: str, status: int = 2) -> str:
+    """The single error line a failed stage ends with (log lines above it carry a timestamp)."""
+    assert proc.returncode == status, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.strip().splitlines() if line.startswith(f"gnnjec {stage}:")]
+    assert len(lines) == 1 and proc.stderr.strip().splitlines()[-1] == lines[0], proc.stderr[-3000:]
+    return lines[0]
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Hidden temporaries of atomic outputs."""
+    return sorted(p.name for p in folder.rglob(".*.tmp*"))
+
+
+# --- damaged NanoAOD -----------------------------------------------------------------------------
+
+def read_events(path) -> dict:
+    """The Events tree as {collection: zipped jagged record, flat branch: array}, to edit and write back."""
+    tree = uproot.open(path)["Events"]
+    arrays = tree.arrays()
+    counters = {name[1:] for name in tree.keys() if name.startswith("n") and f"{name[1:]}_" in " ".join(tree.keys())}
+    out, done = {}, set()
+    for name in tree.keys():
+        prefix = name.split("_")[0]
+        if prefix in counters and name.startswith(f"{prefix}_"):
+            if prefix not in done:
+                fields = {b[len(prefix) + 1:]: arrays[b] for b in tree.keys() if b.startswith(f"{prefix}_")}
+                out[prefix] = ak.zip(fields)
+                done.add(prefix)
+        elif not (name.startswith("n") and name[1:] in counters):
+            out[name] = arrays[name]
+    return out
+
+
+def write_events(path, branches: dict) -> None:
+    types = {k: v.type.content if isinstance(v, ak.Array) and v.ndim > 1 else
+             (v.type.content if isinstance(v, ak.Array) else v.dtype) for k, v in branches.items()}
+    with uproot.recreate(path) as f:
+        f.mktree("Events", types, field_name=lambda outer, inner: f"{outer}_{inner}", counter_name=lambda c: f"n{c}")
+        f["Events"].extend(branches)
+
+
+def with_value(record: ak.Array, field: str, event: int, index: int, value: float) -> ak.Array:
+    """``record[field][event][index] = value`` on a copy."""
+    counts = ak.num(record[field])
+    flat = ak.to_numpy(ak.flatten(record[field])).copy()
+    flat[int(np.sum(counts[:event])) + index] = value
+    return ak.with_field(record, ak.unflatten(flat, counts), field)
+
+
+@pytest.fixture(scope="module")
+def pfnano_events(cms_file):
+    return read_events(cms_file("pfnano.root"))
+
+
+@pytest.mark.parametrize("collection, field, value", [("Jet", "pt", np.nan), ("Jet", "rawFactor", np.inf),
+                                                      ("PFCands", "pt", np.nan)])
+def test_non_finite_kinematics_are_refused_naming_the_branch(pfnano_events, tmp_path, collection, field, value):
+    events = dict(pfnano_events)
+    # a linked candidate: the first constituent of the first jet of event 0
+    index = int(ak.to_numpy(events["JetPFCands"].pFCandsIdx[0])[0]) if collection == "PFCands" else 0
+    events[collection] = with_value(events[collection], field, 0, index, value)
+    damaged = tmp_path / "damaged.root"
+    write_events(damaged, events)
+    out = tmp_path / "clouds.parquet"
+    line = error_line(gnnjec("convert", damaged, "--output", out, "--selection", SELECT_ALL), "convert")
+    assert f"branch {collection}_{field} is NaN or infinite for 1 jets" in line and str(damaged) in line, line
+    assert "jet 0 of event" in line and "selection.invalid_jets: drop" in line, line
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_invalid_jets_are_dropped_and_counted_when_asked(pfnano_events, cms_file, tmp_path):
+    events = dict(pfnano_events)
+    events["Jet"] = with_value(events["Jet"], "pt", 0, 0, np.nan)
+    events["Jet"] = with_value(events["Jet"], "eta", 1, 1, -np.inf)
+    jet_in_event_2 = int(ak.to_numpy(events["JetPFCands"].pFCandsIdx[2])[0])
+    events["PFCands"] = with_value(events["PFCands"], "phi", 2, jet_in_event_2, np.nan)
+    damaged = tmp_path / "damaged.root"
+    write_events(damaged, events)
+    out = tmp_path / "clouds.parquet"
+    selection = json.dumps({**json.loads(SELECT_ALL), "invalid_jets": "drop"})
+    proc = gnnjec("convert", damaged, "--output", out, "--selection", selection)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "dropped 3 invalid jets" in proc.stderr and "Jet_pt 1" in proc.stderr and "Jet_eta 1" in proc.stderr
+    assert "PFCands_phi 1" in proc.stderr
+    clouds = ak.from_parquet(out)
+    assert len(clouds) == 64 - 3  # pfnano.root has 64 jets
+    for name in ("pt_raw", "eta", "phi", "target"):
+        values = np.asarray(clouds[name])
+        assert np.all(np.isfinite(values[~np.isnan(np.asarray(clouds.pt_gen))])), name
+    assert np.all(np.isfinite(np.asarray(ak.flatten(clouds.charged.dphi))))
+    # the clean file converts all 64
+    clean = tmp_path / "clean.parquet"
+    assert gnnjec("convert", cms_file("pfnano.root"), "--output", clean, "--selection", selection).returncode == 0
+    assert pq.read_metadata(clean).num_rows == 64
+
+
+def test_jet_whose_constituent_links_are_missing_is_refused(pfnano_events, tmp_path):
+    events = dict(pfnano_events)
+    links = events["JetPFCands"]
+    keep = links.jetIdx != 0  # every link of the first jet of each event is lost
+    events["JetPFCands"] = links[keep]
+    damaged = tmp_path / "damaged.root"
+    write_events(damaged, events)
+    line = error_line(gnnjec("convert", damaged, "--output", tmp_path / "c.parquet", "--selection", SELECT_ALL),
+                      "convert")
+    assert "JetPFCands links disagree with branch Jet_nConstituents" in line and "jet 0 of event" in line, line
+
+
+# --- direct command line: unknown keys, unreadable and stale inputs --------------------------------
+
+@pytest.mark.parametrize("option, value, key", [("--split", '{"train": 0.7, "vall": 0.1}', "split.vall"),
+                                                 ("--selection", '{"min_pt": 20}', "selection.min_pt"),
+                                                 ("--selection", '{"invalid_jets": "ignore"}', "selection.invalid_jets")])
+def test_unknown_config_keys_on_the_command_line_are_refused(cms_file, tmp_path, option, value, key):
+    out = tmp_path / "c.parquet"
+    line = error_line(gnnjec("convert", cms_file("pfnano.root"), "--output", out, option, value), "convert")
+    assert f"config key {key}" in line, line
+    assert not out.exists()
+
+
+@pytest.fixture()
+def not_parquet(tmp_path):
+    path = tmp_path / "junk.parquet"
+    path.write_bytes(b"this is not a Parquet file\n" * 10)
+    return path
+
+
+def test_merge_names_a_missing_or_unreadable_part(synthetic_clouds, not_parquet, tmp_path):
+    outs = {s: tmp_path / f"{s}.parquet" for s in ("train", "val", "test")}
+    args = [f"--{k}={v}" for k, v in outs.items()]
+    line = error_line(gnnjec("merge", synthetic_clouds["all"], not_parquet, *args), "merge")
+    assert str(not_parquet) in line and "not a readable clouds Parquet file" in line and "convert" in line, line
+    missing = tmp_path / "missing.parquet"
+    line = error_line(gnnjec("merge", synthetic_clouds["all"], missing, *args), "merge")
+    assert str(missing) in line and "run the convert stage" in line, line
+    assert not any(p.exists() for p in outs.values()) and leftovers(tmp_path) == []
+
+
+def train_args(train, val, out: Path) -> list:
+    hp = {"model": "pfn", "phi_sizes": [8], "head_sizes": [8], "epochs": 1, "batch_size": 128}
+    return ["train", "--train", train, "--val", val, "--model", out / "model.pt", "--history", out / "history.json",
+            "--hparams", json.dumps(hp), "--inputs", json.dumps(features.DEFAULT_INPUTS), "--threads", "1"]
+
+
+def test_train_names_an_unreadable_or_stale_clouds_file(synthetic_clouds, not_parquet, tmp_path):
+    line = error_line(gnnjec(*train_args(not_parquet, synthetic_clouds["val"], tmp_path)), "train")
+    assert str(not_parquet) in line and "not a readable clouds Parquet file" in line, line
+    # a clouds file converted before a feature existed (here: without the track details' d0_sig)
+    table = pq.read_table(synthetic_clouds["train"])
+    charged = table.column("charged").combine_chunks()
+    struct = charged.values
+    names = [f.name for f in struct.type if f.name != "d0_sig"]
+    import pyarrow as pa
+
+    stripped = pa.ListArray.from_arrays(charged.offsets, pa.StructArray.from_arrays(
+        [struct.field(n) for n in names], names=names))
+    stale = tmp_path / "stale.parquet"
+    pq.write_table(table.set_column(table.schema.get_field_index("charged"), "charged", stripped), stale)
+    line = error_line(gnnjec(*train_args(stale, synthetic_clouds["val"], tmp_path)), "train")
+    assert str(stale) in line and "no column 'charged.d0_sig'" in line and "convert stage again" in line, line
+    assert not (tmp_path / "model.pt").exists() and not (tmp_path / "history.json").exists()
+
+
+def test_export_on_an_empty_clouds_file_leaves_no_model(trained_model, synthetic_clouds, tmp_path):
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pq.read_table(synthetic_clouds["test"]).slice(0, 0), empty)
+    best = tmp_path / "best.json"
+    best.write_text(json.dumps({"best": "p", "families": {"pfn": "p"}}))
+    onnx, check = tmp_path / "model.onnx", tmp_path / "onnx_check.json"
+    line = error_line(gnnjec("export", "--selection", best, "--models", f"p={trained_model[0]}", "--clouds", empty,
+                             "--onnx", onnx, "--check", check), "export")
+    assert str(empty) in line and "no jets" in line, line
+    assert not onnx.exists() and not check.exists() and leftovers(tmp_path) == []
+
+
+def test_a_failed_stage_keeps_what_was_there_before_it_started(synthetic_clouds, not_parquet, tmp_path):
+    """Only what the failed run wrote is removed: an earlier complete output of the same path stays."""
+    outs = {s: tmp_path / f"{s}.parquet" for s in ("train", "val", "test")}
+    args = [f"--{k}={v}" for k, v in outs.items()]
+    assert gnnjec("merge", synthetic_clouds["all"], *args).returncode == 0
+    before = {p: p.read_bytes() for p in outs.values()}
+    error_line(gnnjec("merge", not_parquet, *args), "merge")
+    assert {p: p.read_bytes() for p in outs.values()} == before
+
+
+# --- SIGTERM, SIGKILL, fsync -----------------------------------------------------------------------
+
+def test_sigterm_removes_temporaries_and_leaves_no_output(synthetic_file, tmp_path):
+    out = tmp_path / "clouds.parquet"
+    proc = subprocess.Popen([sys.executable, "-m", "gnnjec", "convert", str(synthetic_file), "--output", str(out),
+                             "--step-size", "50"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not leftovers(tmp_path) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)  # until the first row group is being written to the temporary
+    assert leftovers(tmp_path), "convert finished before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    stderr = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 143, stderr[-2000:]
+    assert stderr.strip().splitlines()[-1].startswith("gnnjec convert: stopped by SIGTERM"), stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_what_a_killed_writer_left_is_removed_by_the_next(tmp_path):
+    target = tmp_path / "out.json"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = errors._temporary(target).with_name(f".out.json.tmp-{errors._HOST}-{dead.pid}")
+    stale.write_text("half")
+    alive = errors._temporary(target).with_name(f".out.json.tmp-{errors._HOST}-{os.getppid()}")
+    alive.write_text("still being written by a live process")
+    other_host = errors._temporary(target).with_name(".out.json.tmp-elsewhere-1")
+    other_host.write_text("a process on another node of a shared filesystem")
+    with errors.atomic_output(target) as tmp:
+        Path(tmp).write_text("{}")
+    assert target.read_text() == "{}" and not stale.exists() and alive.exists() and other_host.exists()
+
+
+def test_outputs_are_flushed_to_disk_before_they_are_renamed(tmp_path, monkeypatch):
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))) or real_fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda a, b: calls.append(("replace", str(a))) or real_replace(a, b))
+    target = tmp_path / "out.txt"
+    with errors.atomic_output(target) as tmp:
+        Path(tmp).write_text("data")
+    tmp_name = str(errors._temporary(target))
+    assert calls.index(("fsync", tmp_name)) < calls.index(("replace", tmp_name))
+    assert calls[-1] == ("fsync", str(tmp_path))  # the folder too, so that the rename survives a crash
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, (f"touch {os.environ['GNNJEC_TEST_PWNED']}",))
+
+
+def test_a_crafted_checkpoint_cannot_run_code(trained_model, tmp_path, monkeypatch):
+    pwned = tmp_path / "pwned"
+    monkeypatch.setenv("GNNJEC_TEST_PWNED", str(pwned))
+    crafted = tmp_path / "model.pt"
+    import torch
+
+    checkpoint = torch.load(trained_model[0], weights_only=True)
+    torch.save({**checkpoint, "hparams": _RunsCode()}, crafted)
+    with pytest.raises(errors.InputError, match="model.pt: not a readable gnnjec checkpoint"):
+        load_model(str(crafted))
+    assert not pwned.exists()
+    # and through the command line: one line, no code run
+    best = tmp_path / "best.json"
+    best.write_text(json.dumps({"best": "p", "families": {"pfn": "p"}}))
+    line = error_line(gnnjec("export", "--selection", best, "--models", f"p={crafted}", "--clouds", trained_model[0],
+                             "--onnx", tmp_path / "m.onnx", "--check", tmp_path / "c.json",
+                             env={**os.environ, "GNNJEC_TEST_PWNED": str(pwned)}), "export")
+    assert str(crafted) in line and "weights_only" in line, line
+    assert not pwned.exists()
+
+
+# --- provenance ----------------------------------------------------------------------------------
+
+def test_every_output_of_a_stage_carries_its_provenance(synthetic_file, tmp_path):
+    out = tmp_path / "clouds.parquet"
+    assert gnnjec("convert", synthetic_file, "--output", out, "--step-size", "2000").returncode == 0
+    record = provenance.read(out)
+    from gnnjec import __version__
+
+    assert record["stage"] == "convert" and record["gnnjec_version"] == __version__
+    assert record["inputs"] == [{"path": str(synthetic_file), "bytes": synthetic_file.stat().st_size,
+                                 "sha256": provenance.sha256(synthetic_file)}]
+    assert record["parameters"]["step_size"] == "2000"
+    assert record["config_sha256"] == provenance.config_sha256(record["parameters"])
+    commit = subprocess.run(["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    assert record["git_commit"] == (commit or None)
+    # the same run again: the same record (no time, no host), and a different parameter: another hash
+    again = tmp_path / "again.parquet"
+    gnnjec("convert", synthetic_file, "--output", again, "--step-size", "2000")
+    assert provenance.read(again) == record
+    other = tmp_path / "other.parquet"
+    gnnjec("convert", synthetic_file, "--output", other, "--step-size", "1000")
+    assert provenance.read(other)["config_sha256"] != record["config_sha256"]
