@@ -170,6 +170,42 @@ def test_merge_names_a_missing_or_unreadable_part(synthetic_clouds, not_parquet,
     assert not any(p.exists() for p in outs.values()) and leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("stage, args", [
+    ("convert", ["JUNK", "--output", "OUT/c.parquet"]),
+    ("synthetic", ["--events", "10", "--seed", "1", "--file-index", "0", "--jec", "JUNK", "--output", "OUT/s.root"]),
+    ("select", ["p=JUNK", "--output", "OUT/best.json", "--table", "OUT/points.tsv"]),
+    ("promote", ["p=JUNK", "--keep", "1", "--rung", "0", "--output", "OUT/rung0.json"]),
+    ("export", ["--selection", "JUNK", "--models", "p=JUNK", "--clouds", "JUNK", "--onnx", "OUT/m.onnx",
+                "--check", "OUT/c.json"]),
+    ("evaluate", ["--onnx", "pfn=JUNK", "--clouds", "JUNK", "--predictions", "OUT/p.parquet", "--metrics",
+                  "OUT/m.json", "--summary", "OUT/s.txt", "--config", "{}"]),
+    ("triton", ["--onnx", "JUNK", "--name", "pfn", "--output-dir", "OUT/pfn"]),
+    ("plots", ["--predictions", "JUNK", "--metrics", "JUNK", "--outdir", "OUT/plots"]),
+    ("training-plots", ["--best", "JUNK", "--outdir", "OUT/plots"]),
+])
+def test_every_stage_names_an_unreadable_input_in_one_line(tmp_path, stage, args):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(bytes(range(256)) * 4)  # neither ROOT, Parquet, JSON nor ONNX
+    out = tmp_path / "out"
+    line = error_line(gnnjec(stage, *[a.replace("JUNK", str(junk)).replace("OUT", str(out)) for a in args]), stage)
+    assert str(junk) in line, line
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*")), sorted(out.rglob("*"))
+
+
+@pytest.mark.parametrize("stage, args", [
+    ("select", ["p=JSON", "--output", "OUT/best.json"]),
+    ("export", ["--selection", "JSON", "--models", "p=x", "--clouds", "x", "--onnx", "OUT/m.onnx", "--check", "OUT/c.json"]),
+    ("plots", ["--predictions", "x", "--metrics", "JSON", "--outdir", "OUT/plots"]),
+    ("training-plots", ["--best", "JSON", "--outdir", "OUT/plots"]),
+])
+def test_json_of_another_kind_is_named_not_a_traceback(tmp_path, stage, args):
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"something": "else"}))
+    out = tmp_path / "out"
+    line = error_line(gnnjec(stage, *[a.replace("JSON", str(other)).replace("OUT", str(out)) for a in args]), stage)
+    assert f"{other}: not a" in line and "rerun" in line, line
+
+
 def train_args(train, val, out: Path) -> list:
     hp = {"model": "pfn", "phi_sizes": [8], "head_sizes": [8], "epochs": 1, "batch_size": 128}
     return ["train", "--train", train, "--val", val, "--model", out / "model.pt", "--history", out / "history.json",

@@ -101,7 +101,7 @@ def cmd_promote(a):
 def cmd_export(a):
     from .export import check_onnx, export_onnx
 
-    choice = read_json(a.selection, "model selection (JSON)", "rerun the select rule")
+    choice = read_json(a.selection, "model selection (JSON)", "rerun the select rule", keys=("best", "families"))
     if a.family not in choice.get("families", {}):
         raise InputError(f"{a.selection}: no trained point of model family {a.family!r} (families: "
                          f"{sorted(choice.get('families', {}))}); add one to training.grid or rerun the select rule")

@@ -48,12 +48,16 @@ def reading(path, what: str, fix: str):
         raise InputError(f"{path}: not a readable {what} ({type(err).__name__}: {reason}); {fix}") from None
 
 
-def read_json(path, what: str, fix: str):
-    """The JSON document at ``path``, or one InputError line naming it."""
+def read_json(path, what: str, fix: str, keys: tuple[str, ...] = ()):
+    """The JSON document at ``path`` (an object with ``keys`` at least), or one InputError line naming it."""
     import json
 
     with reading(path, what, fix):
-        return json.loads(Path(path).read_text())
+        document = json.loads(Path(path).read_text())
+    if not isinstance(document, dict) or any(k not in document for k in keys):
+        missing = [k for k in keys if not isinstance(document, dict) or k not in document]
+        raise InputError(f"{path}: not a {what}: no {missing[0] if missing else 'object'!r}; {fix}")
+    return document
 
 
 def guarded(items, path, what: str, fix: str):

@@ -297,7 +297,7 @@ def plot_loss_curves(ranking: list[dict], path: str) -> None:
     fig, ax = plt.subplots(figsize=(10, 7))
     varied = [k for k in varied_keys(ranking) if k != "model"]
     for i, point in enumerate(ranking):
-        epochs = read_json(point["history"], "training history (JSON)", "rerun the train rule")["epochs"]
+        epochs = read_json(point["history"], "training history (JSON)", "rerun the train rule", keys=("epochs",))["epochs"]
         n = [e["epoch"] for e in epochs]
         values = ", ".join(f"{k} {canonical(point['hparams'].get(k))}" for k in varied)
         label = f"{_name(point['hparams']['model'])} {point['name'].rsplit('-', 1)[1]}" + (f": {values}" if values else "")
@@ -326,7 +326,7 @@ def plot_validation_loss(ranking: list[dict], path: str) -> None:
 def make_training_plots(best_path: str, out_dir: str, energy: float = 13.6, cms_text: str = "Private Work") -> list[str]:
     """Loss curves and the validation loss of every point, from ``select``'s best.json."""
     _style(energy, cms_text)
-    ranking = read_json(best_path, "model selection (JSON)", "rerun the select_model rule")["ranking"]
+    ranking = read_json(best_path, "model selection (JSON)", "rerun the select_model rule", keys=("ranking",))["ranking"]
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, f"{name}.png") for name in TRAINING_PLOTS}
     plot_loss_curves(ranking, paths["loss_curves"])
@@ -341,7 +341,7 @@ def make_plots(predictions_path: str, metrics_path: str, out_dir: str, dataset: 
     from .evaluate import read_responses
 
     _style(energy, cms_text)
-    metrics = read_json(metrics_path, "metrics file (JSON)", "rerun the evaluate rule")
+    metrics = read_json(metrics_path, "metrics file (JSON)", "rerun the evaluate rule", keys=("methods", "pt_edges", "eta_bins"))
     metrics["dataset"] = dataset
     methods = list(metrics["methods"])
     truth, responses = read_responses(predictions_path)

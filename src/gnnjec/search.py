@@ -115,7 +115,8 @@ def summaries(histories: dict[str, str]) -> dict[str, dict]:
     one is refused naming the file."""
     from .errors import read_json
 
-    return {name: read_json(path, "training history (JSON)", f"rerun the training of point {name}")
+    return {name: read_json(path, "training history (JSON)", f"rerun the training of point {name}",
+                               keys=("epochs", "best_val_loss", "hparams"))
             for name, path in histories.items()}
 
 
