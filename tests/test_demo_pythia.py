@@ -222,11 +222,12 @@ def test_puppi_weight_is_no_pileup_label():
     assert 0.6 < best < 0.95, best      # informative, but no threshold recovers the truth
 
 
-@pytest.mark.parametrize("stage", [
-    ["synthetic", "--events", "10", "--seed", "1", "--file-index", "0", "--jec", "{missing}", "--output", "{out}"],
-    ["training-plots", "--best", "{missing}", "--outdir", "{out}"],
+@pytest.mark.parametrize("stage, fix", [
+    (["synthetic", "--events", "10", "--seed", "1", "--file-index", "0", "--jec", "{missing}", "--output", "{out}"],
+     "rerun the synthetic_jec rule"),
+    (["training-plots", "--best", "{missing}", "--outdir", "{out}"], "rerun the select_model rule"),
 ])
-def test_a_missing_input_is_one_line_and_leaves_no_output(tmp_path, stage):
+def test_a_missing_input_is_one_line_and_leaves_no_output(tmp_path, stage, fix):
     import subprocess
     import sys
 
@@ -235,6 +236,6 @@ def test_a_missing_input_is_one_line_and_leaves_no_output(tmp_path, stage):
     proc = subprocess.run([sys.executable, "-m", "gnnjec", *args], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"gnnjec {args[0]}: error: {missing}: no such file; check the path, or run the stage that writes it")
+        f"gnnjec {args[0]}: error: {missing}: no such file; {fix}")
     assert "Traceback" not in proc.stderr and not out.exists()
     assert list(tmp_path.iterdir()) == []
