@@ -74,7 +74,7 @@ def child(mode: str, path: str, step_size: str, output: str, repeat: int) -> Non
     for _ in range(repeat):
         if mode == "read":
             tree = nanoaod.open_events(path)
-            branches = sorted(set(nanoaod.branch_map(tree, path).values()))
+            branches = nanoaod.branches_to_read(nanoaod.branch_map(tree, path))
             step_events = nanoaod.events_per_chunk(tree, branches, step)
             events += sum(len(a) for a in tree.iterate(branches, step_size=step_events, library="ak"))
         else:

@@ -255,12 +255,17 @@ def _jets_with(bad_items: np.ndarray, item_jet: np.ndarray, n_jets: int) -> np.n
     return np.bincount(item_jet[bad_items], minlength=n_jets) > 0
 
 
+def _all_finite(values: np.ndarray) -> bool:
+    return values.dtype.kind != "f" or bool(np.isfinite(values).all())
+
+
 def invalid_jets(chunk: EventChunk, jet_event: np.ndarray, matched: np.ndarray, gen_row: np.ndarray,
                  path: str) -> dict[str, np.ndarray]:
     """Branch -> which jets of the chunk it makes invalid: a non-finite value in the jet's own
     kinematics, its event's rho, its matched generator jet, a linked constituent or vertex; or a count
     of constituent links that disagrees with ``Jet_nConstituents`` (where the file has it). Only
-    branches with an invalid jet are listed."""
+    branches with an invalid jet are listed. Each branch is first checked whole, which is all the work
+    for a sound file; only a branch with a bad value is traced to its jets."""
     jet, pf, link = chunk.jet, chunk.pfcands, chunk.links
     n_jets = len(jet_event)
     out = {}
@@ -270,20 +275,22 @@ def invalid_jets(chunk: EventChunk, jet_event: np.ndarray, matched: np.ndarray, 
             out[branch] = out[branch] | bad if branch in out else bad
 
     for name in ("pt", "eta", "phi", "mass", "rawFactor", "area"):
-        note(f"Jet_{name}", ~np.isfinite(jet[name]))
-    note("rho (fixedGridRhoFastjetAll)", ~np.isfinite(chunk.rho)[jet_event])
+        if not _all_finite(jet[name]):
+            note(f"Jet_{name}", ~np.isfinite(jet[name]))
+    if not _all_finite(chunk.rho):
+        note("rho (fixedGridRhoFastjetAll)", ~np.isfinite(chunk.rho)[jet_event])
     gen = chunk.genjet
-    if len(gen["pt"]):
-        for name in ("pt", "eta", "phi"):
+    for name in ("pt", "eta", "phi"):
+        if len(gen[name]) and not _all_finite(gen[name]):
             note(f"GenJet_{name}", matched & ~np.isfinite(gen[name][gen_row]))
     link_event = parents_from_counts(link.counts)
     _check_index("JetPFCands_jetIdx", link["jetIdx"], jet.counts[link_event], path)
     _check_index("JetPFCands_pFCandsIdx", link["pFCandsIdx"], pf.counts[link_event], path)
     link_jet = jet.offsets[link_event] + link["jetIdx"]
-    cand_row = pf.offsets[link_event] + link["pFCandsIdx"]
     for name, values in pf.fields.items():
-        if values.dtype.kind == "f":
-            note(f"PFCands_{name}", _jets_with(~np.isfinite(values[cand_row]), link_jet, n_jets))
+        if not _all_finite(values):
+            bad_link = ~np.isfinite(values[pf.offsets[link_event] + link["pFCandsIdx"]])
+            note(f"PFCands_{name}", _jets_with(bad_link, link_jet, n_jets))
     if chunk.jet_n_constituents is not None:
         links = np.bincount(link_jet, minlength=n_jets)
         stored = chunk.jet_n_constituents
@@ -292,17 +299,18 @@ def invalid_jets(chunk: EventChunk, jet_event: np.ndarray, matched: np.ndarray, 
         note("Jet_nConstituents", ~agrees)
     if chunk.jet_svs is not None:
         pairs, sv = chunk.jet_svs, chunk.svs
-        pair_event = parents_from_counts(pairs.counts)
-        pair_jet = np.clip(chunk.jet.offsets[pair_event] + pairs["jetIdx"], 0, max(n_jets - 1, 0))
-        for name, values in pairs.fields.items():
-            if values.dtype.kind == "f":
-                note(f"JetSVs_{name}", _jets_with(~np.isfinite(values), pair_jet, n_jets))
-        in_table = (pairs["sVIdx"] >= 0) & (pairs["sVIdx"] < sv.counts[pair_event])
-        sv_row = sv.offsets[pair_event] + np.where(in_table, pairs["sVIdx"], 0)
-        for name in ("eta", "phi"):
-            if len(sv[name]):
-                note(f"SV_{name}", _jets_with(in_table & ~np.isfinite(sv[name][np.minimum(sv_row, len(sv[name]) - 1)]),
-                                              pair_jet, n_jets))
+        sound = [_all_finite(v) for v in pairs.fields.values()] + [_all_finite(sv[n]) for n in ("eta", "phi")]
+        if not all(sound):
+            pair_event = parents_from_counts(pairs.counts)
+            pair_jet = np.clip(jet.offsets[pair_event] + pairs["jetIdx"], 0, max(n_jets - 1, 0))
+            for name, values in pairs.fields.items():
+                if not _all_finite(values):
+                    note(f"JetSVs_{name}", _jets_with(~np.isfinite(values), pair_jet, n_jets))
+            in_table = (pairs["sVIdx"] >= 0) & (pairs["sVIdx"] < sv.counts[pair_event])
+            sv_row = np.minimum(sv.offsets[pair_event] + np.where(in_table, pairs["sVIdx"], 0), max(len(sv["eta"]) - 1, 0))
+            for name in ("eta", "phi"):
+                if not _all_finite(sv[name]):
+                    note(f"SV_{name}", _jets_with(in_table & ~np.isfinite(sv[name][sv_row]), pair_jet, n_jets))
     return out
 
 

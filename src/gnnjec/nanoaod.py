@@ -139,6 +139,11 @@ def branch_map(tree, path: str) -> dict:
     return mapping
 
 
+def branches_to_read(names: dict) -> list[str]:
+    """The branches of :func:`branch_map`'s mapping (its flags and absent optional branches left out)."""
+    return sorted({b for b in names.values() if isinstance(b, str)})
+
+
 def _optional_group(keys: set, branches: list[str], what: str, path: str) -> list[str]:
     """The branches of an optional group that PFNano writes all together: all, none, or an InputError."""
     present = [b for b in branches if b in keys]
@@ -257,7 +262,7 @@ def iterate_chunks(path: str, step_size: int | str = "50 MB") -> Iterator[EventC
                     path, ", ".join(TRACK_FIELDS))
     if not vertices:
         log.warning("%s: no secondary vertices (SV, JetSVs); every jet reads as without them", path)
-    branches = sorted({b for b in names.values() if b})
+    branches = branches_to_read(names)
     try:
         step = events_per_chunk(tree, branches, step_size)
         entry_stop, total = 0, tree.num_entries
