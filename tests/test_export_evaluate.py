@@ -108,6 +108,26 @@ def test_evaluate_and_plot(exported_model, synthetic_clouds, tmp_path):
         assert open(p.replace(".png", ".pdf"), "rb").read(4) == b"%PDF"
 
 
+def test_cms_label_sits_over_the_axes_with_the_configured_text_and_energy():
+    import matplotlib.pyplot as plt
+
+    plotting._style(13.0, "Work in progress")  # what plots.energy_tev and plots.cms_text set
+    fig, ax = plt.subplots()
+    try:
+        plotting._label(ax)
+        fig.canvas.draw()
+        texts = {t.get_text(): t.get_window_extent() for t in ax.texts}
+        assert set(texts) == {"CMS", " Simulation Work in progress", "(13 TeV)"}
+        frame, cms, words, energy = (ax.get_window_extent(), texts["CMS"], texts[" Simulation Work in progress"],
+                                     texts["(13 TeV)"])
+        assert cms.y0 >= frame.y1 - 1 and energy.y0 >= frame.y1 - 1  # above the axes, not over the data
+        assert abs(cms.x0 - frame.x0) < 2 and abs(energy.x1 - frame.x1) < 2  # left and right aligned
+        assert abs(words.x0 - cms.x1) < 2 and words.x1 < energy.x0  # the words follow 'CMS', clear of the energy
+    finally:
+        plt.close(fig)
+        plotting._style(13.6, "Private Work")
+
+
 def test_evaluation_and_inference_do_not_import_torch():
     """ONNX-only code (evaluation, plots, inference) runs where torch is not installed."""
     code = ("import sys; import gnnjec.evaluate, gnnjec.inference, gnnjec.plotting, gnnjec.metrics; "

@@ -44,8 +44,19 @@ def _style(energy: float, cms_text: str) -> None:
 
 
 def _label(ax) -> None:
-    """'CMS Simulation <text>' and the energy over the axes; the dataset is named in the legend titles."""
-    hep.cms.label(ax=ax, data=False, text=LABEL["text"], com=LABEL["energy"], loc=0, fontsize=19)
+    """'CMS Simulation <text>' over the axes' left and the energy over their right, as mplhep's CMS label
+    draws them at font size 19; the dataset is named in the legend titles.
+
+    The words after 'CMS' are placed against it when the figure is drawn. mplhep places them by drawing
+    the whole figure at each label: on the twelve panels of the response distributions that was most of
+    the plots' time."""
+    size = 19
+    cms = ax.text(0, 1.005, "CMS", transform=ax.transAxes, ha="left", va="bottom", fontsize=size * 1.3,
+                  fontweight="bold")
+    ax.annotate(f" Simulation {LABEL['text']}".rstrip(), xy=(1, 0), xycoords=cms, ha="left", va="bottom",
+                fontsize=size, fontstyle="italic")
+    ax.text(1, 1.005, f"({LABEL['energy']:g} TeV)", transform=ax.transAxes, ha="right", va="bottom",
+            fontsize=size / 1.1)
 
 
 def _log_pt_axis(ax, metrics) -> None:
