@@ -98,3 +98,17 @@ def exported_model(tmp_path_factory, trained_model, synthetic_clouds):
     out = tmp_path_factory.mktemp("export") / "model.onnx"
     export.export_onnx(trained_model[0], str(out))
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """test_workflow.TINY run start to finish with Snakemake on this machine: (workdir, process). Shared by the
+    workflow tests (which change it only in copies, or in its config for dry runs and back) and the SLURM
+    test, which compares its cluster run with it."""
+    from test_workflow import TINY, snakemake, write_config
+
+    workdir = tmp_path_factory.mktemp("workflow")
+    write_config(workdir, TINY)
+    proc = snakemake(workdir)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+    return workdir, proc

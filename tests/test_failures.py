@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import uproot
 
-from gnnjec import errors, features, provenance
+from gnnjec import errors, features, nanoaod, provenance
 from gnnjec.checkpoint import load_model
 
 SELECT_ALL = json.dumps({"min_gen_pt": 0, "require_gen_match": False})
@@ -48,16 +48,19 @@ def leftovers(folder: Path) -> list[str]:
 # --- damaged NanoAOD -----------------------------------------------------------------------------
 
 def read_events(path) -> dict:
-    """The Events tree as {collection: zipped jagged record, flat branch: array}, to edit and write back."""
+    """The branches the convert stage reads, as {collection: zipped jagged record, flat branch: array}, to edit
+    and write back (all 1186 branches of pfnano.root would take uproot 11 s to write)."""
     tree = uproot.open(path)["Events"]
-    arrays = tree.arrays()
-    counters = {name[1:] for name in tree.keys() if name.startswith("n") and f"{name[1:]}_" in " ".join(tree.keys())}
+    keys = [*nanoaod.branches_to_read(nanoaod.branch_map(tree, str(path)))]
+    keys += [name for name in tree.keys() if name.startswith("n") and any(k.startswith(f"{name[1:]}_") for k in keys)]
+    arrays = tree.arrays(keys)
+    counters = {name[1:] for name in keys if name.startswith("n") and f"{name[1:]}_" in " ".join(keys)}
     out, done = {}, set()
-    for name in tree.keys():
+    for name in keys:
         prefix = name.split("_")[0]
         if prefix in counters and name.startswith(f"{prefix}_"):
             if prefix not in done:
-                fields = {b[len(prefix) + 1:]: arrays[b] for b in tree.keys() if b.startswith(f"{prefix}_")}
+                fields = {b[len(prefix) + 1:]: arrays[b] for b in keys if b.startswith(f"{prefix}_")}
                 out[prefix] = ak.zip(fields)
                 done.add(prefix)
         elif not (name.startswith("n") and name[1:] in counters):

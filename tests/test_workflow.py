@@ -51,17 +51,8 @@ def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("workflow")
-    write_config(workdir, TINY)
-    proc = snakemake(workdir)
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    return workdir, proc
-
-
-def test_whole_dag_produces_model_metrics_and_plots(finished_run):
-    workdir, proc = finished_run
+def test_whole_dag_produces_model_metrics_and_plots(tiny_run):
+    workdir, proc = tiny_run
     results = workdir / "results"
     for path in ("export/pfn/model.onnx", "export/pfn/onnx_check.json", "evaluation/metrics.json",
                  "evaluation/summary.txt", "training/best.json", "triton/pfn/config.pbtxt", "triton/pfn/1/model.onnx"):
@@ -85,13 +76,13 @@ def test_whole_dag_produces_model_metrics_and_plots(finished_run):
     assert "standard" in proc.stdout and "pfn" in proc.stdout and "flav. spread" in proc.stdout
 
 
-def test_second_run_does_nothing(finished_run):
-    workdir, _ = finished_run
+def test_second_run_does_nothing(tiny_run):
+    workdir, _ = tiny_run
     assert planned_jobs(snakemake(workdir, "--dry-run")) == {}
 
 
-def test_config_change_reruns_only_what_it_touches(finished_run):
-    workdir, _ = finished_run
+def test_config_change_reruns_only_what_it_touches(tiny_run):
+    workdir, _ = tiny_run
     try:
         changed = yaml.safe_load(yaml.safe_dump(TINY))
         changed["plots"] = {"energy_tev": 13.0}  # a Run 2 label: only the plots change
@@ -269,10 +260,10 @@ def _content(path: Path) -> dict:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_a_training_killed_mid_epoch_is_retried_by_the_profile_and_resumes(finished_run, tmp_path, sig):
+def test_a_training_killed_mid_epoch_is_retried_by_the_profile_and_resumes(tiny_run, tmp_path, sig):
     """A preemption or a batch system's kill in the middle of an epoch: the local profile retries the job,
     the retry goes on from last.pt, and the workflow ends with the metrics of the uninterrupted run."""
-    workdir = _copy_run(finished_run[0], tmp_path / "run")
+    workdir = _copy_run(tiny_run[0], tmp_path / "run")
     point = sorted((workdir / "results" / "training").glob("pfn-*"))[-1]
     shutil.rmtree(point)
     for name in ("best.json", "points.tsv"):  # what follows the point is made again from it
@@ -307,19 +298,19 @@ def test_a_training_killed_mid_epoch_is_retried_by_the_profile_and_resumes(finis
     if sig == signal.SIGTERM:  # it could clean up: no temporaries, and said why it stopped
         assert not list(point.glob(".*tmp*"))
     metrics = "results/evaluation/metrics.json"
-    assert _content(workdir / metrics) == _content(finished_run[0] / metrics)
+    assert _content(workdir / metrics) == _content(tiny_run[0] / metrics)
 
 
-def test_same_config_and_seed_give_identical_outputs(finished_run, tmp_path):
+def test_same_config_and_seed_give_identical_outputs(tiny_run, tmp_path):
     """Everything from the conversion on, made again from the same demo files: the same clouds and
     checkpoints byte for byte, the same predictions, and the same metrics file (provenance included,
     but for the checksums that trace back to the histories' timings)."""
-    workdir = _copy_run(finished_run[0], tmp_path / "again")
+    workdir = _copy_run(tiny_run[0], tmp_path / "again")
     for folder in ("clouds", "training", "export", "evaluation"):
         shutil.rmtree(workdir / "results" / folder)
     proc = snakemake(workdir, "results/evaluation/metrics.json")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    first, again = finished_run[0] / "results", workdir / "results"
+    first, again = tiny_run[0] / "results", workdir / "results"
     same_bytes = [p.relative_to(first) for p in (*first.glob("clouds/**/*.parquet"), *first.glob("training/*/model.pt"))]
     assert len(same_bytes) >= 5
     assert [p for p in same_bytes if (first / p).read_bytes() != (again / p).read_bytes()] == []
@@ -331,10 +322,10 @@ def test_same_config_and_seed_give_identical_outputs(finished_run, tmp_path):
     assert {Path(i["path"]).name for i in metrics["provenance"]["inputs"]} == {"model.onnx", "test.parquet"}
 
 
-def test_every_output_of_the_workflow_carries_provenance(finished_run):
+def test_every_output_of_the_workflow_carries_provenance(tiny_run):
     from gnnjec import provenance
 
-    results = finished_run[0] / "results"
+    results = tiny_run[0] / "results"
     stages = {}
     for path in sorted(results.rglob("*")):
         if not path.is_file() or path.suffix in (".log", ".tsv", ".csv", ".pdf") or "tensorboard" in path.parts \
@@ -346,7 +337,7 @@ def test_every_output_of_the_workflow_carries_provenance(finished_run):
         assert record is not None, f"{path.relative_to(results)} carries no provenance"
         assert record["gnnjec_version"] and "config_sha256" in record
         for item in record["inputs"]:  # sizes and checksums of what it was made from, as they are now
-            source = finished_run[0] / item["path"]
+            source = tiny_run[0] / item["path"]
             if "sha256" in item and source.is_file():
                 assert provenance.sha256(source) == item["sha256"], (path, source)
         stages.setdefault(record["stage"], []).append(path.name)
