@@ -49,23 +49,20 @@ def leftovers(folder: Path) -> list[str]:
 
 def read_events(path) -> dict:
     """The branches the convert stage reads, as {collection: zipped jagged record, flat branch: array}, to edit
-    and write back (all 1186 branches of pfnano.root would take uproot 11 s to write)."""
+    and write back (all 1186 branches of pfnano.root would take uproot 11 s to write). A collection is a
+    prefix with a counter branch (``nJet`` for ``Jet_*``); write_events writes the counters again."""
     tree = uproot.open(path)["Events"]
-    keys = [*nanoaod.branches_to_read(nanoaod.branch_map(tree, str(path)))]
-    keys += [name for name in tree.keys() if name.startswith("n") and any(k.startswith(f"{name[1:]}_") for k in keys)]
-    arrays = tree.arrays(keys)
-    counters = {name[1:] for name in keys if name.startswith("n") and f"{name[1:]}_" in " ".join(keys)}
-    out, done = {}, set()
-    for name in keys:
-        prefix = name.split("_")[0]
-        if prefix in counters and name.startswith(f"{prefix}_"):
-            if prefix not in done:
-                fields = {b[len(prefix) + 1:]: arrays[b] for b in keys if b.startswith(f"{prefix}_")}
-                out[prefix] = ak.zip(fields)
-                done.add(prefix)
-        elif not (name.startswith("n") and name[1:] in counters):
+    wanted = nanoaod.branches_to_read(nanoaod.branch_map(tree, str(path)))
+    arrays = tree.arrays(wanted)
+    counted = {name[1:] for name in tree.keys() if name.startswith("n")}
+    out, collections = {}, {}
+    for name in wanted:
+        prefix, _, field = name.partition("_")
+        if prefix in counted and field:
+            collections.setdefault(prefix, {})[field] = arrays[name]
+        else:
             out[name] = arrays[name]
-    return out
+    return {**out, **{prefix: ak.zip(record) for prefix, record in collections.items()}}
 
 
 def write_events(path, branches: dict) -> None:
