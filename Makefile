@@ -9,17 +9,22 @@ TORCH  ?= torch==2.13.0
 CORES  ?= 2
 BIN    := $(CURDIR)/$(VENV)/bin
 
-.PHONY: install install-test services demo test clean
+.PHONY: install install-test profiles services demo test clean
 
-# the package with the SLURM executor plugin; the tests add pytest and the HTCondor plugin (whose
-# bindings warn on every snakemake start where no condor_config exists, as on this machine)
-install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+# the package with the SLURM and HTCondor executor plugins (the HTCondor bindings warn at every snakemake start
+# where no condor_config exists, as on this machine: the demo says there is none); the tests add pytest & co.
+install: $(VENV)/.installed profiles
+install-test: $(VENV)/.installed-test profiles
+
+# `snakemake --profile local|slurm|htcondor` as typed: this checkout's profiles linked where Snakemake looks
+# (~/.config/snakemake; a profile of yours with the same name is kept)
+profiles:
+	@sh scripts/link-profiles.sh
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(if $(TORCH),$(BIN)/pip install --quiet "$(TORCH)")
-	$(BIN)/pip install --quiet -e ".[slurm]"
+	$(BIN)/pip install --quiet -e ".[slurm,htcondor]"
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
@@ -27,7 +32,8 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	touch $@
 
 demo: install
-	PATH="$(BIN):$$PATH" snakemake --profile profiles/local --cores $(CORES) all thesis_plots
+	PATH="$(BIN):$$PATH" CONDOR_CONFIG="$${CONDOR_CONFIG:-/dev/null}" \
+		snakemake --profile profiles/local --cores $(CORES) all thesis_plots
 
 services:
 	bash scripts/install-services.sh
