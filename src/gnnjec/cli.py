@@ -73,7 +73,8 @@ def cmd_train(a):
 
     validate_inputs(a.inputs)
     summary = train(a.train, a.val, a.model, a.history, a.hparams, a.inputs, a.device, a.threads,
-                    until_epoch=a.until_epoch, continue_from=a.continue_from, state_path=a.state)
+                    until_epoch=a.until_epoch, continue_from=a.continue_from, state_path=a.state,
+                    gpu_min_capability=a.gpu_min_capability)
     log.info("best validation loss %.5f after %d epochs", summary["best_val_loss"], len(summary["epochs"]))
 
 
@@ -234,7 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--history", required=True, help="output training history (.json)")
     s.add_argument("--hparams", type=_json, required=True)
     s.add_argument("--inputs", type=_json, required=True, help="feature lists per collection")
-    s.add_argument("--device", default="auto")
+    s.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (config key training.device)")
+    s.add_argument("--gpu-min-capability", type=float, default=None,
+                   help="the least CUDA compute capability to train on (config key training.gpu_min_capability)")
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--until-epoch", type=int, default=None,
                    help="a budget: stop after this many epochs (the schedule still planned for all of them)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +26,37 @@ log = logging.getLogger(__name__)
 PROGRESS_SECONDS = 30.0  # a progress line this often within an epoch (readable in a batch log)
 
 
-def pick_device(requested: str = "auto") -> torch.device:
-    """CUDA when present (or when asked for), else the CPU."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"config key training.device: {requested!r} requested but CUDA is not available; use 'auto' or 'cpu'")
-    return torch.device(requested)
+def pick_device(requested: str = "auto", min_capability: float | None = None, env=None) -> torch.device:
+    """The device to train on: ``cpu`` on purpose; ``cuda[:N]`` as asked; ``auto`` the GPU when there is one.
+
+    A job that its batch system gave GPUs (:func:`gnnjec.batch.assigned_gpus`) must use them: with ``auto`` it
+    fails at once, in one line naming the cause, when this torch cannot (a CPU build, no device visible), rather
+    than train for hours on the CPU in a GPU slot. ``min_capability`` (CUDA compute capability, e.g. 8.0 for
+    bfloat16) is checked on the chosen GPU the same way.
+    """
+    from .batch import assigned_gpus
+
+    if requested == "cpu":
+        return torch.device("cpu")
+    given = assigned_gpus(os.environ if env is None else env)
+    if requested == "auto" and given is None and not torch.cuda.is_available():
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        who = (f"this job was given GPU {given[1]} ({given[0]})" if given else f"{requested!r} asks for a GPU")
+        why = (f"this torch ({torch.__version__}) is a CPU-only build" if torch.version.cuda is None else
+               f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU: a driver older than the build, "
+               "or CUDA_VISIBLE_DEVICES hides it")
+        raise InputError(f"config key training.device: {who}, but {why}; install a CUDA build of torch in the job's "
+                         "environment, or set training.device: cpu to train on the CPU on purpose")
+    device = torch.device("cuda" if requested == "auto" else requested)
+    if min_capability:
+        capability = torch.cuda.get_device_capability(device)
+        if capability[0] + capability[1] / 10 < min_capability - 1e-9:
+            raise InputError(
+                f"config key training.gpu_min_capability: {torch.cuda.get_device_name(device)} has compute capability "
+                f"{capability[0]}.{capability[1]}, below {min_capability:g} (bfloat16 needs 8.0); ask the batch "
+                "system for a newer GPU, or lower the requirement (and set amp: false)")
+    return device
 
 
 def _loss_fn(name: str):
@@ -167,13 +192,14 @@ class Run:
 
 
 def prepare(train_path: str, val_path: str, hparams: dict, inputs: dict[str, list[str]], device: str = "auto",
-            threads: int | None = None) -> Run:
+            threads: int | None = None, gpu_min_capability: float | None = None) -> Run:
     """A training at epoch 0: the network (standardised on the training split), optimiser and schedule."""
     hp = complete(hparams)
+    picked = pick_device(device, gpu_min_capability)  # first: a GPU job that cannot use its GPU stops here
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(hp["seed"])
-    group, dev = distributed.join(pick_device(device))
+    group, dev = distributed.join(picked)
     train_stream = CloudStream(train_path, inputs, window_jets=hp["window_jets"])
     val_stream = CloudStream(val_path, inputs, window_jets=hp["window_jets"])
     n_train, n_val = (int(trainable(s.targets(), hp["max_abs_target"]).sum()) for s in (train_stream, val_stream))
@@ -298,7 +324,7 @@ def fit(run: Run, until_epoch: int, last_path: str | None = None, board=None) ->
 def train(train_path: str, val_path: str, model_path: str, history_path: str, hparams: dict,
           inputs: dict[str, list[str]], device: str = "auto", threads: int | None = None,
           last_path: str | None = None, *, until_epoch: int | None = None, continue_from: str | None = None,
-          state_path: str | None = None) -> dict:
+          state_path: str | None = None, gpu_min_capability: float | None = None) -> dict:
     """Fit one hyperparameter point; write the best checkpoint and the per-epoch history (atomically).
 
     After every epoch the whole training state goes to ``last_path`` (default: ``last.pt`` beside
@@ -310,7 +336,7 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
     ended with (it must exist and match), and ``state_path`` receives the state this call ends with.
     Continuing budget after budget gives exactly the training that runs straight through.
     """
-    run = prepare(train_path, val_path, hparams, inputs, device, threads)
+    run = prepare(train_path, val_path, hparams, inputs, device, threads, gpu_min_capability)
     hp, group = run.hp, run.group
     last_path = last_path or str(Path(model_path).with_name("last.pt"))
     log.info("model %s with %d parameters on %s%s; %d training, %d validation jets", hp["model"], run.n_params,
