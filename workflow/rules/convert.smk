@@ -13,6 +13,9 @@ rule convert:
         "results/clouds/{sample}/{index}.parquet",
     wildcard_constraints:
         index=r"\d+",
+    # on a cluster, the profiles pack many files into one job (group-components: convert=N)
+    group:
+        "convert"
     params:
         path=lambda w: SAMPLE_FILES[w.sample][int(w.index)],
         selection=json_arg(config["selection"]),
@@ -23,8 +26,9 @@ rule convert:
     benchmark:
         "results/benchmarks/convert/{sample}/{index}.tsv"
     resources:
-        mem_mb=2000,  # flat in the file's size: about 0.9 GB at step_size 50 MB
-        runtime=60,
+        **sized(lambda w: SIZES.convert(w.sample, int(w.index))),  # memory flat in the file's size
+        # HTCondor sends the X509 proxy with a job that reads over XRootD
+        htcondor_submit_use_x509userproxy=lambda w: is_url(SAMPLE_FILES[w.sample][int(w.index)]),
     conda:
         ENV
     shell:
@@ -42,8 +46,7 @@ rule merge_clouds:
     benchmark:
         "results/benchmarks/merge_clouds.tsv"
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **sized(lambda w: SIZES.merge()),
     conda:
         ENV
     shell:

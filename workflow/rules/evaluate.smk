@@ -20,8 +20,7 @@ rule evaluate:
     benchmark:
         "results/benchmarks/evaluate.tsv"
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **sized(lambda w: SIZES.evaluate(FAMILIES, threads=2)),
     conda:
         ENV
     shell:
@@ -62,8 +61,7 @@ rule plots:
     benchmark:
         "results/benchmarks/plots.tsv"
     resources:
-        mem_mb=4000,  # all test-split predictions in memory
-        runtime=30,
+        **sized(lambda w: SIZES.plots(FAMILIES)),  # all test-split predictions in memory
     conda:
         ENV
     shell:
@@ -83,9 +81,6 @@ rule training_plots:
         "results/logs/training_plots.log",
     benchmark:
         "results/benchmarks/training_plots.tsv"
-    resources:
-        mem_mb=2000,
-        runtime=10,
     conda:
         ENV
     shell:
@@ -107,11 +102,6 @@ rule report_config:
 
 
 REPORTED = [*rules.plots.output, *rules.training_plots.output, *rules.evaluate.output[1:], rules.select_model.output.table]
-
-
-localrules:
-    report_config,
-    thesis_plots,
 
 
 rule thesis_plots:

@@ -25,8 +25,7 @@ rule export_onnx:
     benchmark:
         "results/benchmarks/export_onnx/{family}.tsv"
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **sized(lambda w: SIZES.export(w.family)),
     conda:
         ENV
     shell:

@@ -15,8 +15,7 @@ rule synthetic_jec:
         "results/benchmarks/synthetic_jec.tsv"
     threads: 2
     resources:
-        mem_mb=6000,
-        runtime=30,
+        **sized(lambda w: SIZES.synthetic_jec(threads=2)),
     conda:
         ENV
     shell:
@@ -40,8 +39,7 @@ rule synthetic_pfnano:
     benchmark:
         "results/benchmarks/synthetic_pfnano/{sample}/{index}.tsv"
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **sized(lambda w: SIZES.synthetic_pfnano(w.sample)),
     conda:
         ENV
     shell:

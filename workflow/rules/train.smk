@@ -7,17 +7,22 @@ HALVING = config["training"].get("halving")
 PLAN = (halving_plan(len(POINTS), config["training"]["defaults"].get("epochs", HP_DEFAULTS["epochs"]),
                      HALVING["eta"], HALVING["min_epochs"]) if HALVING else [])
 LAST_RUNG = len(PLAN) - 1
+if not workflow.remote_exec:  # planning (a dry run too): the whole search's cost, and what would not fit
+    print(f"gnnjec: {training_plan(SIZES, PLAN)}", file=sys.stderr)
+    for line in too_long({f"train {point}": SIZES.train(point) for point in POINTS}):
+        print(f"gnnjec: warning: {line}", file=sys.stderr)
 POINT_PATTERN = r"(pfn|pfn-lite|particlenet|particlenet-lite)-[0-9a-f]{8}"
 
 TRAIN_PARAMS = dict(
     hparams=lambda w: json_arg(POINTS[w.point]),
     inputs=json_arg(config["features"]),
     device=config["training"]["device"],
+    gpu=f" --gpu-min-capability {GPU_MIN_CAPABILITY}" if GPU_MIN_CAPABILITY else "",
 )
 TRAIN_SHELL = (
     "{GNNJEC_TRAIN} train --train {input.train} --val {input.val} --model {output.model}"
     " --history {output.history} --hparams {params.hparams:q} --inputs {params.inputs:q}"
-    " --device {params.device} --threads {threads}"
+    " --device {params.device}{params.gpu} --threads {threads}"
 )
 
 
@@ -38,10 +43,8 @@ rule train:
     benchmark:
         "results/benchmarks/train/{point}.tsv"
     resources:
-        mem_mb=8000,
-        runtime=240,
-        gpu=TRAIN_GPUS,  # SLURM: --gpus
-        request_gpus=TRAIN_GPUS,  # HTCondor
+        **sized(lambda w: SIZES.train(w.point)),
+        **GPU_RESOURCES,
     conda:
         ENV
     shell:
@@ -88,10 +91,10 @@ rule train_rung:
     benchmark:
         "results/benchmarks/train/{point}/rung{rung}.tsv"
     resources:
-        mem_mb=8000,
-        runtime=240,
-        gpu=TRAIN_GPUS,  # SLURM: --gpus
-        request_gpus=TRAIN_GPUS,  # HTCondor
+        # the epochs this rung adds to the point's training
+        **sized(lambda w: SIZES.train(w.point, PLAN[int(w.rung)]["epochs"] - (PLAN[int(w.rung) - 1]["epochs"]
+                                                                             if int(w.rung) else 0))),
+        **GPU_RESOURCES,
     conda:
         ENV
     shell:
