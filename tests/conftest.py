@@ -29,6 +29,43 @@ def cms_file():
     return get
 
 
+TIMING_KEYS = {"seconds", "jets_per_second", "data_wait_share"}  # per epoch, the only history keys allowed to differ
+
+
+def assert_same_results(run: Path, local: Path) -> None:
+    """The workflow's results in ``run`` (a batch run) equal those in ``local`` (tiny_run's): histories but their
+    timings, model selection, ONNX check, metrics (provenance records: the stage parameters, not the inputs'
+    checksums, which trace back to the histories' timings, nor the git commit of a copied checkout), the ONNX
+    graph and the predictions."""
+    import json
+
+    import onnx
+    import pyarrow.parquet as pq
+
+    def histories(d: Path) -> list[str]:  # <point>/history.json, or <point>/rung<r>/history.json with halving
+        return sorted(str(p.relative_to(d / "results" / "training")) for p in (d / "results/training").rglob("history.json"))
+
+    points = histories(local)
+    assert points and points == histories(run)
+    for point in points:
+        there, here = (json.loads((d / "results" / "training" / point).read_text()) for d in (run, local))
+        assert there["best_val_loss"] == here["best_val_loss"], point
+        strip = [{k: v for k, v in e.items() if k not in TIMING_KEYS} for e in there["epochs"]]
+        assert strip == [{k: v for k, v in e.items() if k not in TIMING_KEYS} for e in here["epochs"]], point
+        assert all("val_loss" in e and "train_loss" in e for e in strip)
+
+    def content(path):
+        document = json.loads(path.read_text())
+        return document, document.pop("provenance")["parameters"]
+
+    for path in ("training/best.json", "export/pfn/onnx_check.json", "evaluation/metrics.json"):
+        assert content(run / "results" / path) == content(local / "results" / path), path
+    graphs = [onnx.load(str(d / "results/export/pfn/model.onnx")).graph.SerializeToString() for d in (run, local)]
+    assert graphs[0] == graphs[1]
+    predictions = "results/evaluation/predictions.parquet"
+    assert pq.read_table(run / predictions).equals(pq.read_table(local / predictions))
+
+
 def need(why: str | None) -> None:
     """Skip for a missing system requirement, but fail under CI, where make test installs them all."""
     if why:

@@ -1,27 +1,39 @@
-"""A stand-in for an HTCondor schedd and its execute points, for testing profiles/htcondor without a pool.
+"""A stand-in for a CERN lxbatch schedd and its execute points, for testing profiles/htcondor without a pool.
 
     python tests/fake_schedd.py --record DIR [options] -- <snakemake arguments>
 
-runs Snakemake's command line in this process with ``htcondor2.Schedd`` replaced by a fake, so that the real
-snakemake-executor-plugin-htcondor builds its submit descriptions with the real ``htcondor2.Submit`` and hands
-them to the fake. For every submission the fake
+runs Snakemake's command line in this process with ``htcondor2.Schedd`` and ``htcondor2.Credd`` replaced by fakes,
+so that the real snakemake-executor-plugin-htcondor builds its submit descriptions with the real
+``htcondor2.Submit`` and hands them to the fake. It behaves as lxbatch does, never friendlier:
 
-* writes the submit description to DIR/<ClusterId>.json (keys as htcondor2.Submit holds them, e.g. ``+JobFlavour``
-  becomes ``MY.JobFlavour``), later completed with where and how the job ran;
-* runs the job on this machine in a background thread, at most --slots at a time, the way a vanilla-universe
-  starter would: ``executable`` with ``arguments`` (HTCondor's old or new argument syntax), stdout and stderr into
-  the ``output`` and ``error`` files, the environment built from ``getenv`` and ``environment`` (nothing inherited
-  unless getenv says so), started in the submit directory (--execute-in iwd: a shared filesystem and no file
-  transfer) or in an empty scratch directory (--execute-in scratch: what a job sees where the pool transfers files,
-  as lxbatch may; a copy of the executable runs there unless transfer_executable is false, and only
-  ``transfer_input_files`` are copied in, ``transfer_output_files`` back, when should_transfer_files is YES);
-* writes the HTCondor user log named by ``log`` (submit, execute, terminated or aborted events, in the text format
-  that htcondor2.JobEventLog parses), unless --no-event-log, and answers ``query()`` (idle and running jobs) and
-  ``history()`` (finished jobs: JobStatus 4 with the real ExitCode, or 3 when removed), with constraints evaluated
+* **submission** (refused with an error, as condor_submit refuses): arguments in HTCondor's old or new syntax;
+  ``MY.SendCredential`` only after the Kerberos credential was pushed to the credd (``Credd().add_user_cred``,
+  which, like lxplus's credential producer, needs a ticket cache: KRB5CCNAME or /tmp/krb5cc_<uid>);
+  ``use_x509userproxy``/``x509userproxy`` only with a proxy file (X509_USER_PROXY or /tmp/x509up_u<uid>).
+  Every description goes to DIR/<ClusterId>.json (keys as htcondor2.Submit holds them, e.g. ``+JobFlavour``
+  becomes ``MY.JobFlavour``), later completed with where and how the job ran.
+* **matchmaking**: a job waits (idle) until a slot is free; one that asks for more GPUs than the pool has, or a
+  higher ``gpus_minimum_capability`` than its GPUs', stays idle for ever, as it would on a real pool.
+* **execution**: each job in a fresh sandbox directory outside the submit directory, which the job cannot see
+  (a private mount namespace puts an empty read-only tmpfs over it: needs root or user namespaces). Only
+  ``transfer_input_files`` are copied in (files and folders, relative paths kept when preserve_relative_paths,
+  absolute ones by their name; a missing one holds the job, code 13), and the executable unless
+  transfer_executable is false. The environment is what ``getenv`` and ``environment`` give (old syntax:
+  ``;``-separated, values taken literally, quotes included; new syntax in double quotes) plus what the
+  starter sets: _CONDOR_SCRATCH_DIR, _CONDOR_JOB_AD (the job's ClassAd, with TransferOutput), TMPDIR, OMP_NUM_THREADS, BATCH_SYSTEM, CUDA_VISIBLE_DEVICES and
+  _CONDOR_AssignedGPUs for the GPUs it was given, KRB5CCNAME for a sent credential, X509_USER_PROXY for the
+  proxy's copy in the sandbox. No PATH unless the description gives one.
+* **output**: on exit, whatever the exit code (when_to_transfer_output ON_EXIT), every
+  ``transfer_output_files`` entry goes back (through ``transfer_output_remaps``); a missing one holds the job
+  (code 12), as HTCondor does. Then the sandbox is removed. stdout and stderr go to ``output`` and ``error``.
+* **status**: the HTCondor user log named by ``log`` (submit, execute, held, terminated, aborted events in the
+  text format htcondor2.JobEventLog parses), unless --no-event-log, and ``query()`` (idle, running and held jobs)
+  and ``history()`` (finished: JobStatus 4 with the real ExitCode, or 3 when removed), with constraints evaluated
   by classad2. Without the event log the plugin reaches its schedd/history fallback after a few status checks.
 
-What it does not do: matchmaking (no job waits for a machine with the requested memory or GPU), resource limits
-(memory is not enforced), holds, evictions, credentials, containers or universes other than vanilla.
+What it does not do: memory, disk or run-time limits (requests are recorded, not enforced), evictions,
+containers, universes other than vanilla, AFS/EOS tokens inside the job (the credential is a copy of the
+ticket cache file), or a network between the submit node and the workers.
 """
 
 from __future__ import annotations
@@ -107,6 +119,26 @@ def is_true(value) -> bool | None:
     return None
 
 
+def truthy(value) -> bool:
+    """A submit command's or ClassAd attribute's boolean, numbers included (non-zero is true, as in ClassAds)."""
+    try:
+        return float(str(value).strip().strip('"')) != 0
+    except ValueError:
+        return is_true(value) is True
+
+
+def file_list(value: str) -> list[str]:
+    return [f.strip() for f in value.strip('"').split(",") if f.strip()]
+
+
+class Held(Exception):
+    """The job goes on hold (file transfer failures): HoldReasonCode and the reason."""
+
+    def __init__(self, code: int, reason: str):
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
 class Job:
     def __init__(self, cluster: int, submit: dict[str, str], text: str, iwd: str):
         self.cluster = cluster
@@ -117,11 +149,15 @@ class Job:
         self.entered = int(time.time())
         self.exit_code: int | None = None
         self.exit_signal: int | None = None
+        self.hold: Held | None = None
         self.proc: subprocess.Popen | None = None
         self.removed = False
         self.ran_in: str | None = None
         self.argv: list[str] = []
         self.env_keys: list[str] = []
+        self.env_seen: dict[str, str] = {}  # the values of the variables the tests look at
+        self.sandbox_files: list[str] = []
+        self.gpus: list[str] = []
 
     def expand(self, value: str) -> str:
         for macro in ("ClusterId", "Cluster"):
@@ -149,6 +185,9 @@ class Job:
         ad["Cmd"] = self.submit.get("executable", "")
         ad["Args"] = self.submit.get("arguments", "")
         ad["JobBatchName"] = self.submit.get("batch_name", "").strip('"')
+        if self.status == 5 and self.hold is not None:
+            ad["HoldReason"] = self.hold.reason
+            ad["HoldReasonCode"] = self.hold.code
         if self.status == 4:
             ad["ExitBySignal"] = self.exit_signal is not None
             if self.exit_signal is None:
@@ -161,23 +200,80 @@ class Job:
     def record(self) -> dict:
         return {"cluster": self.cluster, "submit": self.submit, "description": self.text, "iwd": self.iwd,
                 "status": self.status, "exit_code": self.exit_code, "exit_signal": self.exit_signal,
-                "ran_in": self.ran_in, "argv": self.argv, "environment_names": self.env_keys}
+                "hold_reason": self.hold.reason if self.hold else None, "hold_code": self.hold.code if self.hold else None,
+                "ran_in": self.ran_in, "argv": self.argv, "environment_names": self.env_keys,
+                "environment": self.env_seen, "sandbox_files": self.sandbox_files, "gpus": self.gpus}
+
+
+# the job environment's variables whose values go into the record (the rest by name only)
+SEEN = ("PATH", "_CONDOR_JOB_AD", "CUDA_VISIBLE_DEVICES", "_CONDOR_AssignedGPUs", "KRB5CCNAME", "X509_USER_PROXY", "GNNJEC_PYTHON",
+        "OMP_NUM_THREADS", "TMPDIR")
+# a shell run in a private mount namespace: an empty read-only tmpfs over the submit directory ($0), then the job
+HIDE_SUBMIT_DIR = 'mount -t tmpfs -o ro,size=4k fake-condor-no-submit-dir "$0" && cd "$1" && shift && exec "$@"'
+
+
+def kerberos_cache(env: dict[str, str]) -> Path:
+    """The ticket cache lxplus's credential producer reads: KRB5CCNAME (FILE: caches) or /tmp/krb5cc_<uid>."""
+    name = env.get("KRB5CCNAME", f"/tmp/krb5cc_{os.getuid()}")
+    return Path(name.removeprefix("FILE:"))
+
+
+def x509_proxy(submit: dict[str, str], env: dict[str, str]) -> Path | None:
+    """The proxy a description asks HTCondor to send (x509userproxy, or use_x509userproxy and the default places)."""
+    if submit.get("x509userproxy"):
+        return Path(submit["x509userproxy"].strip('"'))
+    if truthy(submit.get("use_x509userproxy", "false")):
+        return Path(env.get("X509_USER_PROXY", f"/tmp/x509up_u{os.getuid()}"))
+    return None
 
 
 class Pool:
-    """The state behind every FakeSchedd(): one queue, one history, a fixed number of execute slots."""
+    """The state behind every FakeSchedd(): one queue, one history, a fixed number of execute slots and GPUs."""
 
-    def __init__(self, record: Path, slots: int, event_log: bool, execute_in: str):
+    def __init__(self, record: Path, slots: int, event_log: bool, gpus: int = 2, gpu_capability: float = 8.0):
+        import tempfile
+
         self.record_dir = record
         self.record_dir.mkdir(parents=True, exist_ok=True)
+        # the execute points' disk, away from the submit directory
+        self.execute_root = Path(tempfile.mkdtemp(prefix="fake-condor-execute-"))
         self.slots = threading.Semaphore(slots)
+        self.free_gpus = [f"GPU-fake{n}" for n in range(gpus)]
+        self.gpu_count, self.gpu_capability = gpus, gpu_capability
         self.event_log = event_log
-        self.execute_in = execute_in
         self.lock = threading.RLock()
+        self.gpu_freed = threading.Condition(self.lock)
         self.clusters = itertools.count(1)
         self.jobs: dict[int, Job] = {}
         self.threads: list[threading.Thread] = []
         self.submitter_env = dict(os.environ)
+        self.kerberos_pushed: bytes | None = None  # what Credd().add_user_cred stored
+        self.hide_prefix = self._namespace_prefix()
+
+    @staticmethod
+    def _namespace_prefix() -> list[str]:
+        """How a job is started where it cannot see the submit directory: unshare's private mount namespace."""
+        for prefix in (["unshare", "--mount", "--propagation", "private"],
+                       ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private"]):
+            probe = subprocess.run([*prefix, "/bin/sh", "-c", HIDE_SUBMIT_DIR, "/tmp", "/", "true"],
+                                   capture_output=True, check=False)
+            if probe.returncode == 0:
+                return prefix
+        raise SystemExit("fake_schedd: cannot hide the submit directory from jobs (unshare --mount needs root or "
+                         "user namespaces); lxbatch jobs never see it, so the fake will not run them where they could")
+
+    # --- the credd side
+    def add_user_cred(self, credential) -> None:
+        import htcondor2
+
+        if credential is None:  # what lxplus's SEC_CREDENTIAL_PRODUCER does: read the ticket cache
+            cache = kerberos_cache(self.submitter_env)
+            if not cache.is_file():
+                raise htcondor2.HTCondorException(
+                    f"credential producer failed: no Kerberos ticket cache {cache} (kinit first)")
+            credential = cache.read_bytes()
+        with self.lock:
+            self.kerberos_pushed = bytes(credential)
 
     # --- the schedd side
     def submit(self, description) -> int:
@@ -185,6 +281,12 @@ class Pool:
         if "executable" not in submit:
             raise RuntimeError("submit description has no executable")
         parse_arguments(submit.get("arguments", ""))  # refused at submission, like condor_submit
+        if truthy(submit.get("MY.SendCredential", "false")) and self.kerberos_pushed is None:
+            raise RuntimeError("SendCredential is true but the credd holds no Kerberos credential for this user; "
+                               "push it first (htcondor2.Credd().add_user_cred(CredType.Kerberos, None))")
+        proxy = x509_proxy(submit, self.submitter_env)
+        if proxy is not None and not proxy.is_file():
+            raise RuntimeError(f"ERROR: could not find the X509 proxy {proxy} (x509userproxy / use_x509userproxy)")
         with self.lock:
             job = Job(next(self.clusters), submit, str(description), os.path.abspath(
                 os.path.join(os.getcwd(), submit.get("initialdir", "").strip('"'))))
@@ -225,17 +327,36 @@ class Pool:
                 job.removed = True
                 if job.proc is not None and job.proc.poll() is None:
                     os.killpg(job.proc.pid, signal.SIGKILL)
-                elif job.status == 1:
+                elif job.status in (1, 5):
                     self._finish(job, removed=True)
+                    self.gpu_freed.notify_all()
 
     def shutdown(self) -> None:
         """Kill what still runs (Snakemake stopped without removing its jobs)."""
         with self.lock:
             for job in self.jobs.values():
+                job.removed = True
                 if job.proc is not None and job.proc.poll() is None:
                     os.killpg(job.proc.pid, signal.SIGKILL)
+            self.gpu_freed.notify_all()
         for thread in self.threads:
             thread.join(timeout=10)
+        shutil.rmtree(self.execute_root, ignore_errors=True)
+
+    # --- matchmaking
+    def _claim_gpus(self, job: Job) -> list[str] | None:
+        """The GPUs the job asked for, once free; None when removed while waiting. A request the pool can never
+        meet (more GPUs, a higher minimum capability) waits for ever, as on a real pool."""
+        wanted = int(float(job.submit.get("request_gpus", "0") or 0))
+        capability = float(job.submit.get("gpus_minimum_capability", "0") or 0)
+        matches = wanted <= self.gpu_count and (wanted == 0 or capability <= self.gpu_capability)
+        with self.lock:
+            while not job.removed and (not matches or len(self.free_gpus) < wanted):
+                self.gpu_freed.wait(timeout=1)
+            if job.removed:
+                return None
+            claimed, self.free_gpus = self.free_gpus[:wanted], self.free_gpus[wanted:]
+            return claimed
 
     # --- the execute point side
     def _environment(self, job: Job) -> dict[str, str]:
@@ -253,75 +374,133 @@ class Pool:
 
     def _run(self, job: Job) -> None:
         with self.slots:
-            with self.lock:
-                if job.removed:
+            gpus = self._claim_gpus(job)
+            if gpus is None:
+                with self.lock:
                     self._finish(job, removed=True)
-                    return
-                job.status, job.entered = 2, int(time.time())
-                self._event(job, f"001 ({job.cluster:03d}.000.000) {self._now()} Job executing on host: {HOST}\n")
-            scratch = self.record_dir / "execute" / f"dir_{job.cluster}"
-            scratch.mkdir(parents=True, exist_ok=True)
-            transfer = job.submit.get("should_transfer_files", "").strip('"').upper() == "YES"
-            cwd = str(scratch) if self.execute_in == "scratch" else job.iwd
-            env = self._environment(job)
-            env.update({"_CONDOR_SCRATCH_DIR": str(scratch), "TMPDIR": str(scratch / "tmp"),
-                        "_CONDOR_JOB_IWD": cwd, "BATCH_SYSTEM": "HTCondor",
-                        "OMP_NUM_THREADS": job.submit.get("request_cpus", "1")})
-            (scratch / "tmp").mkdir(exist_ok=True)
-            rc, sig = None, None
+                return
             try:
-                if self.execute_in == "scratch" and transfer:
-                    self._transfer_in(job, scratch)
-                executable = os.path.join(job.iwd, job.expand(job.submit["executable"].strip('"')))
-                if self.execute_in == "scratch" and is_true(job.submit.get("transfer_executable", "true")):
-                    # the starter runs a copy of the executable from the sandbox
-                    shutil.copy2(executable, scratch / "condor_exec.exe")
-                    executable = str(scratch / "condor_exec.exe")
-                argv = [executable, *parse_arguments(job.submit.get("arguments", ""))]
-                job.argv, job.env_keys, job.ran_in = argv, sorted(env), cwd
-                stdout = job.path("output") or os.devnull
-                stderr = job.path("error") or os.devnull
-                with open(stdout, "wb") as out, open(stderr, "wb") as err:
-                    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                            stderr=err, start_new_session=True)
-                    with self.lock:
-                        job.proc = proc
-                    returncode = proc.wait()
-                if returncode < 0:
-                    sig = -returncode
-                else:
-                    rc = returncode
-                if self.execute_in == "scratch" and transfer and rc == 0:
-                    self._transfer_out(job, scratch)
-            except OSError as exc:  # the starter could not start it: the job goes on hold in HTCondor
-                with open(job.path("error") or os.devnull, "a") as err:
-                    err.write(f"fake_schedd: cannot execute: {exc}\n")
-                rc = 1
-            with self.lock:
-                self._finish(job, removed=job.removed, exit_code=rc, exit_signal=sig)
+                self._execute(job, gpus)
+            finally:
+                with self.lock:
+                    self.free_gpus.extend(gpus)
+                    self.gpu_freed.notify_all()
 
-    def _transfer_in(self, job: Job, scratch: Path) -> None:
-        for name in [f.strip() for f in job.submit.get("transfer_input_files", "").split(",") if f.strip()]:
+    def _execute(self, job: Job, gpus: list[str]) -> None:
+        with self.lock:
+            if job.removed:
+                self._finish(job, removed=True)
+                return
+            job.status, job.entered, job.gpus = 2, int(time.time()), gpus
+            self._event(job, f"001 ({job.cluster:03d}.000.000) {self._now()} Job executing on host: {HOST}\n")
+        sandbox = self.execute_root / f"dir_{job.cluster}"
+        sandbox.mkdir(parents=True)
+        env = self._environment(job)
+        env.update({"_CONDOR_SCRATCH_DIR": str(sandbox), "TMPDIR": str(sandbox / "tmp"), "BATCH_SYSTEM": "HTCondor",
+                    "OMP_NUM_THREADS": job.submit.get("request_cpus", "1")})
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = env["_CONDOR_AssignedGPUs"] = ",".join(gpus)
+        (sandbox / "tmp").mkdir()
+        rc, sig = None, None
+        try:
+            if self.kerberos_pushed is not None and truthy(job.submit.get("MY.SendCredential", "false")):
+                (sandbox / ".condor_creds").mkdir()
+                (sandbox / ".condor_creds" / "krb5cc").write_bytes(self.kerberos_pushed)
+                env["KRB5CCNAME"] = f"FILE:{sandbox / '.condor_creds' / 'krb5cc'}"
+            proxy = x509_proxy(job.submit, self.submitter_env)
+            if proxy is not None:
+                shutil.copy2(proxy, sandbox / proxy.name)
+                env["X509_USER_PROXY"] = str(sandbox / proxy.name)
+            if job.submit.get("should_transfer_files", "").strip('"').upper() == "YES":
+                self._transfer_in(job, sandbox)
+            # the job's ClassAd, as the starter writes it (a few of its attributes)
+            (sandbox / ".job.ad").write_text("".join(f"{name} = {value}\n" for name, value in (
+                ("ClusterId", job.cluster), ("ProcId", 0), ("Iwd", f'"{job.iwd}"'),
+                ("RequestCpus", job.submit.get("request_cpus", "1")), ("RequestGPUs", len(gpus)),
+                ("TransferInput", f'"{job.submit.get("transfer_input_files", "")}"'),
+                ("TransferOutput", f'"{job.submit.get("transfer_output_files", "")}"'))))
+            env["_CONDOR_JOB_AD"] = str(sandbox / ".job.ad")
+            executable = job.expand(job.submit["executable"].strip('"'))
+            if truthy(job.submit.get("transfer_executable", "true")):
+                # the starter runs a copy of the executable from the sandbox
+                source = executable if os.path.isabs(executable) else os.path.join(job.iwd, executable)
+                if not os.path.isfile(source):
+                    raise Held(13, f"Transfer input files failure: executable {source}: (errno 2) No such file")
+                shutil.copy2(source, sandbox / "condor_exec.exe")
+                executable = str(sandbox / "condor_exec.exe")
+            elif not os.path.isabs(executable):  # run in place: relative to the sandbox, where nothing is
+                executable = str(sandbox / executable)
+            argv = [executable, *parse_arguments(job.submit.get("arguments", ""))]
+            job.argv, job.env_keys, job.ran_in = argv, sorted(env), str(sandbox)
+            job.env_seen = {k: env[k] for k in SEEN if k in env}
+            job.sandbox_files = sorted(str(f.relative_to(sandbox)) for f in sandbox.rglob("*") if f.is_file())
+            stdout = job.path("output") or os.devnull
+            stderr = job.path("error") or os.devnull
+            with open(stdout, "wb") as out, open(stderr, "wb") as err:
+                try:
+                    proc = subprocess.Popen([*self.hide_prefix, "/bin/sh", "-c", HIDE_SUBMIT_DIR, job.iwd, str(sandbox),
+                                             *argv], cwd=sandbox, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                            stderr=err, start_new_session=True)
+                except OSError as exc:
+                    err.write(f"fake_schedd: cannot execute: {exc}\n".encode())
+                    raise Held(6, f"Error from starter: failed to execute {argv[0]}: {exc}") from None
+                with self.lock:
+                    job.proc = proc
+                returncode = proc.wait()
+            if returncode < 0:
+                sig = -returncode
+            else:
+                rc = returncode
+            if not job.removed and job.submit.get("should_transfer_files", "").strip('"').upper() == "YES":
+                self._transfer_out(job, sandbox)  # ON_EXIT: whatever the exit code
+        except Held as held:
+            with self.lock:
+                self._hold(job, held)
+            return
+        finally:
+            shutil.rmtree(sandbox, ignore_errors=True)
+        with self.lock:
+            self._finish(job, removed=job.removed, exit_code=rc, exit_signal=sig)
+
+    def _transfer_in(self, job: Job, sandbox: Path) -> None:
+        keep_paths = truthy(job.submit.get("preserve_relative_paths", "false"))
+        for name in file_list(job.submit.get("transfer_input_files", "")):
             source = Path(name if os.path.isabs(name) else os.path.join(job.iwd, name))
-            target = scratch / (source.name if os.path.isabs(name) else name)
+            if not source.exists():
+                raise Held(13, f"Transfer input files failure at access point while sending files to the execution "
+                               f"point: reading from file {source}: (errno 2) No such file or directory")
+            target = sandbox / (name if keep_paths and not os.path.isabs(name) else source.name)
             target.parent.mkdir(parents=True, exist_ok=True)
             if source.is_dir():
-                shutil.copytree(source, target, dirs_exist_ok=True)
-            elif source.exists():
+                shutil.copytree(source, target, dirs_exist_ok=True, symlinks=True)
+            else:
                 shutil.copy2(source, target)
 
-    def _transfer_out(self, job: Job, scratch: Path) -> None:
+    def _transfer_out(self, job: Job, sandbox: Path) -> None:
         remaps = {}
         for pair in job.submit.get("transfer_output_remaps", "").strip('"').split(";"):
             if "=" in pair:
                 src, dst = (p.strip() for p in pair.split("=", 1))
                 remaps[src] = dst
-        for name in [f.strip() for f in job.submit.get("transfer_output_files", "").split(",") if f.strip()]:
-            source = scratch / name
-            if source.exists():
-                target = Path(remaps.get(name, os.path.join(job.iwd, name)))
-                target.parent.mkdir(parents=True, exist_ok=True)
+        names = file_list(job.submit.get("transfer_output_files", ""))
+        missing = [name for name in names if not (sandbox / name).exists()]
+        if missing:
+            raise Held(12, f"Transfer output files failure at execution point while sending files to access point: "
+                           f"reading from file {sandbox / missing[0]}: (errno 2) No such file or directory")
+        for name in names:
+            source = sandbox / name
+            target = Path(remaps.get(name, os.path.join(job.iwd, name)))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target, dirs_exist_ok=True)
+            else:
                 shutil.copy2(source, target)
+
+    def _hold(self, job: Job, held: Held) -> None:
+        job.status, job.entered, job.hold = 5, int(time.time()), held
+        self._event(job, f"012 ({job.cluster:03d}.000.000) {self._now()} Job was held.\n\t{held.reason}\n"
+                         f"\tCode {held.code} Subcode 2\n")
+        self._save(job)
 
     def _finish(self, job: Job, removed: bool, exit_code: int | None = None, exit_signal: int | None = None):
         job.entered = int(time.time())
@@ -398,14 +577,28 @@ class FakeSchedd:
         self.pool.remove(job_spec)
 
 
-def install(record: Path, slots: int = 2, event_log: bool = True, execute_in: str = "iwd") -> Pool:
-    """Replace htcondor2's schedd (and credential issuing, which needs a credd) by the fake."""
+class FakeCredd:
+    """htcondor2.Credd as lxplus's: add_user_cred(Kerberos, None) runs the credential producer (reads the ticket cache)."""
+
+    def __init__(self, *args, **kwargs):
+        assert POOL is not None, "install() first"
+        self.pool = POOL
+
+    def add_user_cred(self, credtype, credential, user=None) -> None:
+        if str(getattr(credtype, "name", credtype)) != "Kerberos":
+            raise NotImplementedError(f"fake credd: credential type {credtype}")
+        self.pool.add_user_cred(credential)
+
+
+def install(record: Path, slots: int = 2, event_log: bool = True, gpus: int = 2, gpu_capability: float = 8.0) -> Pool:
+    """Replace htcondor2's schedd and credd by the fake (issue_credentials, for OAuth services, does nothing)."""
     global POOL
     os.environ.setdefault("CONDOR_CONFIG", os.devnull)  # no pool configuration: the bindings need none here
     import htcondor2
 
-    POOL = Pool(record, slots, event_log, execute_in)
+    POOL = Pool(record, slots, event_log, gpus, gpu_capability)
     htcondor2.Schedd = FakeSchedd
+    htcondor2.Credd = FakeCredd
     htcondor2.Submit.issue_credentials = lambda self: None
     return POOL
 
@@ -417,14 +610,15 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fake_schedd.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--record", type=Path, required=True, help="where the submit descriptions go")
     parser.add_argument("--slots", type=int, default=2, help="jobs running at once")
+    parser.add_argument("--gpus", type=int, default=2, help="GPUs in the pool")
+    parser.add_argument("--gpu-capability", type=float, default=8.0, help="their CUDA compute capability")
     parser.add_argument("--no-event-log", dest="event_log", action="store_false",
                         help="write no user log: status only through query()/history()")
-    parser.add_argument("--execute-in", choices=("iwd", "scratch"), default="iwd",
-                        help="iwd: shared filesystem, no file transfer; scratch: an empty sandbox directory")
     opts = parser.parse_args(argv[:split])
-    pool = install(opts.record.resolve(), opts.slots, opts.event_log, opts.execute_in)
-    print(f"fake_schedd: {socket.gethostname()}, {opts.slots} slots, jobs run in {opts.execute_in}, "
-          f"event log {'on' if opts.event_log else 'off'}, submissions recorded in {opts.record}", file=sys.stderr)
+    pool = install(opts.record.resolve(), opts.slots, opts.event_log, opts.gpus, opts.gpu_capability)
+    print(f"fake_schedd: {socket.gethostname()}, {opts.slots} slots, {opts.gpus} GPUs, jobs in sandboxes under "
+          f"{pool.execute_root}, event log {'on' if opts.event_log else 'off'}, submissions recorded in {opts.record}",
+          file=sys.stderr)
     from snakemake.cli import main as snakemake_main
 
     try:

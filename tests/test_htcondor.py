@@ -1,7 +1,9 @@
-"""profiles/htcondor through the real snakemake-executor-plugin-htcondor, with tests/fake_schedd.py as the pool.
+"""profiles/htcondor as a CERN user types it, through the real snakemake-executor-plugin-htcondor, with
+tests/fake_schedd.py as an lxbatch-like pool: every job in a sandbox that cannot see the submit directory, its
+files moved by HTCondor file transfer, an environment of what the submit description gives and nothing else,
+held when an output is missing, credentials and proxies refused unless really there.
 
-No HTCondor daemon runs here: the fake takes the plugin's submit descriptions, runs the jobs on this machine and
-reports them back through the job event log (or query()/history()); see its docstring for what it leaves out.
+No HTCondor daemon runs here (none can be installed); see the fake's docstring for what it leaves out.
 """
 
 import copy
@@ -12,40 +14,70 @@ import re
 import shutil
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import need
+from conftest import assert_same_results, need
 from test_workflow import TINY, planned_jobs, write_config
 
+from gnnjec.resources import FLAVOURS
+from gnnjec.workflow import training_points
+
 REPO = Path(__file__).resolve().parents[1]
-PROFILE = REPO / "profiles" / "htcondor"
 FAKE = REPO / "tests" / "fake_schedd.py"
-SNAKEFILE = REPO / "workflow" / "Snakefile"
 JOBDIR = ".snakemake/htcondor"  # htcondor-jobdir in the profile
+LOCAL_RULES = {"promote", "select_model", "training_plots", "triton_model", "report_config", "thesis_plots", "all"}
+# what a job's environment holds: the profile's and the workflow's variables, the starter's, nothing inherited
+JOB_ENVIRONMENT = {"GNNJEC_PYTHON", "KRB5CCNAME", "_CONDOR_SCRATCH_DIR", "_CONDOR_JOB_AD", "TMPDIR", "BATCH_SYSTEM",
+                   "OMP_NUM_THREADS"}
 
 CONFIG = copy.deepcopy(TINY)
-CONFIG["training"]["threads"] = 2  # so that request_cpus = threads is visible (the default is 1)
-
-
-def profile() -> dict:
-    return yaml.safe_load((PROFILE / "profile.yaml").read_text())
+CONFIG["training"]["device"] = "cpu"  # the pool's GPUs cannot be used by this CPU-only torch: train on the CPU
 
 
 def need_plugin() -> None:
     missing = [m for m in ("snakemake_executor_plugin_htcondor", "htcondor2") if importlib.util.find_spec(m) is None]
     need(f"needs {', '.join(missing)} (pip install -e '.[test]')" if missing else None)
+    need(None if shutil.which("unshare") and os.geteuid() == 0 else
+         "needs root and unshare: the stand-in pool hides the submit directory from jobs in a mount namespace")
 
 
-def run(workdir: Path, *args: str, fake: list[str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Snakemake with profiles/htcondor in workdir; through the fake schedd unless fake is None."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "CONDOR_CONFIG": os.devnull, "PWD": str(workdir)}  # as after `cd workdir` in a shell
-    snakemake = ["--profile", str(PROFILE), "--snakefile", str(SNAKEFILE), "--directory", str(workdir), *args]
-    command = ([sys.executable, "-m", "snakemake", *snakemake] if fake is None else
-               [sys.executable, str(FAKE), *fake, "--", *snakemake])
-    return subprocess.run(command, check=False, cwd=workdir, capture_output=True, text=True, env=env, timeout=timeout)
+def clone(workdir: Path) -> Path:
+    """What a user has after `git clone` on lxplus: the workflow, the package's source, the profiles, the setup
+    scripts (copied; the project's environment stays where it is, as on AFS)."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake", "results")
+    for name in ("workflow", "src", "profiles", "envs", "config", "scripts"):
+        shutil.copytree(REPO / name, workdir / name, ignore=ignore)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A user's home where the README's set-up linked the profiles (scripts/link-profiles.sh, run by make install)."""
+    home = tmp_path_factory.mktemp("home")
+    proc = subprocess.run(["sh", str(REPO / "scripts" / "link-profiles.sh")], capture_output=True, text=True,
+                          env={**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": ""}, check=True)
+    assert proc.stdout.count("link-profiles: --profile") == 3, proc.stdout
+    (home / "krb5cc").write_text("a Kerberos ticket cache, as kinit leaves it\n")
+    return home
+
+
+def user_env(home: Path, **extra: str) -> dict:
+    """The login shell: the project's environment on PATH, HOME with the linked profiles, a Kerberos ticket."""
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_CONFIG_HOME", "X509_USER_PROXY")}
+    return {**env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "HOME": str(home),
+            "KRB5CCNAME": f"FILE:{home / 'krb5cc'}", "CONDOR_CONFIG": os.devnull, **extra}
+
+
+def snakemake(workdir: Path, home: Path, *args: str, fake: list[str] | None = None, env: dict | None = None,
+              timeout: int = 600) -> subprocess.CompletedProcess:
+    """`snakemake --profile htcondor ...` typed in ``workdir``; through the fake pool unless fake is None."""
+    command = ([sys.executable, "-m", "snakemake", *args] if fake is None else
+               [sys.executable, str(FAKE), *fake, "--", *args])
+    return subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env or user_env(home),
+                          timeout=timeout, check=False)
 
 
 def submissions(record: Path) -> list[dict]:
@@ -53,276 +85,254 @@ def submissions(record: Path) -> list[dict]:
 
 
 def rule_of(record: dict) -> str:
-    return record["submit"]["batch_name"].rsplit("-", 1)[0]
-
-
-def megabytes(value: str) -> int:
-    """An HTCondor request_memory (bare number: MB; or with a K/M/G/T unit) in MB."""
-    m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)B?\s*", str(value), re.IGNORECASE)
-    assert m, f"cannot read request_memory {value!r}"
-    return int(m.group(1)) * {"K": 1 / 1024, "": 1, "M": 1, "G": 1024, "T": 1024 ** 2}[m.group(2).upper()]
-
-
-RULE = r"(?:local)?(?:rule|checkpoint) (\w+)\s*:"
-
-
-def declared(resource: str) -> dict[str, str]:
-    """{rule: value} for every rule in workflow/rules/*.smk whose resources set ``resource`` (the source text)."""
-    found = {}
-    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        for block in re.split(rf"^(?={RULE})", smk.read_text(), flags=re.MULTILINE):
-            name = re.match(RULE, block)
-            value = re.search(rf"^\s+{resource}\s*=\s*([^,#\n]+)", block, re.MULTILINE)
-            if name and value:
-                found[name.group(1)] = value.group(1).strip()
-    return found
-
-
-def declared_mem_mb() -> dict[str, int]:
-    """{rule: mem_mb} for every rule that declares mem_mb (an integer literal)."""
-    found = declared("mem_mb")
-    for rule, value in found.items():
-        assert value.isdigit(), f"rule {rule} has mem_mb={value}: teach this test to read it"
-    return {rule: int(value) for rule, value in found.items()}
+    """The rule of a job (batch name <rule>-<jobid>), or of a group job (<group>_<group>-<uuid>)."""
+    name = record["submit"]["batch_name"]
+    return name.split("_", 1)[0] if re.fullmatch(r"(\w+)_\1-[0-9a-f-]{36}", name) else name.rsplit("-", 1)[0]
 
 
 def job_resources(output: str) -> dict[int, tuple[str, dict[str, str]]]:
-    """{jobid: (rule, resources)} from the main process's job listing (what Snakemake resolved for each job)."""
+    """{jobid: (rule, resources)} from Snakemake's job listing (what it resolved for each job)."""
     jobs = {}
-    for block in re.split(r"\n(?=\[[^\]]+\]\n(?:local)?(?:rule|checkpoint) \w+:)", output):
+    for block in re.split(r"\n(?=\[[^\]]+\]\n(?:local)?(?:rule|checkpoint) \w+:)|\n(?=(?:local)?rule \w+:\n)", output):
         rule = re.search(r"^(?:local)?(?:rule|checkpoint) (\w+):$", block, re.MULTILINE)
         jobid = re.search(r"^\s+jobid: (\d+)$", block, re.MULTILINE)
         resources = re.search(r"^\s+resources: (.*)$", block, re.MULTILINE)
         if rule and jobid and resources:
-            pairs = (kv.split("=", 1) for kv in resources.group(1).split(", ") if "=" in kv)
+            pairs = (kv.split("=", 1) for kv in re.split(r", (?=\w+=)", resources.group(1)) if "=" in kv)
             jobs[int(jobid.group(1))] = (rule.group(1), dict(pairs))
     return jobs
 
 
-@pytest.fixture(scope="module")
-def plan(tmp_path_factory):
+def test_short_profile_names_plan_the_demo(tmp_path, home):
+    """After the README's set-up, `snakemake --profile htcondor|slurm|local -n` at the checkout's root."""
     need_plugin()
-    workdir = tmp_path_factory.mktemp("htcondor-dry")
-    write_config(workdir, CONFIG)
-    proc = run(workdir, "--dry-run")
-    return planned_jobs(proc), proc
+    workdir = clone(tmp_path / "gnnjec")
+    for name in ("htcondor", "slurm", "local"):
+        proc = snakemake(workdir, home, "--profile", name, "-n")
+        jobs = planned_jobs(proc)
+        assert jobs["synthetic_pfnano"] == 4 and jobs["train"] == 2 and jobs["evaluate"] == 1, (name, jobs)
+        assert f"Using profile {name} " in proc.stdout + proc.stderr or "Using profile" in proc.stdout + proc.stderr
+
+
+def test_link_profiles_keeps_a_users_own_profile_and_follows_the_checkout(tmp_path):
+    home = tmp_path / "home"
+    own = home / ".config" / "snakemake" / "slurm"
+    own.mkdir(parents=True)
+    (own / "config.yaml").write_text("executor: slurm\n")
+    other = tmp_path / "old-checkout" / "profiles" / "htcondor"  # a link to another, since removed, checkout
+    os.symlink(other, home / ".config" / "snakemake" / "htcondor")
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": ""}
+    proc = subprocess.run(["sh", str(REPO / "scripts" / "link-profiles.sh")], capture_output=True, text=True, env=env,
+                          check=True)
+    assert f"kept your own {own}; for this project's use --profile profiles/slurm" in proc.stderr
+    assert not own.is_symlink() and (own / "config.yaml").read_text() == "executor: slurm\n"
+    links = home / ".config" / "snakemake"
+    assert os.readlink(links / "htcondor") == str(REPO / "profiles" / "htcondor")
+    assert os.readlink(links / "local") == str(REPO / "profiles" / "local")
+    again = subprocess.run(["sh", str(REPO / "scripts" / "link-profiles.sh")], capture_output=True, text=True, env=env,
+                           check=True)
+    assert again.stdout == "" and "kept your own" in again.stderr  # nothing changed the second time
 
 
 @pytest.fixture(scope="module")
-def pool_run(tmp_path_factory):
-    """The tiny workflow, start to finish, every job through the plugin and the fake pool (2 slots)."""
+def lxbatch_run(tmp_path_factory, home):
+    """The tiny workflow, start to finish, `snakemake --profile htcondor` through the lxbatch-like pool (2 slots)."""
     need_plugin()
-    workdir = tmp_path_factory.mktemp("htcondor")
+    workdir = clone(tmp_path_factory.mktemp("lxplus") / "gnnjec")
     write_config(workdir, CONFIG)
-    record = workdir / "submitted"
-    proc = run(workdir, "--jobs", "2", "--seconds-between-status-checks", "1",
-               fake=["--record", str(record), "--slots", "2"])
+    record = workdir.parent / "submitted"
+    proc = snakemake(workdir, home, "--profile", "htcondor", "--jobs", "2", "--seconds-between-status-checks", "1",
+                     fake=["--record", str(record), "--slots", "2"])
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]
     return workdir, submissions(record), output
 
 
-def test_dry_run_lists_every_job(plan):
-    jobs, proc = plan
-    assert jobs == {"synthetic_jec": 1, "synthetic_pfnano": 2, "convert": 2, "merge_clouds": 1, "train": 2,
-                    "select_model": 1, "export_onnx": 1, "triton_model": 1, "evaluate": 1, "plots": 1, "training_plots": 1,
-                    "all": 1}
-    # the profile's HTCondor resources reach the jobs
-    resources = {rule: res for rule, res in job_resources(proc.stdout + proc.stderr).values()}
-    assert {k: resources["train"].get(k) for k in ("request_memory", "request_gpus", "classad_JobFlavour")} == {
-        "request_memory": "8000", "request_gpus": "1", "classad_JobFlavour": "tomorrow"}
-    assert resources["convert"]["request_memory"] == "2000" and "request_gpus" not in resources["convert"]
-
-
-def test_whole_workflow_runs_through_the_plugin(pool_run, plan):
-    workdir, records, output = pool_run
-    results = workdir / "results"
-    for path in ("export/pfn/model.onnx", "export/pfn/onnx_check.json", "evaluation/metrics.json",
-                 "evaluation/summary.txt", "training/best.json", "plots/resolution.png"):
-        assert (results / path).stat().st_size > 0, path
-    assert len(list((results / "training").glob("pfn-*/model.pt"))) == 2
-    # one HTCondor job per planned job but `all` (no shell: run by the main process), each once, each fine
-    expected = {rule: n for rule, n in plan[0].items() if rule != "all"}
-    assert {rule: sum(rule_of(r) == rule for r in records) for rule in expected} == expected
-    assert len(records) == sum(expected.values())
+def test_the_workflow_completes_in_sandboxes_and_equals_a_local_run(lxbatch_run, tiny_run):
+    workdir, records, output = lxbatch_run
+    assert_same_results(workdir, tiny_run[0])
+    # every job but the cheap ones went to the pool, each once and each fine; the cheap ones ran here
+    batch = {rule_of(r) for r in records}
+    assert batch == {"synthetic_jec", "synthetic_pfnano", "convert", "merge_clouds", "train", "export_onnx",
+                     "evaluate", "plots"}
+    assert not batch & LOCAL_RULES
     assert all(r["status"] == 4 and r["exit_code"] == 0 for r in records)
-    # status came from the job event log, not the schedd/history fallback
-    assert (workdir / JOBDIR / "snakemake-rules.log").stat().st_size > 0
-    assert "Using batch fallback" not in output
-    total = sum(plan[0].values())
-    assert f"{total} of {total} steps (100%) done" in output
+    assert "Using batch fallback" not in output and (workdir / JOBDIR / "snakemake-rules.log").stat().st_size > 0
+    # the logs and benchmarks came back with the outputs
+    for log in ("train", "convert/tiny", "synthetic_pfnano/tiny"):
+        assert list((workdir / "results" / "logs" / log).glob("*.log")), log
+    def benchmarks(d):
+        return sorted(str(p.relative_to(d)) for p in (d / "results" / "benchmarks").rglob("*.tsv"))
+
+    assert benchmarks(workdir) == benchmarks(tiny_run[0])
+    assert "pushed the Kerberos credential to the credd" in output
 
 
-def by_rule(records: list[dict], rule: str) -> list[dict]:
-    found = [r for r in records if rule_of(r) == rule]
-    assert found, f"no {rule} job was submitted"
-    return found
-
-
-def check_common(record: dict, rule: str, workdir: Path) -> None:
-    submit = record["submit"]
-    # the submitting interpreter, by absolute path, running `snakemake` for this one job of this workflow
-    assert submit["executable"] == sys.executable and os.path.isabs(submit["executable"])
-    args = submit["arguments"].split()
-    assert args[:2] == ["-m", "snakemake"]
-    assert args[args.index("--snakefile") + 1] == str(SNAKEFILE)
-    assert args[args.index("--allowed-rules") + 1] == rule
-    assert args[args.index("--target-jobs") + 1].startswith(f"{rule}:")
-    assert args[args.index("--mode") + 1] == "remote"
-    # HTCondor files in the profile's jobdir, relative to the submit directory (the working directory)
-    assert submit["log"] == f"{JOBDIR}/snakemake-rules.log"
-    for stream, suffix in (("output", "out"), ("error", "err")):
-        assert re.fullmatch(rf"{JOBDIR}/{rule}/{rule}-\d+_\$\(ClusterId\)\.{suffix}", submit[stream]), submit[stream]
-        assert (workdir / submit[stream].replace("$(ClusterId)", str(record["cluster"]))).exists()
-    # shared filesystem: nothing transferred, the job ran in the submit directory with the submitter's environment
-    assert "should_transfer_files" not in submit and "transfer_input_files" not in submit
-    assert Path(record["iwd"]).resolve() == Path(record["ran_in"]).resolve() == workdir.resolve()
-    assert submit["getenv"].lower() == "true"
-    assert submit["request_disk"].upper().endswith("GB")
-
-
-def test_training_job_asks_for_a_gpu_its_memory_and_its_threads(pool_run):
-    workdir, records, _ = pool_run
-    for record in by_rule(records, "train"):
-        check_common(record, "train", workdir)
-        submit = record["submit"]
-        assert submit["request_gpus"] == "1"
-        assert megabytes(submit["request_memory"]) == 8000
-        assert submit["request_cpus"] == str(CONFIG["training"]["threads"]) == "2"
-        assert submit["MY.JobFlavour"] == '"tomorrow"'
-
-
-def test_conversion_job_asks_for_no_gpu_2000_mb_one_core(pool_run):
-    workdir, records, _ = pool_run
-    for record in by_rule(records, "convert"):
-        check_common(record, "convert", workdir)
-        submit = record["submit"]
-        assert not any("gpu" in key.lower() for key in submit)
-        assert megabytes(submit["request_memory"]) == 2000
-        assert submit["request_cpus"] == "1"
-        assert submit["MY.JobFlavour"] == '"longlunch"'
-
-
-def test_no_other_job_asks_for_a_gpu(pool_run):
-    _, records, _ = pool_run
-    assert {rule_of(r) for r in records if "request_gpus" in r["submit"]} == {"train"}
-
-
-def test_profile_request_memory_equals_each_rules_mem_mb():
-    declared = declared_mem_mb()
-    assert {"convert", "merge_clouds", "train", "export_onnx", "evaluate", "synthetic_jec",
-            "synthetic_pfnano"} <= set(declared)
-    per_rule = profile()["set-resources"]
-    for rule, mem_mb in declared.items():
-        assert megabytes(per_rule.get(rule, {}).get("request_memory", "0")) == mem_mb, (
-            f"profiles/htcondor: set request_memory: {mem_mb} for rule {rule} (its mem_mb)")
-    # the rules without mem_mb get the profile's default, and no rule sets one where none is declared
-    assert megabytes(profile()["default-resources"]["request_memory"]) > 0
-    assert not {r for r, res in per_rule.items() if "request_memory" in res} - set(declared)
-
-
-def test_every_rule_has_a_job_flavour():
-    """A rule missing from set-resources would get lxbatch's default flavour (espresso: 20 minutes)."""
-    sources = [REPO / "workflow" / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
-    rules = {m.group(1) for path in sources for m in re.finditer(rf"^{RULE}", path.read_text(), re.MULTILINE)}
-    assert {"convert", "train", "evaluate"} <= rules
-    # rules run by Snakemake itself on the submit node (the report) are never jobs
-    local = {name for path in sources for block in re.findall(r"^localrules:\n((?:[ \t]+\w+,?\n)+)", path.read_text(), re.M)
-             for name in re.findall(r"\w+", block)}
-    assert local == {"report_config", "thesis_plots"}
-    per_rule = profile()["set-resources"]
-    assert {rule for rule in rules - {"all"} - local if "classad_JobFlavour" not in per_rule.get(rule, {})} == set()
-    assert set(per_rule) <= rules, "profiles/htcondor sets resources for rules the workflow no longer has"
-
-
-def test_gpus_are_asked_for_exactly_by_the_rules_that_use_them():
-    """Rules with a `gpu` resource (the SLURM plugin's name) declare request_gpus with the same value
-    (one per training process, none for training.device cpu); the profile fixes no GPU count."""
-    gpu_rules = declared("gpu")
-    assert {"train", "train_rung"} <= set(gpu_rules)
-    assert declared("request_gpus") == gpu_rules
-    assert not any("request_gpus" in res for res in profile()["set-resources"].values())
-    assert "request_gpus" not in profile()["default-resources"]
-
-
-def test_submitted_request_memory_equals_the_jobs_mem_mb(pool_run):
-    """What reached the schedd against what Snakemake resolved as mem_mb for the same job."""
-    _, records, output = pool_run
-    resolved = job_resources(output)
-    declared = declared_mem_mb()
-    default = megabytes(profile()["default-resources"]["request_memory"])
+def test_jobs_ran_in_sandboxes_with_only_their_files_and_environment(lxbatch_run):
+    workdir, records, _ = lxbatch_run
     for record in records:
-        rule, jobid = record["submit"]["batch_name"].rsplit("-", 1)
-        submitted = megabytes(record["submit"]["request_memory"])
-        if rule in declared:
-            assert resolved[int(jobid)][0] == rule
-            assert submitted == int(resolved[int(jobid)][1]["mem_mb"]) == declared[rule], rule
-        else:
-            assert submitted == default, rule
+        submit = record["submit"]
+        assert submit["should_transfer_files"] == "YES" and submit["getenv"] == "False"
+        assert not record["ran_in"].startswith(str(workdir)) and "fake-condor-execute-" in record["ran_in"]
+        # nothing inherited from the submitting shell: no PATH, HOME, VIRTUAL_ENV; the credential's copy
+        assert set(record["environment_names"]) == JOB_ENVIRONMENT, record["environment_names"]
+        assert record["environment"]["KRB5CCNAME"].startswith(f"FILE:{record['ran_in']}/")
+        assert json.loads(f'[{record["environment"]["GNNJEC_PYTHON"]}]') == [sys.executable]  # old syntax: quoted
+        assert submit["MY.SendCredential"] in ("True", "2")  # a group of two adds the two jobs' True up
+        assert submit["executable"] == "profiles/htcondor/job.sh"
+        files = set(record["sandbox_files"])
+        assert "workflow/Snakefile" in files and "src/gnnjec/cli.py" in files and "config/config.yaml" in files
+        assert not any(f.startswith(("results/logs", ".snakemake")) for f in files)
+    # the two conversions ran in one job (the profile's group-components), which saw their input files and no
+    # other results
+    (convert,) = [r for r in records if rule_of(r) == "convert"]
+    assert {f for f in convert["sandbox_files"] if f.startswith("results/")} == {
+        "results/synthetic/tiny/000.root", "results/synthetic/tiny/001.root"}
+    # asking for the two jobs' cores, memory and time together, and for the credential
+    assert convert["submit"]["request_cpus"] == "2" and int(convert["submit"]["request_memory"]) == 2 * 2000
+    assert int(convert["submit"]["MY.MaxRuntime"]) >= 2 * 60 and convert["environment"]["KRB5CCNAME"]
 
 
-def test_status_without_event_log_comes_from_the_schedd_and_history(tmp_path):
+def test_submissions_carry_sized_time_memory_and_no_gpu_for_cpu_training(lxbatch_run):
+    _, records, output = lxbatch_run
+    resolved = job_resources(output)
+    for record in (r for r in records if rule_of(r) != "convert"):  # the group job: its own resources
+        submit = record["submit"]
+        rule, jobid = submit["batch_name"].rsplit("-", 1)
+        planned_rule, resources = resolved[int(jobid)]
+        assert planned_rule == rule
+        assert int(submit["request_memory"]) == int(resources["mem_mb"]) > 0, rule
+        # +MaxRuntime: the job's planned minutes (lxbatch then gives it the time class that holds them)
+        assert int(submit["MY.MaxRuntime"]) == 60 * int(resources["runtime"]) <= 60 * FLAVOURS["nextweek"], rule
+        # training.device: cpu asks for no GPU
+        assert "request_gpus" not in submit or submit["request_gpus"] == "0", rule
+        assert submit.get("use_x509userproxy", "False") == "False"  # no root:// input here
+
+
+def test_a_gpu_job_whose_torch_cannot_use_the_gpu_fails_within_seconds(tmp_path, home, lxbatch_run):
+    """training.device auto in a GPU slot with this CPU-only torch: one line naming the cause, at once; the GPU
+    request and the configured minimum capability are in the submission."""
+    workdir = clone(tmp_path / "gnnjec")
+    shutil.copytree(lxbatch_run[0] / "results" / "clouds", workdir / "results" / "clouds")
+    config = copy.deepcopy(TINY)  # device auto
+    config["training"]["gpu_min_capability"] = 7.5
+    config["training"]["grid"] = {"lr": [0.002]}
+    write_config(workdir, config)
+    (point,) = training_points(config["training"])
+    proc = snakemake(workdir, home, "--profile", "htcondor", f"results/training/{point}/model.pt",
+                     "--seconds-between-status-checks", "1", "--retries", "0", "--allowed-rules", "train",
+                     fake=["--record", str(tmp_path / "submitted"), "--gpus", "1", "--gpu-capability", "8.0"])
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    (record,) = submissions(tmp_path / "submitted")
+    assert rule_of(record) == "train" and record["exit_code"] == 1  # the job's snakemake: its rule failed
+    assert record["submit"]["request_gpus"] == "1" and record["submit"]["gpus_minimum_capability"] == "7.5"
+    assert record["environment"]["CUDA_VISIBLE_DEVICES"] == "GPU-fake0"
+    line = ("gnnjec train: error: config key training.device: this job was given GPU GPU-fake0 (_CONDOR_AssignedGPUs), "
+            "but this torch")
+    assert line in output and "set training.device: cpu to train on the CPU on purpose" in output
+    # the log came back (the placeholders job.sh leaves), the placeholders did not stay
+    assert not list((workdir / "results" / "training").rglob("*.pt"))
+    log = next((workdir / "results" / "logs" / "train").glob("*.log")).read_text()
+    assert log.count("\n") <= 3 and line in log, log
+    # the job's time, from its start to its end in the event log
+    events = (workdir / JOBDIR / "snakemake-rules.log").read_text()
+    started, ended = (datetime.fromisoformat(re.search(rf"^{code} \(\d+\.000\.000\) (\S+ \S+)", events,
+                                                       re.MULTILINE).group(1)) for code in ("001", "005"))
+    assert (ended - started).total_seconds() <= 20, (started, ended)
+
+
+def test_a_grid_goes_on_past_a_failed_point_and_the_end_names_it(tmp_path, home, lxbatch_run):
+    """keep-going: one point fails (its hyperparameters are impossible for the model), the other trains."""
+    workdir = clone(tmp_path / "gnnjec")
+    shutil.copytree(lxbatch_run[0] / "results" / "clouds", workdir / "results" / "clouds")
+    config = copy.deepcopy(CONFIG)
+    config["training"]["grid"] = {"max_abs_target": [1.0, 1.0e-9]}  # the second masks every jet out
+    write_config(workdir, config)
+    proc = snakemake(workdir, home, "--profile", "htcondor", "--seconds-between-status-checks", "1", "--retries", "0",
+                     "--until", "train", fake=["--record", str(tmp_path / "submitted")])
+    output = proc.stdout + proc.stderr
+    records = submissions(tmp_path / "submitted")
+    assert proc.returncode != 0 and len(records) == 2
+    failed = [r for r in records if r["exit_code"] != 0]
+    points = training_points(config["training"])
+    bad, good = sorted(points, key=lambda p: points[p]["max_abs_target"])
+    assert len(failed) == 1 and [p.parent.name for p in (workdir / "results/training").glob("*/model.pt")] == [good]
+    error = output[output.index("Error in rule train:"):]
+    assert f"results/logs/train/{bad}.log" in error.split("Error in rule")[1] and "no jets to train on" in error
+
+
+def test_without_a_kerberos_ticket_nothing_is_submitted(tmp_path, home):
     need_plugin()
-    write_config(tmp_path, CONFIG)
-    proc = run(tmp_path, "--seconds-between-status-checks", "1", "results/synthetic/standard_jec.json",
-               fake=["--record", str(tmp_path / "submitted"), "--no-event-log"])
+    workdir = clone(tmp_path / "gnnjec")
+    write_config(workdir, CONFIG)
+    proc = snakemake(workdir, home, "--profile", "htcondor", "results/synthetic/standard_jec.json",
+                     fake=["--record", str(tmp_path / "submitted")],
+                     env=user_env(home, KRB5CCNAME=f"FILE:{tmp_path / 'no-ticket'}"))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and not submissions(tmp_path / "submitted")
+    assert f"Kerberos credential ({tmp_path / 'no-ticket'}): the credd did not take it" in output
+    assert "run kinit" in output
+
+
+def test_root_inputs_need_a_proxy_and_jobs_get_it(tmp_path, home):
+    """A root:// sample: no proxy, one line and nothing submitted; with one, use_x509userproxy and the job's copy."""
+    need_plugin()
+    workdir = clone(tmp_path / "gnnjec")
+    config = copy.deepcopy(CONFIG)
+    url = "root://eosuser.cern.ch//eos/user/j/jdoe/pfnano_0.root"
+    config["samples"] = {"remote": {"files": [url]}}
+    write_config(workdir, config)
+    target = ["results/clouds/remote/000.parquet", "--retries", "0", "--seconds-between-status-checks", "1"]
+    missing = tmp_path / "x509up_missing"
+    proc = snakemake(workdir, home, "--profile", "htcondor", *target, fake=["--record", str(tmp_path / "none")],
+                     env=user_env(home, X509_USER_PROXY=str(missing)))
+    assert proc.returncode != 0 and not submissions(tmp_path / "none")
+    assert f"{url}: no X509 proxy at {missing} (X509_USER_PROXY); run voms-proxy-init --voms cms" in proc.stderr
+
+    proxy = tmp_path / "x509up_u1000"
+    proxy.write_text("-----BEGIN CERTIFICATE----- (a proxy)\n")
+    # no network here: the job stops before reading (no Python on the worker); what it was sent is recorded
+    proc = snakemake(workdir, home, "--profile", "htcondor", *target, fake=["--record", str(tmp_path / "sent")],
+                     env=user_env(home, X509_USER_PROXY=str(proxy), GNNJEC_PYTHON="/nowhere/python"))
+    (record,) = submissions(tmp_path / "sent")
+    # a group of one job: Snakemake adds the jobs' True up to 1, which condor_submit reads as true
+    assert rule_of(record) == "convert" and record["submit"]["use_x509userproxy"] in ("True", "1")
+    assert record["environment"]["X509_USER_PROXY"] == f"{record['ran_in']}/x509up_u1000"
+    assert "x509up_u1000" in record["sandbox_files"] and record["exit_code"] == 2
+    assert f"jobs reading root:// inputs get the X509 proxy {proxy}" in proc.stdout + proc.stderr
+
+
+def test_status_without_event_log_comes_from_the_schedd_and_history(tmp_path, home):
+    need_plugin()
+    workdir = clone(tmp_path / "gnnjec")
+    write_config(workdir, CONFIG)
+    proc = snakemake(workdir, home, "--profile", "htcondor", "--seconds-between-status-checks", "1",
+                     "results/synthetic/standard_jec.json",
+                     fake=["--record", str(tmp_path / "submitted"), "--no-event-log"])
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
     assert "Using batch fallback" in output and "was successful" in output
-    assert (tmp_path / "results" / "synthetic" / "standard_jec.json").exists()
+    assert (workdir / "results" / "synthetic" / "standard_jec.json").exists()
 
 
-def test_failed_job_reports_its_exit_code_and_is_retried_once(tmp_path):
-    """getenv=false: the job gets only `environment`, here a PATH with nothing on it, and fails; the plugin's
-    fallback reads the ExitCode from history(). (A --set-resources on the command line replaces the profile's.)"""
+def test_a_job_without_its_software_fails_with_its_exit_code_and_is_retried_once(tmp_path, home):
+    """GNNJEC_PYTHON not on the worker: job.sh says so in one line, exit status 2, read from history(); the
+    profile's retries: 1."""
     need_plugin()
-    write_config(tmp_path, CONFIG)
-    proc = run(tmp_path, "results/synthetic/standard_jec.json", "--seconds-between-status-checks", "1",
-               "--set-resources", "synthetic_jec:getenv=false", "synthetic_jec:environment=PATH=/nonexistent",
-               fake=["--record", str(tmp_path / "submitted"), "--no-event-log"])
+    workdir = clone(tmp_path / "gnnjec")
+    write_config(workdir, CONFIG)
+    proc = snakemake(workdir, home, "--profile", "htcondor", "results/synthetic/standard_jec.json",
+                     "--seconds-between-status-checks", "1",
+                     fake=["--record", str(tmp_path / "submitted"), "--no-event-log"],
+                     env=user_env(home, GNNJEC_PYTHON="/afs/cern.ch/nowhere/bin/python"))
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     records = submissions(tmp_path / "submitted")
-    assert len(records) == 2 == profile()["retries"] + 1  # the profile's retries: 1
+    assert len(records) == 2 == yaml.safe_load((REPO / "profiles/htcondor/profile.yaml").read_text())["retries"] + 1
     for record in records:
-        assert record["submit"]["getenv"].lower() == "false"
-        assert record["exit_code"] not in (None, 0)
-        assert f"Cluster ID {record['cluster']} completed but failed with ExitCode {record['exit_code']}" in output
-        assert "PATH" in record["environment_names"] and "HOME" not in record["environment_names"]
-    assert "Using batch fallback" in output
-    assert not (tmp_path / "results" / "synthetic" / "standard_jec.json").exists()
-
-
-def test_jobs_must_start_in_the_submit_directory(tmp_path):
-    """Plugin 0.3.0 passes no --directory to a job when the filesystem is shared, and its executable is the
-    submitting interpreter: a job that starts in a sandbox (a pool that transfers files, as lxbatch may) runs a
-    copy of that interpreter away from its environment, in a directory without config/. See docs/htcondor.md."""
-    need_plugin()
-    write_config(tmp_path, CONFIG)
-    proc = run(tmp_path, "results/synthetic/standard_jec.json", "--seconds-between-status-checks", "1",
-               "--retries", "0", fake=["--record", str(tmp_path / "submitted"), "--execute-in", "scratch"])
-    assert proc.returncode != 0
-    (record,) = submissions(tmp_path / "submitted")
-    assert "--directory" not in record["submit"]["arguments"] and record["ran_in"] != str(tmp_path)
-    err = (tmp_path / record["submit"]["error"].replace("$(ClusterId)", str(record["cluster"]))).read_text()
-    assert "No module named snakemake" in err or "config/config.yaml but it is not present" in err, err[-2000:]
-
-
-
-
-def test_a_job_wrapper_runs_sandboxed_jobs_in_the_working_directory(tmp_path):
-    """The workaround of docs/htcondor.md: job_wrapper + GNNJEC_WORKDIR=$PWD in the environment."""
-    need_plugin()
-    write_config(tmp_path, CONFIG)
-    shutil.copy(REPO / "profiles" / "htcondor" / "in-workdir.sh", tmp_path / "in-workdir.sh")  # the shipped one
-    defaults = [f"{k}={v}" for k, v in profile()["default-resources"].items()]
-    proc = run(tmp_path, "results/synthetic/standard_jec.json", "--seconds-between-status-checks", "1",
-               "--retries", "0", "--default-resources", *defaults, "job_wrapper=in-workdir.sh",
-               "environment=GNNJEC_WORKDIR=$PWD",
-               fake=["--record", str(tmp_path / "submitted"), "--execute-in", "scratch"])
-    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
-    (record,) = submissions(tmp_path / "submitted")
-    assert record["submit"]["executable"] == "in-workdir.sh"
-    assert record["submit"]["environment"] == f"GNNJEC_WORKDIR={tmp_path}"
-    assert record["argv"][1:4] == [sys.executable, "-m", "snakemake"] and record["ran_in"] != str(tmp_path)
-    assert (tmp_path / "results" / "synthetic" / "standard_jec.json").exists()
+        assert record["exit_code"] == 2
+        assert f"Cluster ID {record['cluster']} completed but failed with ExitCode 2" in output
+        err = (workdir / record["submit"]["error"].replace("$(ClusterId)", str(record["cluster"]))).read_text()
+        assert "GNNJEC_PYTHON '/afs/cern.ch/nowhere/bin/python' is not an executable" in err
+    assert not (workdir / "results" / "synthetic" / "standard_jec.json").exists()
