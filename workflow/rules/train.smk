@@ -17,12 +17,14 @@ TRAIN_PARAMS = dict(
     hparams=lambda w: json_arg(POINTS[w.point]),
     inputs=json_arg(config["features"]),
     device=config["training"]["device"],
-    gpu=f" --gpu-min-capability {GPU_MIN_CAPABILITY}" if GPU_MIN_CAPABILITY else "",
 )
+# the GPU's least compute capability, checked by the job too: from its resources, which (unlike params) a
+# change does not retrain for
+GPU_CHECK = " --gpu-min-capability {resources.gpus_minimum_capability}" if "gpus_minimum_capability" in GPU_RESOURCES else ""
 TRAIN_SHELL = (
     "{GNNJEC_TRAIN} train --train {input.train} --val {input.val} --model {output.model}"
     " --history {output.history} --hparams {params.hparams:q} --inputs {params.inputs:q}"
-    " --device {params.device}{params.gpu} --threads {threads}"
+    " --device {params.device}" + GPU_CHECK + " --threads {threads}"
 )
 
 
