@@ -111,7 +111,13 @@ def test_short_profile_names_plan_the_demo(tmp_path, home):
         proc = snakemake(workdir, home, "--profile", name, "-n")
         jobs = planned_jobs(proc)
         assert jobs["synthetic_pfnano"] == 4 and jobs["train"] == 2 and jobs["evaluate"] == 1, (name, jobs)
-        assert f"Using profile {name} " in proc.stdout + proc.stderr or "Using profile" in proc.stdout + proc.stderr
+        assert f"Using profile {name} for setting default command line arguments." in proc.stdout + proc.stderr
+    assert "job_wrapper=profiles/htcondor/job.sh" in snakemake(workdir, home, "--profile", "htcondor", "-n").stdout
+    # without the set-up's links Snakemake finds no such profile (the checkout has none at its root)
+    bare = tmp_path / "bare-home"
+    bare.mkdir()
+    proc = snakemake(workdir, bare, "--profile", "htcondor", "-n")
+    assert proc.returncode != 0 and "htcondor" in proc.stderr
 
 
 def test_link_profiles_keeps_a_users_own_profile_and_follows_the_checkout(tmp_path):
