@@ -24,7 +24,7 @@ LONGEST = max(FLAVOURS.values())
 
 JETS_PER_EVENT = 4.0  # matched jets per simulated QCD event (the demo gives about 3.8)
 GENERATED_PER_S = {"pythia": 25.0, "toy": 2000.0}  # events/s per process (make demo: 36-40 with Pythia)
-GENERATION_MB = {"pythia": 2500, "toy": 1000}  # memory per generating process (make demo: 2.5 GB peak)
+GENERATION_MB = {"pythia": 3000, "toy": 1000}  # memory per generating process (make demo: 2.3-2.5 GB peak)
 FILE_BYTES_PER_JET = 2000  # a real PFNano file's size per matched jet, for jet counts of files not yet read
 CONVERT_MB_PER_S = {"local": 20.0, "xrootd": 8.0}  # measured 80 MB/s (benchmarks/convert_throughput.py)
 CONVERT_JETS_PER_S = 30_000.0  # measured 124 k jets/s: synthetic files, whose size is not known at planning
