@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import assert_same_results, need
+from conftest import TIMING_KEYS, assert_same_results, need
 from test_workflow import TINY, planned_jobs, write_config
 
 from gnnjec.resources import FLAVOURS
@@ -246,6 +246,40 @@ def test_a_gpu_job_whose_torch_cannot_use_the_gpu_fails_within_seconds(tmp_path,
     started, ended = (datetime.fromisoformat(re.search(rf"^{code} \(\d+\.000\.000\) (\S+ \S+)", events,
                                                        re.MULTILINE).group(1)) for code in ("001", "005"))
     assert (ended - started).total_seconds() <= 20, (started, ended)
+
+
+def test_a_training_cut_into_consecutive_jobs_ends_as_one_straight_run(tmp_path, home, lxbatch_run, tiny_run):
+    """training.max_job_hours below a point's planned time: each point trains in two jobs of one epoch, the
+    second going on from the first's state, which HTCondor file transfer carries between the sandboxes; the
+    result is the straight run's (tiny_run), epoch by epoch and in the metrics."""
+    workdir = clone(tmp_path / "gnnjec")
+    shutil.copytree(lxbatch_run[0] / "results" / "clouds", workdir / "results" / "clouds")
+    config = copy.deepcopy(CONFIG)
+    config["training"]["max_job_hours"] = 0.06  # 4 minutes: less than a point's planned 6
+    write_config(workdir, config)
+    proc = snakemake(workdir, home, "--profile", "htcondor", "results/evaluation/metrics.json",
+                     "--seconds-between-status-checks", "1", "--allowed-rules", "train_rung", "select_model",
+                     "export_onnx", "evaluate", fake=["--record", str(tmp_path / "submitted")])
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    assert "each in 2 jobs of consecutive epochs (up to 1, 2; training.max_job_hours)" in output
+    records = submissions(tmp_path / "submitted")
+    legs = [r for r in records if rule_of(r) == "train_rung"]
+    assert len(legs) == 4 and all(int(r["submit"]["MY.MaxRuntime"]) == 4 * 60 for r in legs)
+    # the second leg of each point got the first's state by file transfer
+    seconds = [r for r in legs if any(f.endswith("rung0/state.pt") for f in r["sandbox_files"])]
+    assert len(seconds) == 2
+    local = tiny_run[0] / "results"
+    for history in (local / "training").glob("*/history.json"):
+        here = json.loads(history.read_text())
+        there = json.loads((workdir / "results/training" / history.parent.name / "rung1/history.json").read_text())
+        strip = [{k: v for k, v in e.items() if k not in TIMING_KEYS} for e in there["epochs"]]
+        assert strip == [{k: v for k, v in e.items() if k not in TIMING_KEYS} for e in here["epochs"]]
+    metrics = [json.loads(p.read_text()) for p in (workdir / "results/evaluation/metrics.json",
+                                                   local / "evaluation/metrics.json")]
+    for document in metrics:
+        document.pop("provenance")  # its parameters and inputs name the legs' files
+    assert metrics[0] == metrics[1]
 
 
 def test_a_grid_goes_on_past_a_failed_point_and_the_end_names_it(tmp_path, home, lxbatch_run):

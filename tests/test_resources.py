@@ -63,20 +63,37 @@ def test_the_thesis_run_plans_jobs_that_fit_their_limits(tmp_path, profile):
     assert "warning" not in re.sub(r"UserWarning.*|_warnings.warn.*", "", output).lower()
 
 
-def test_a_training_longer_than_a_week_is_named_at_planning(tmp_path):
+def test_a_training_longer_than_its_job_limit_runs_in_consecutive_jobs(tmp_path):
+    """The thesis's run on one GPU per point: ParticleNet's 100 epochs would take 10 days, so every point trains
+    in two jobs of 50 epochs, the second going on from the first's state; each job fits a week."""
     config = yaml.safe_load(THESIS.read_text())
     config["training"]["processes"] = 1
-    config["training"]["device"] = "cpu"
+    configfile = tmp_path / "one-gpu.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    output, jobs = plan(tmp_path, "htcondor", configfile)
+    assert ("gnnjec: training plan: 4 points to the end, each in 2 jobs of consecutive epochs (up to 50, 100; "
+            "training.max_job_hours); 8 jobs, 400 epochs,") in output
+    assert "train" not in jobs and len(jobs["train_rung"]) == 8 and "promote" not in jobs  # no halving here
+    assert all(0 < int(job["runtime"]) <= 7 * 24 * 60 for job in jobs["train_rung"]), jobs["train_rung"]
+    assert re.search(r"input: results/clouds/train.parquet, results/clouds/val.parquet, "
+                     r"results/training/particlenet-\w+/rung0/state.pt", output) or "rung0/state.pt" in output
+    assert "warning" not in re.sub(r"UserWarning.*|_warnings.warn.*", "", output).lower()
+
+
+def test_a_training_whose_single_epochs_outlast_the_job_limit_is_named_at_planning(tmp_path):
+    config = yaml.safe_load(THESIS.read_text())
+    config["training"].update(processes=1, device="cpu", max_job_hours=48)
     configfile = tmp_path / "cpu.yaml"
     configfile.write_text(yaml.safe_dump(config))
     output, jobs = plan(tmp_path, "slurm", configfile)
-    # on the CPU, the two ParticleNets would take 43 and 651 days; the PFNs fit
-    warnings = dict(re.findall(r"^gnnjec: warning: job train (\S+): planned for ([\d.]+) days .*$", output, re.MULTILINE))
-    assert sorted(point.rsplit("-", 1)[0] for point in warnings) == ["particlenet", "particlenet-lite"], warnings
-    assert all(float(days) > 7 for days in warnings.values()), warnings
+    # on the CPU one ParticleNet epoch over 10 M jets takes days: named, once per point
+    warnings = dict(re.findall(r"^gnnjec: warning: job train (\S+): planned for ([\d.]+) days .*$", output,
+                               re.MULTILINE))
+    assert sorted(point.rsplit("-", 1)[0] for point in warnings) == ["particlenet"], warnings
+    assert all(float(days) > 2 for days in warnings.values()), warnings
     assert "train on more GPUs (training.processes), fewer epochs or jets, or a smaller model" in output
-    # the batch system is asked for no more than its longest time class
-    assert sorted(int(j["runtime"]) for j in jobs["train"])[-2:] == [resources.LONGEST] * 2
+    # the batch system is asked for no more than training.max_job_hours
+    assert max(int(j["runtime"]) for j in jobs["train_rung"]) == 48 * 60
 
 
 def test_a_halving_dry_run_states_the_whole_search(tmp_path):

@@ -74,6 +74,8 @@ class Sizes:
         self.jets = {"train": jets * split["train"], "val": jets * split["val"],
                      "test": jets * (1 - split["train"] - split["val"])}
         self.device = "cpu" if config["training"]["device"] == "cpu" else "cuda"
+        # the longest any job is asked for: the longest time class, or less (training.max_job_hours)
+        self.max_minutes = min(LONGEST, round(60 * config["training"].get("max_job_hours", LONGEST / 60)))
 
     # --- the data
     def file_jets(self, sample: str, index: int) -> float:
@@ -151,18 +153,18 @@ class Sizes:
                        f"{jets:.3g} test jets")
 
 
-def job_resources(cost_of, attempt_memory: bool = True) -> dict:
+def job_resources(cost_of, limit: int = LONGEST, attempt_memory: bool = True) -> dict:
     """A rule's resources from ``cost_of(wildcards) -> Cost``: mem_mb and runtime (Snakemake's, read by SLURM),
     and HTCondor's request_memory and +MaxRuntime (seconds: lxbatch's limit, which sets the job's time class;
     a number, which Snakemake adds up for a group of jobs, where a +JobFlavour string would have to be the same
     for all). Memory grows with each attempt (a job held or killed for its memory is retried with more); the
-    runtime stops at the longest time class (see :func:`too_long`)."""
+    runtime stops at ``limit`` minutes (see :func:`too_long`)."""
 
     def mem_mb(wildcards, attempt=1):
         return cost_of(wildcards).mem_mb * (attempt if attempt_memory else 1)
 
     def runtime(wildcards):
-        return min(cost_of(wildcards).minutes, LONGEST)
+        return min(cost_of(wildcards).minutes, limit)
 
     return {
         "mem_mb": mem_mb,
@@ -177,17 +179,26 @@ def flavour(minutes: int) -> str:
     return next((name for name, limit in FLAVOURS.items() if minutes <= limit), "nextweek")
 
 
-def too_long(costs: dict[str, Cost]) -> list[str]:
-    """A line for each job planned for longer than the longest time class (lxbatch's nextweek), which the
-    batch system would stop before its end."""
-    return [f"job {job}: planned for {cost.minutes / 1440:.1f} days ({cost.how}), longer than the longest batch "
-            f"time class ({LONGEST / 1440:.0f} days, lxbatch's nextweek); train on more GPUs (training.processes), "
-            "fewer epochs or jets, or a smaller model" for job, cost in costs.items() if cost.minutes > LONGEST]
+def legs(sizes: "Sizes") -> int:
+    """Into how many jobs of consecutive epochs the longest point's training must be cut so that each holds
+    within the longest a job may run (1: none)."""
+    longest = max(sizes.train(point).minutes for point in sizes.points)
+    return max(1, math.ceil(longest / sizes.max_minutes))
 
 
-def training_plan(sizes: Sizes, halving_plan: list[dict]) -> str:
+def too_long(costs: dict[str, Cost], limit: int = LONGEST) -> list[str]:
+    """A line for each job planned for longer than ``limit`` minutes (the longest time class, lxbatch's
+    nextweek, or training.max_job_hours), which the batch system would stop before its end."""
+    return [f"job {job}: planned for {cost.minutes / 1440:.1f} days ({cost.how}), longer than a job may run "
+            f"({limit / 1440:.3g} days: training.max_job_hours, at most lxbatch's nextweek); train on more GPUs "
+            "(training.processes), fewer epochs or jets, or a smaller model"
+            for job, cost in costs.items() if cost.minutes > limit]
+
+
+def training_plan(sizes: Sizes, halving_plan: list[dict], halving: bool = True) -> str:
     """One line for the planning run: the training jobs, epochs and time of the whole search (every rung of
-    successive halving, whose later rungs' points are decided only as it runs)."""
+    successive halving, whose later rungs' points are decided only as it runs; or every leg of a training cut
+    into jobs that fit the time limit, ``halving`` False)."""
     points = list(sizes.points)
     gpus = sizes.config["training"]["processes"] if sizes.device == "cuda" else 0
     if not halving_plan:
@@ -202,9 +213,13 @@ def training_plan(sizes: Sizes, halving_plan: list[dict]) -> str:
                       for rung, n in zip(halving_plan, added))
         jobs = sum(rung["points"] for rung in halving_plan)
         grid = len(points) * halving_plan[-1]["epochs"]
-        shape = "successive halving, " + ", ".join(
-            f"rung {r}: {rung['points']} x {rung['epochs']} epochs" for r, rung in enumerate(halving_plan)) + (
-            f" ({epochs} epochs of the grid's {grid})")
+        if halving:
+            shape = "successive halving, " + ", ".join(
+                f"rung {r}: {rung['points']} x {rung['epochs']} epochs" for r, rung in enumerate(halving_plan)) + (
+                f" ({epochs} epochs of the grid's {grid})")
+        else:
+            shape = (f"{len(points)} points to the end, each in {len(halving_plan)} jobs of consecutive epochs (up to "
+                     + ", ".join(str(rung["epochs"]) for rung in halving_plan) + "; training.max_job_hours)")
     where = f"{gpus} GPU{'s' if gpus != 1 else ''} each" if gpus else "on the CPU"
     return (f"training plan: {shape}; {jobs} jobs, {epochs} epochs, {minutes / 60:.3g} job-hours planned "
             f"({where}, at most {max(sizes.train(p).minutes for p in points) / 60:.3g} h for one point)")

@@ -100,6 +100,13 @@ def halving_plan(n_points: int, epochs: int, eta: int = 3, min_epochs: int = 1) 
     return plan
 
 
+def legs_plan(n_points: int, epochs: int, legs: int) -> list[dict]:
+    """A training cut into ``legs`` jobs of consecutive epochs, every point going on in each (the rungs of
+    :func:`halving_plan` with nobody left out): each leg continues from the state the last one ended with."""
+    legs = max(1, min(legs, epochs))
+    return [{"rung": r, "epochs": round(epochs * (r + 1) / legs), "points": n_points} for r in range(legs)]
+
+
 def rank(results: dict[str, dict]) -> list[str]:
     """Point names by best validation loss so far (ties by name, so the order is reproducible)."""
     return sorted(results, key=lambda name: (results[name]["best_val_loss"], name))

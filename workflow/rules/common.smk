@@ -11,8 +11,8 @@ from gnnjec.batch import before_submission
 from gnnjec.errors import InputError
 from gnnjec.features import validate_inputs
 from gnnjec.hparams import DEFAULTS as HP_DEFAULTS
-from gnnjec.resources import Sizes, job_resources as sized, too_long, training_plan
-from gnnjec.search import halving_plan
+from gnnjec.resources import Sizes, job_resources, legs, too_long, training_plan
+from gnnjec.search import halving_plan, legs_plan
 from gnnjec.workflow import config_error, is_url, json_arg, sample_files, training_points
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
@@ -68,6 +68,12 @@ SPLIT_FILES = {split: f"results/clouds/{split}.parquet" for split in ("train", "
 
 # every job's wall time and memory, estimated from the config (gnnjec.resources): resources=**sized(cost)
 SIZES = Sizes(config, SAMPLE_FILES, POINTS)
+
+
+def sized(cost_of):
+    """A rule's time and memory requests from ``cost_of(wildcards)``, capped at the longest a job may run."""
+    return job_resources(cost_of, SIZES.max_minutes)
+
 
 # cheap jobs run on the submit host instead of waiting in a batch queue
 localrules:

@@ -1,15 +1,29 @@
 # Train: the points of training.grid (or training.random), each one job; either every point to the
 # end, or synchronous successive halving (training.halving): rungs of growing epoch budgets, the best
 # 1/eta of each rung continuing their own training in the next. Then one selection on validation loss.
+# A training planned for longer than training.max_job_hours runs as rungs that keep every point ("legs"):
+# jobs of consecutive epochs, each going on from the state the last one ended with.
 
 HALVING = config["training"].get("halving")
-# one rung of the full budget when not halving: every point trains to the end
-PLAN = (halving_plan(len(POINTS), config["training"]["defaults"].get("epochs", HP_DEFAULTS["epochs"]),
-                     HALVING["eta"], HALVING["min_epochs"]) if HALVING else [])
+EPOCHS = config["training"]["defaults"].get("epochs", HP_DEFAULTS["epochs"])
+LEGS = 1 if HALVING else legs(SIZES)
+# no rungs when every point trains to the end in one job
+PLAN = (halving_plan(len(POINTS), EPOCHS, HALVING["eta"], HALVING["min_epochs"]) if HALVING else
+        legs_plan(len(POINTS), max(hp.get("epochs", EPOCHS) for hp in POINTS.values()), LEGS) if LEGS > 1 else [])
 LAST_RUNG = len(PLAN) - 1
+
+
+def rung_epochs(rung):
+    """The epochs a job of ``rung`` adds to its point's training."""
+    return PLAN[rung]["epochs"] - (PLAN[rung - 1]["epochs"] if rung else 0)
+
+
 if not workflow.remote_exec:  # planning (a dry run too): the whole search's cost, and what would not fit
-    print(f"gnnjec: {training_plan(SIZES, PLAN)}", file=sys.stderr)
-    for line in too_long({f"train {point}": SIZES.train(point) for point in POINTS}):
+    print(f"gnnjec: {training_plan(SIZES, PLAN, halving=bool(HALVING))}", file=sys.stderr)
+    # each point's longest job
+    jobs = {f"train {point}": max((SIZES.train(point, rung_epochs(r)) for r in range(len(PLAN))),
+                                  key=lambda cost: cost.minutes, default=SIZES.train(point)) for point in POINTS}
+    for line in too_long(jobs, SIZES.max_minutes):
         print(f"gnnjec: warning: {line}", file=sys.stderr)
 POINT_PATTERN = r"(pfn|pfn-lite|particlenet|particlenet-lite)-[0-9a-f]{8}"
 
@@ -54,21 +68,24 @@ rule train:
 
 
 def rung_entrants(rung):
-    """The points that train in ``rung``: all of them in rung 0, then those the previous rung promoted."""
-    if rung == 0:
+    """The points that train in ``rung``: all of them in rung 0 (and in every leg), then those the previous
+    rung promoted."""
+    if rung == 0 or not HALVING:
         return list(POINTS)
     with checkpoints.promote.get(rung=rung - 1).output[0].open() as f:
         return json.load(f)["promoted"]
 
 
 def rung_previous(wildcards):
+    """What a rung's job goes on from: the point's state at the end of the previous rung (and, with halving,
+    the promotion that let it go on)."""
     rung = int(wildcards.rung)
     if rung == 0:
         return []
-    return {
-        "state": f"results/training/{wildcards.point}/rung{rung - 1}/state.pt",
-        "promotion": f"results/training/rung{rung - 1}.json",
-    }
+    previous = {"state": f"results/training/{wildcards.point}/rung{rung - 1}/state.pt"}
+    if HALVING:
+        previous["promotion"] = f"results/training/rung{rung - 1}.json"
+    return previous
 
 
 rule train_rung:
@@ -94,8 +111,7 @@ rule train_rung:
         "results/benchmarks/train/{point}/rung{rung}.tsv"
     resources:
         # the epochs this rung adds to the point's training
-        **sized(lambda w: SIZES.train(w.point, PLAN[int(w.rung)]["epochs"] - (PLAN[int(w.rung) - 1]["epochs"]
-                                                                             if int(w.rung) else 0))),
+        **sized(lambda w: SIZES.train(w.point, rung_epochs(int(w.rung)))),
         **GPU_RESOURCES,
     conda:
         ENV
@@ -128,7 +144,7 @@ checkpoint promote:
 def trained(name):
     """Per point, the path of its ``name`` (model.pt, history.json) at the end of its training:
     the point's folder, or with halving the folder of the last rung it reached."""
-    if not HALVING:
+    if not PLAN:
         return {point: f"results/training/{point}/{name}" for point in POINTS}
     reached = {}
     for rung in range(LAST_RUNG + 1):
