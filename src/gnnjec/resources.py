@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 
 from .hparams import DEFAULTS
+from .search import added_epochs
 
 SAFETY = 1.5  # a slower node, a busy filesystem, the vertex cloud the rates were measured without
 
@@ -153,7 +154,7 @@ class Sizes:
                        f"{jets:.3g} test jets")
 
 
-def job_resources(cost_of, limit: int = LONGEST, attempt_memory: bool = True) -> dict:
+def job_resources(cost_of, limit: int = LONGEST) -> dict:
     """A rule's resources from ``cost_of(wildcards) -> Cost``: mem_mb and runtime (Snakemake's, read by SLURM),
     and HTCondor's request_memory and +MaxRuntime (seconds: lxbatch's limit, which sets the job's time class;
     a number, which Snakemake adds up for a group of jobs, where a +JobFlavour string would have to be the same
@@ -161,7 +162,7 @@ def job_resources(cost_of, limit: int = LONGEST, attempt_memory: bool = True) ->
     runtime stops at ``limit`` minutes (see :func:`too_long`)."""
 
     def mem_mb(wildcards, attempt=1):
-        return cost_of(wildcards).mem_mb * (attempt if attempt_memory else 1)
+        return cost_of(wildcards).mem_mb * attempt
 
     def runtime(wildcards):
         return min(cost_of(wildcards).minutes, limit)
@@ -174,12 +175,7 @@ def job_resources(cost_of, limit: int = LONGEST, attempt_memory: bool = True) ->
     }
 
 
-def flavour(minutes: int) -> str:
-    """lxbatch's shortest job flavour that holds ``minutes`` (the longest when none does)."""
-    return next((name for name, limit in FLAVOURS.items() if minutes <= limit), "nextweek")
-
-
-def legs(sizes: "Sizes") -> int:
+def legs(sizes: Sizes) -> int:
     """Into how many jobs of consecutive epochs the longest point's training must be cut so that each holds
     within the longest a job may run (1: none)."""
     longest = max(sizes.train(point).minutes for point in sizes.points)
@@ -207,7 +203,7 @@ def training_plan(sizes: Sizes, halving_plan: list[dict], halving: bool = True) 
         jobs, shape = len(points), f"{len(points)} points to the end"
     else:
         # which points go on is decided as the search runs: each rung's jobs at the points' average cost
-        added = [rung["epochs"] - (halving_plan[r - 1]["epochs"] if r else 0) for r, rung in enumerate(halving_plan)]
+        added = added_epochs(halving_plan)
         epochs = sum(rung["points"] * n for rung, n in zip(halving_plan, added))
         minutes = sum(rung["points"] * sum(sizes.train(p, n).minutes for p in points) / len(points)
                       for rung, n in zip(halving_plan, added))

@@ -100,6 +100,11 @@ def halving_plan(n_points: int, epochs: int, eta: int = 3, min_epochs: int = 1) 
     return plan
 
 
+def added_epochs(plan: list[dict]) -> list[int]:
+    """Per rung of a plan, the epochs its jobs add to a point's training."""
+    return [rung["epochs"] - (plan[r - 1]["epochs"] if r else 0) for r, rung in enumerate(plan)]
+
+
 def legs_plan(n_points: int, epochs: int, legs: int) -> list[dict]:
     """A training cut into ``legs`` jobs of consecutive epochs, every point going on in each (the rungs of
     :func:`halving_plan` with nobody left out): each leg continues from the state the last one ended with."""

@@ -12,7 +12,7 @@ from gnnjec.errors import InputError
 from gnnjec.features import validate_inputs
 from gnnjec.hparams import DEFAULTS as HP_DEFAULTS
 from gnnjec.resources import Sizes, job_resources, legs, too_long, training_plan
-from gnnjec.search import halving_plan, legs_plan
+from gnnjec.search import added_epochs, halving_plan, legs_plan
 from gnnjec.workflow import config_error, is_url, json_arg, sample_files, training_points
 
 SCHEMA = Path(workflow.basedir) / "schemas" / "config.schema.yaml"

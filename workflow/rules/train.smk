@@ -13,15 +13,13 @@ PLAN = (halving_plan(len(POINTS), EPOCHS, HALVING["eta"], HALVING["min_epochs"])
 LAST_RUNG = len(PLAN) - 1
 
 
-def rung_epochs(rung):
-    """The epochs a job of ``rung`` adds to its point's training."""
-    return PLAN[rung]["epochs"] - (PLAN[rung - 1]["epochs"] if rung else 0)
+RUNG_EPOCHS = added_epochs(PLAN)  # per rung, the epochs its jobs add to a point's training
 
 
 if not workflow.remote_exec:  # planning (a dry run too): the whole search's cost, and what would not fit
     print(f"gnnjec: {training_plan(SIZES, PLAN, halving=bool(HALVING))}", file=sys.stderr)
     # each point's longest job
-    jobs = {f"train {point}": max((SIZES.train(point, rung_epochs(r)) for r in range(len(PLAN))),
+    jobs = {f"train {point}": max((SIZES.train(point, epochs) for epochs in RUNG_EPOCHS),
                                   key=lambda cost: cost.minutes, default=SIZES.train(point)) for point in POINTS}
     for line in too_long(jobs, SIZES.max_minutes):
         print(f"gnnjec: warning: {line}", file=sys.stderr)
@@ -111,7 +109,7 @@ rule train_rung:
         "results/benchmarks/train/{point}/rung{rung}.tsv"
     resources:
         # the epochs this rung adds to the point's training
-        **sized(lambda w: SIZES.train(w.point, rung_epochs(int(w.rung)))),
+        **sized(lambda w: SIZES.train(w.point, RUNG_EPOCHS[int(w.rung)])),
         **GPU_RESOURCES,
     conda:
         ENV
