@@ -373,18 +373,18 @@ class Pool:
         return env
 
     def _run(self, job: Job) -> None:
-        with self.slots:
-            gpus = self._claim_gpus(job)
-            if gpus is None:
-                with self.lock:
-                    self._finish(job, removed=True)
-                return
-            try:
+        gpus = self._claim_gpus(job)  # a job no machine matches waits without taking a slot
+        if gpus is None:
+            with self.lock:
+                self._finish(job, removed=True)
+            return
+        try:
+            with self.slots:
                 self._execute(job, gpus)
-            finally:
-                with self.lock:
-                    self.free_gpus.extend(gpus)
-                    self.gpu_freed.notify_all()
+        finally:
+            with self.lock:
+                self.free_gpus.extend(gpus)
+                self.gpu_freed.notify_all()
 
     def _execute(self, job: Job, gpus: list[str]) -> None:
         with self.lock:
