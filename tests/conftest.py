@@ -32,6 +32,11 @@ def cms_file():
 TIMING_KEYS = {"seconds", "jets_per_second", "data_wait_share"}  # per epoch, the only history keys allowed to differ
 
 
+def epochs_without_timings(history: dict) -> list[dict]:
+    """A training history's epochs, without the keys that differ from run to run (TIMING_KEYS)."""
+    return [{k: v for k, v in epoch.items() if k not in TIMING_KEYS} for epoch in history["epochs"]]
+
+
 def assert_same_results(run: Path, local: Path) -> None:
     """The workflow's results in ``run`` (a batch run) equal those in ``local`` (tiny_run's): histories but their
     timings, model selection, ONNX check, metrics (provenance records: the stage parameters, not the inputs'
@@ -50,8 +55,8 @@ def assert_same_results(run: Path, local: Path) -> None:
     for point in points:
         there, here = (json.loads((d / "results" / "training" / point).read_text()) for d in (run, local))
         assert there["best_val_loss"] == here["best_val_loss"], point
-        strip = [{k: v for k, v in e.items() if k not in TIMING_KEYS} for e in there["epochs"]]
-        assert strip == [{k: v for k, v in e.items() if k not in TIMING_KEYS} for e in here["epochs"]], point
+        strip = epochs_without_timings(there)
+        assert strip == epochs_without_timings(here), point
         assert all("val_loss" in e and "train_loss" in e for e in strip)
 
     def content(path):

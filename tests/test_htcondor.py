@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TIMING_KEYS, assert_same_results, need
+from conftest import assert_same_results, epochs_without_timings, need
 from test_workflow import TINY, planned_jobs, write_config
 
 from gnnjec.resources import FLAVOURS
@@ -273,8 +273,7 @@ def test_a_training_cut_into_consecutive_jobs_ends_as_one_straight_run(tmp_path,
     for history in (local / "training").glob("*/history.json"):
         here = json.loads(history.read_text())
         there = json.loads((workdir / "results/training" / history.parent.name / "rung1/history.json").read_text())
-        strip = [{k: v for k, v in e.items() if k not in TIMING_KEYS} for e in there["epochs"]]
-        assert strip == [{k: v for k, v in e.items() if k not in TIMING_KEYS} for e in here["epochs"]]
+        assert epochs_without_timings(there) == epochs_without_timings(here), history.parent.name
     metrics = [json.loads(p.read_text()) for p in (workdir / "results/evaluation/metrics.json",
                                                    local / "evaluation/metrics.json")]
     for document in metrics:
