@@ -32,6 +32,22 @@ def cms_file():
 TIMING_KEYS = {"seconds", "jets_per_second", "data_wait_share"}  # per epoch, the only history keys allowed to differ
 
 
+# a job in Snakemake's listing: "rule NAME:" (indented inside a group job), its fields, among them "resources:"
+LISTED_JOB = r"^ *(?:local)?(?:rule|checkpoint) (\w+):\n((?:(?! *(?:local)?(?:rule|checkpoint) ).*\n)*? +resources: .*)$"
+
+
+def listed_jobs(output: str) -> list[tuple[str, int, dict[str, str]]]:
+    """(rule, jobid, resources) of every job Snakemake listed (a dry run or a run), group members included."""
+    import re
+
+    jobs = []
+    for rule, fields in re.findall(LISTED_JOB, output, re.MULTILINE):
+        jobid = int(re.search(r"^ +jobid: (\d+)$", fields, re.MULTILINE).group(1))
+        listed = re.search(r"^ +resources: (.*)$", fields, re.MULTILINE).group(1)
+        jobs.append((rule, jobid, dict(kv.split("=", 1) for kv in re.split(r", (?=\w+=)", listed) if "=" in kv)))
+    return jobs
+
+
 def epochs_without_timings(history: dict) -> list[dict]:
     """A training history's epochs, without the keys that differ from run to run (TIMING_KEYS)."""
     return [{k: v for k, v in epoch.items() if k not in TIMING_KEYS} for epoch in history["epochs"]]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import assert_same_results, epochs_without_timings, need
+from conftest import assert_same_results, epochs_without_timings, listed_jobs, need
 from test_workflow import TINY, planned_jobs, write_config
 
 from gnnjec.resources import FLAVOURS
@@ -88,19 +88,6 @@ def rule_of(record: dict) -> str:
     """The rule of a job (batch name <rule>-<jobid>), or of a group job (<group>_<group>-<uuid>)."""
     name = record["submit"]["batch_name"]
     return name.split("_", 1)[0] if re.fullmatch(r"(\w+)_\1-[0-9a-f-]{36}", name) else name.rsplit("-", 1)[0]
-
-
-def job_resources(output: str) -> dict[int, tuple[str, dict[str, str]]]:
-    """{jobid: (rule, resources)} from Snakemake's job listing (what it resolved for each job)."""
-    jobs = {}
-    for block in re.split(r"\n(?=\[[^\]]+\]\n(?:local)?(?:rule|checkpoint) \w+:)|\n(?=(?:local)?rule \w+:\n)", output):
-        rule = re.search(r"^(?:local)?(?:rule|checkpoint) (\w+):$", block, re.MULTILINE)
-        jobid = re.search(r"^\s+jobid: (\d+)$", block, re.MULTILINE)
-        resources = re.search(r"^\s+resources: (.*)$", block, re.MULTILINE)
-        if rule and jobid and resources:
-            pairs = (kv.split("=", 1) for kv in re.split(r", (?=\w+=)", resources.group(1)) if "=" in kv)
-            jobs[int(jobid.group(1))] = (rule.group(1), dict(pairs))
-    return jobs
 
 
 def test_short_profile_names_plan_the_demo(tmp_path, home):
@@ -201,7 +188,7 @@ def test_jobs_ran_in_sandboxes_with_only_their_files_and_environment(lxbatch_run
 
 def test_submissions_carry_sized_time_memory_and_no_gpu_for_cpu_training(lxbatch_run):
     _, records, output = lxbatch_run
-    resolved = job_resources(output)
+    resolved = {jobid: (rule, resources) for rule, jobid, resources in listed_jobs(output)}
     for record in (r for r in records if rule_of(r) != "convert"):  # the group job: its own resources
         submit = record["submit"]
         rule, jobid = submit["batch_name"].rsplit("-", 1)

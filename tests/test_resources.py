@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import listed_jobs
 from test_workflow import TINY
 
 from gnnjec import resources
@@ -30,11 +31,8 @@ def plan(tmp_path: Path, profile: str, configfile: Path) -> tuple[str, dict[str,
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
     jobs: dict[str, list[dict[str, str]]] = {}
-    # a job: "rule NAME:" then its fields, "resources: ..." among them (indented further inside a group job)
-    for rule, listed in re.findall(r"^ *(?:local)?rule (\w+):\n(?:(?! *(?:local)?rule ).*\n)*? +resources: (.*)$",
-                                   output, re.MULTILINE):
-        pairs = (kv.split("=", 1) for kv in re.split(r", (?=\w+=)", listed) if "=" in kv)
-        jobs.setdefault(rule, []).append(dict(pairs))
+    for rule, _, requested in listed_jobs(output):
+        jobs.setdefault(rule, []).append(requested)
     return output, jobs
 
 
