@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import uproot
 
-from gnnjec import errors, features, nanoaod, provenance
+from gnnjec import errors, features, files, nanoaod, provenance
 from gnnjec.checkpoint import load_model
 
 SELECT_ALL = json.dumps({"min_gen_pt": 0, "require_gen_match": False})
@@ -275,13 +275,13 @@ def test_what_a_killed_writer_left_is_removed_by_the_next(tmp_path):
     target = tmp_path / "out.json"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = errors._temporary(target).with_name(f".out.json.tmp-{errors._HOST}-{dead.pid}")
+    stale = files._temporary(target).with_name(f".out.json.tmp-{files._HOST}-{dead.pid}")
     stale.write_text("half")
-    alive = errors._temporary(target).with_name(f".out.json.tmp-{errors._HOST}-{os.getppid()}")
+    alive = files._temporary(target).with_name(f".out.json.tmp-{files._HOST}-{os.getppid()}")
     alive.write_text("still being written by a live process")
-    other_host = errors._temporary(target).with_name(".out.json.tmp-elsewhere-1")
+    other_host = files._temporary(target).with_name(".out.json.tmp-elsewhere-1")
     other_host.write_text("a process on another node of a shared filesystem")
-    with errors.atomic_output(target) as tmp:
+    with files.atomic_output(target) as tmp:
         Path(tmp).write_text("{}")
     assert target.read_text() == "{}" and not stale.exists() and alive.exists() and other_host.exists()
 
@@ -292,9 +292,9 @@ def test_outputs_are_flushed_to_disk_before_they_are_renamed(tmp_path, monkeypat
     monkeypatch.setattr(os, "fsync", lambda fd: calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))) or real_fsync(fd))
     monkeypatch.setattr(os, "replace", lambda a, b: calls.append(("replace", str(a))) or real_replace(a, b))
     target = tmp_path / "out.txt"
-    with errors.atomic_output(target) as tmp:
+    with files.atomic_output(target) as tmp:
         Path(tmp).write_text("data")
-    tmp_name = str(errors._temporary(target))
+    tmp_name = str(files._temporary(target))
     assert calls.index(("fsync", tmp_name)) < calls.index(("replace", tmp_name))
     assert calls[-1] == ("fsync", str(tmp_path))  # the folder too, so that the rename survives a crash
 

@@ -13,14 +13,14 @@ Python containers only, and a crafted file cannot run code when it is loaded.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 
 import torch
 
 from . import provenance
-from .errors import InputError, atomic_output, reading
+from .errors import InputError
+from .files import atomic_output, canonical_json, reading
 from .models import build_model
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 def fingerprint(hp: dict, inputs: dict, paths: tuple[str, ...]) -> str:
     """What a resumable state must match: the hyperparameters, the inputs and the data files."""
     files = [(p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths]
-    return json.dumps({"hparams": hp, "inputs": inputs, "files": files}, sort_keys=True)
+    return canonical_json({"hparams": hp, "inputs": inputs, "files": files})
 
 
 def save(path: str, payload: dict) -> None:

@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from . import provenance
-from .errors import CheckFailed, InputError, Terminated, atomic_output, read_json, terminate_on_sigterm, written
+from .errors import CheckFailed, InputError, Terminated, terminate_on_sigterm
+from .files import atomic_output, read_json, written
 
 log = logging.getLogger("gnnjec.cli")
 

@@ -23,7 +23,8 @@ import pyarrow.parquet as pq
 
 from . import features as F
 from . import provenance
-from .errors import InputError, atomic_output, guarded, reading
+from .errors import InputError
+from .files import atomic_output, guarded, reading
 from .nanoaod import EventChunk, iterate_chunks
 from .kinematics import delta_phi
 from .ragged import local_index, offsets_from_counts, parents_from_counts

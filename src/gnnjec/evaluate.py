@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 
 from . import provenance
 from .dataset import CloudData
-from .errors import InputError, atomic_output, reading
+from .errors import InputError
+from .files import atomic_output, reading
 from .inference import OnnxRegressor
 from .metrics import STANDARD, TABLE_COLUMNS, binned_metrics, format_summary, strict, summarize, table_rows
 

@@ -12,7 +12,8 @@ import torch
 from .checkpoint import load_model
 from .dataset import CloudData
 from . import provenance
-from .errors import CheckFailed, InputError, atomic_output
+from .errors import CheckFailed, InputError
+from .files import atomic_output
 from .inference import OnnxRegressor
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import mplhep as hep  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import provenance  # noqa: E402
-from .errors import atomic_output, read_json  # noqa: E402
+from .files import atomic_output, canonical_json, read_json  # noqa: E402
 from .features import FLAVOURS  # noqa: E402
 from .metrics import MIN_JETS, STANDARD, quantiles  # noqa: E402
 
@@ -303,14 +303,14 @@ def _ratio_range(values: np.ndarray) -> tuple[float, float]:
 
 def plot_loss_curves(ranking: list[dict], path: str) -> None:
     """Training (dashed) and validation (solid) loss per epoch of every point, the best in bold."""
-    from .search import canonical, varied_keys
+    from .search import varied_keys
 
     fig, ax = plt.subplots(figsize=(10, 7))
     varied = [k for k in varied_keys(ranking) if k != "model"]
     for i, point in enumerate(ranking):
         epochs = read_json(point["history"], "training history (JSON)", "rerun the train rule", keys=("epochs",))["epochs"]
         n = [e["epoch"] for e in epochs]
-        values = ", ".join(f"{k} {canonical(point['hparams'].get(k))}" for k in varied)
+        values = ", ".join(f"{k} {canonical_json(point['hparams'].get(k))}" for k in varied)
         label = f"{_name(point['hparams']['model'])} {point['name'].rsplit('-', 1)[1]}" + (f": {values}" if values else "")
         line = ax.plot(n, [e["val_loss"] for e in epochs], lw=3 if i == 0 else 1.2,
                        label=label if i < 8 else None)[0]

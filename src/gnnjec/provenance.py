@@ -22,6 +22,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from .files import canonical_json
+
 KEY = "gnnjec.provenance"
 
 _current: dict | None = None
@@ -68,7 +70,7 @@ def file_record(path: str) -> dict:
 
 
 def config_sha256(parameters: dict) -> str:
-    return hashlib.sha256(json.dumps(parameters, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(canonical_json(parameters, default=str).encode()).hexdigest()
 
 
 def record(stage: str | None, parameters: dict | None = None, inputs: list[str] = ()) -> dict:
@@ -95,7 +97,7 @@ def current() -> dict:
 
 
 def as_json() -> str:
-    return json.dumps(current(), sort_keys=True)
+    return canonical_json(current())
 
 
 def with_provenance(document: dict) -> dict:

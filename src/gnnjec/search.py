@@ -15,19 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import math
 
 import numpy as np
 
-def canonical(value) -> str:
-    """Canonical JSON (sorted keys): equal values give equal strings."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
+from .files import canonical_json
 
 def point_name(hp: dict) -> str:
     """``<model>-<8 hex digits of the hyperparameters' hash>``; the model is one of the known presets."""
-    return f"{hp['model']}-{hashlib.sha1(canonical(hp).encode()).hexdigest()[:8]}"
+    return f"{hp['model']}-{hashlib.sha1(canonical_json(hp).encode()).hexdigest()[:8]}"
 
 
 def grid(defaults: dict, lists: dict | None) -> dict[str, dict]:
@@ -125,7 +121,7 @@ def promote(results: dict[str, dict], keep: int) -> list[str]:
 def summaries(histories: dict[str, str]) -> dict[str, dict]:
     """Each point's training summary (the train stage's history.json), read; a missing or unreadable
     one is refused naming the file."""
-    from .errors import read_json
+    from .files import read_json
 
     return {name: read_json(path, "training history (JSON)", f"rerun the training of point {name}",
                                keys=("epochs", "best_val_loss", "hparams"))
@@ -161,7 +157,7 @@ def select_best(histories: dict[str, str]) -> dict:
 
 def varied_keys(ranking: list[dict]) -> list[str]:
     """The hyperparameters whose values differ between the points of ``ranking``."""
-    return sorted({k for r in ranking for k in r["hparams"] if len({canonical(s["hparams"].get(k)) for s in ranking}) > 1})
+    return sorted({k for r in ranking for k in r["hparams"] if len({canonical_json(s["hparams"].get(k)) for s in ranking}) > 1})
 
 
 def outcome_table(choice: dict) -> str:
@@ -171,7 +167,7 @@ def outcome_table(choice: dict) -> str:
     varied = varied_keys(ranking)
     lines = ["\t".join(["rank", "point", "best_val_loss", "epochs", "parameters", *varied])]
     for i, r in enumerate(ranking, 1):
-        values = [canonical(r["hparams"].get(k)) for k in varied]
+        values = [canonical_json(r["hparams"].get(k)) for k in varied]
         lines.append("\t".join([str(i), r["name"], f"{r['best_val_loss']:.6f}", str(r["epochs"]), str(r["parameters"]),
                                 *values]))
     return "\n".join(lines) + "\n"

@@ -15,7 +15,8 @@ import torch
 
 from . import checkpoint, distributed, provenance
 from .dataset import CloudData, CloudStream, robust_standardization
-from .errors import CheckFailed, InputError, atomic_output
+from .errors import CheckFailed, InputError
+from .files import atomic_output
 from .hparams import complete
 from .models import build_model
 from .streams import ordered_map, read_ahead

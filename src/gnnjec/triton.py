@@ -19,7 +19,8 @@ import shutil
 from pathlib import Path
 
 from . import provenance
-from .errors import InputError, atomic_output
+from .errors import InputError
+from .files import atomic_output
 
 MAX_BATCH_SIZE = 1024
 MAX_QUEUE_DELAY_US = 2000

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from .errors import InputError
 from .hparams import DEFAULTS
-from .search import canonical, grid, random_points
+from .files import canonical_json
+from .search import grid, random_points
 
 SYNTHETIC_DIR = "results/synthetic"
 
@@ -155,7 +156,7 @@ def sample_files(config: dict) -> dict[str, list[str]]:
 
 def json_arg(value) -> str:
     """Canonical JSON for a rule's params (sorted keys: equal configs give equal strings)."""
-    return canonical(value)
+    return canonical_json(value)
 
 
 def training_points(training: dict) -> dict[str, dict]:

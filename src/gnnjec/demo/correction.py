@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import provenance
-from ..errors import atomic_output, read_json
+from ..files import atomic_output, read_json
 
 ETA_EDGES = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.2])
 PT_EDGES = np.geomspace(10.0, 3500.0, 26)

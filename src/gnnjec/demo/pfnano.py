@@ -13,7 +13,7 @@ import awkward as ak
 import numpy as np
 
 from .. import provenance
-from ..errors import atomic_output
+from ..files import atomic_output
 from ..ragged import local_index, offsets_from_counts
 from .correction import StandardCorrection
 
