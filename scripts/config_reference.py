@@ -240,7 +240,7 @@ def describe(schema: Schema, node, seen=()) -> str:
     kind = " or ".join(types) if isinstance(types, list) else types or ""
     alternatives = node.get("oneOf") or node.get("anyOf")
     if alternatives and not all(_only_required(a) for a in alternatives):
-        either = " or ".join(describe(schema, a, seen) for a in alternatives)
+        either = " or ".join(dict.fromkeys(_alternative(schema, a, seen) for a in alternatives))
         kind = f"{kind}: {either}" if kind else either
     if not kind:
         kind = (
@@ -260,7 +260,7 @@ def describe(schema: Schema, node, seen=()) -> str:
     if "pattern" in node:
         bounds.append("matching " + code(node["pattern"]))
     if bounds:
-        kind += " " + ", ".join(bounds)
+        kind += " " + " and ".join(bounds)
     limits = []  # written after a comma
     if "minLength" in node:
         limits.append(f"at least {node['minLength']} character" + ("s" if node["minLength"] != 1 else ""))
@@ -285,6 +285,20 @@ def describe(schema: Schema, node, seen=()) -> str:
     if isinstance(names, dict) and "pattern" in names:
         limits.append("keys matching " + code(names["pattern"]))
     return ", ".join([kind] + limits)
+
+
+def _alternative(schema: Schema, node, seen) -> str:
+    """One of a oneOf/anyOf: an object with named keys as its shape (`{choice: [...]}`), else its type."""
+    resolved, refs = schema.resolve(node, seen)
+    if resolved.get("properties") and not schema.shared_ref(node):
+        keys = []
+        for name, child in resolved["properties"].items():
+            child, _ = schema.resolve(child, refs)
+            kind = child.get("type")
+            value = "[...]" if kind == "array" or "items" in child else "{...}" if kind == "object" else "..."
+            keys.append(f"{name}: {value}")
+        return code("{" + ", ".join(keys) + "}")
+    return describe(schema, node, seen)
 
 
 def descriptions(schema: Schema, node, seen=()) -> list[str]:
