@@ -25,8 +25,19 @@ from .convert import Selection, Split, clouds_from_chunk
 from .dataset import CloudData
 from .errors import InputError
 from .inference import OnnxRegressor
-from .nanoaod import (EVENT_ID, GENJET_FIELDS, JET_FIELDS, JETSV_FIELDS, LINK_FIELDS, NPV_BRANCH, PFCAND_FIELDS,
-                      RHO_BRANCHES, SV_FIELDS, TRACK_FIELDS, chunk_from_arrays)
+from .nanoaod import (
+    EVENT_ID,
+    GENJET_FIELDS,
+    JET_FIELDS,
+    JETSV_FIELDS,
+    LINK_FIELDS,
+    NPV_BRANCH,
+    PFCAND_FIELDS,
+    RHO_BRANCHES,
+    SV_FIELDS,
+    TRACK_FIELDS,
+    chunk_from_arrays,
+)
 
 EVERY_JET = Selection(min_gen_pt=0.0, max_abs_gen_eta=float("inf"), require_gen_match=False, invalid_jets="keep")
 """Keep every reco jet, in order, as it is (the training selection cuts on the matched generator jet and

@@ -8,31 +8,32 @@ column, compresses well, and its row groups give the chunking that streaming tra
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import os
 import time
 from collections import Counter
 from dataclasses import dataclass
 
-import awkward as ak
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from . import features as F
-from . import provenance
-from .errors import InputError
-from .files import atomic_output, guarded, reading
-from .nanoaod import EventChunk, iterate_chunks
+from .clouds import (  # noqa: F401 (SPLITS, merge_splits: until the tests move)
+    SPLITS,
+    arrow_table,
+    list_column,
+    merge_splits,  # noqa: F401
+    parquet_writer,
+)
+from .command import Command, json_value
+from .errors import ConfigError, InputError
+from .files import atomic_output
 from .kinematics import delta_phi
-from .ragged import local_index, offsets_from_counts, parents_from_counts
+from .nanoaod import EventChunk, iterate_chunks
+from .ragged import local_index, parents_from_counts
 from .streams import WriteBehind, read_ahead
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Selection:
 
     def __post_init__(self):
         if self.invalid_jets not in INVALID_JETS:
-            raise InputError(f"config key selection.invalid_jets: {self.invalid_jets!r} unknown; use one of {INVALID_JETS}")
+            raise ConfigError("selection.invalid_jets", f"{self.invalid_jets!r} unknown; use one of {INVALID_JETS}")
 
     @classmethod
     def from_config(cls, cfg: dict) -> Selection:
@@ -64,11 +65,11 @@ INVALID_JETS = ("error", "drop", "keep")
 def _known_keys(cls, cfg: dict, key: str) -> dict:
     """``cfg`` if it has only ``cls``'s fields, else one InputError line naming the unknown key."""
     if not isinstance(cfg, dict):
-        raise InputError(f"config key {key}: expected a mapping, got {cfg!r}")
+        raise ConfigError(key, f"expected a mapping, got {cfg!r}")
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in cfg if k not in names]
     if unknown:
-        raise InputError(f"config key {key}.{unknown[0]}: unknown; the keys are {', '.join(names)}")
+        raise ConfigError(f"{key}.{unknown[0]}", f"unknown; the keys are {', '.join(names)}")
     return cfg
 
 
@@ -84,7 +85,7 @@ class Split:
     def from_config(cls, cfg: dict) -> Split:
         split = cls(**_known_keys(cls, cfg, "split"))
         if not (0 < split.train and 0 < split.val and split.train + split.val < 1):
-            raise InputError(f"config key split: train {split.train} and val {split.val} must be positive with "
+            raise ConfigError("split", f"train {split.train} and val {split.val} must be positive with "
                              "train + val < 1 (test is the rest)")
         return split
 
@@ -129,21 +130,6 @@ def constituent_order(jet: np.ndarray, pt: np.ndarray) -> np.ndarray:
     bits = np.maximum(pt, 0).astype(np.float32).view(np.uint32)
     key = (jet.astype(np.uint64) << np.uint64(32)) | (np.uint32(0xFFFFFFFF) - bits).astype(np.uint64)
     return np.argsort(key, kind="stable")
-
-
-def _list_column(fields: dict, counts: np.ndarray) -> pa.ListArray:
-    """A non-nullable list<struct<fields>> Arrow column from flat arrays and per-jet counts."""
-    struct = pa.StructArray.from_arrays([pa.array(v) for v in fields.values()],
-                                        fields=[pa.field(k, pa.from_numpy_dtype(v.dtype), nullable=False)
-                                                for k, v in fields.items()])
-    item = pa.field("item", struct.type, nullable=False)
-    return pa.ListArray.from_arrays(pa.array(offsets_from_counts(counts).astype(np.int32)), struct, type=pa.list_(item))
-
-
-def _table(columns: dict) -> pa.Table:
-    arrays = [c if isinstance(c, pa.Array) else pa.array(c) for c in columns.values()]
-    schema = pa.schema([pa.field(k, a.type, nullable=False) for k, a in zip(columns, arrays)])
-    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def clouds_from_chunk(chunk: EventChunk, selection: Selection, split: Split, path: str,
@@ -212,7 +198,7 @@ def clouds_from_chunk(chunk: EventChunk, selection: Selection, split: Split, pat
         sub_rows = cand_row[idx]
         cand = _Gather(pf, sub_rows)
         features = F.measured_features(F.stored(spec), {k: v[idx] for k, v in kin.items()}, cand)
-        clouds[name] = _list_column(features, np.minimum(counts, selection.max_constituents))
+        clouds[name] = list_column(features, np.minimum(counts, selection.max_constituents))
         clouds[f"n_{name}"] = counts.astype(np.int32)
 
     clouds["sv"], clouds["n_sv"] = _vertex_cloud(chunk, new_index, jet_event, jet_eta, jet_phi, selection, path)
@@ -248,7 +234,7 @@ def clouds_from_chunk(chunk: EventChunk, selection: Selection, split: Split, pat
         "event": chunk.event[ev],
         **clouds,
     }
-    return _table(columns)
+    return arrow_table(columns)
 
 
 def _jets_with(bad_items: np.ndarray, item_jet: np.ndarray, n_jets: int) -> np.ndarray:
@@ -332,7 +318,7 @@ def _vertex_cloud(chunk: EventChunk, new_index, jet_event, jet_eta, jet_phi, sel
     spec = F.stored(F.SV)
     if chunk.jet_svs is None:
         empty = {name: np.zeros(0, F.STORED_TYPES.get(name, np.float32)) for name in spec}
-        return _list_column(empty, np.zeros(n_sel, np.int64)), np.zeros(n_sel, np.int32)
+        return list_column(empty, np.zeros(n_sel, np.int64)), np.zeros(n_sel, np.int32)
     pairs, sv = chunk.jet_svs, chunk.svs
     pair_event = parents_from_counts(pairs.counts)
     _check_index("JetSVs_jetIdx", pairs["jetIdx"], chunk.jet.counts[pair_event], path)
@@ -354,7 +340,7 @@ def _vertex_cloud(chunk: EventChunk, new_index, jet_event, jet_eta, jet_phi, sel
     counts = np.bincount(parents, minlength=n_sel)
     first = local_index(counts) < selection.max_constituents
     features = F.measured_features(spec, {k: v[first] for k, v in kin.items()}, _Gather(pairs, keep[first]))
-    return _list_column(features, np.minimum(counts, selection.max_constituents)), counts.astype(np.int32)
+    return list_column(features, np.minimum(counts, selection.max_constituents)), counts.astype(np.int32)
 
 
 class _Gather:
@@ -367,25 +353,6 @@ class _Gather:
         if name not in self._cache:
             self._cache[name] = np.abs(self["pdgId"]) if name == "abs_pdgId" else self._pf[name][self._rows]
         return self._cache[name]
-
-
-def _float_columns(schema: pa.Schema) -> list[str]:
-    """Parquet paths of the float32 leaves (lists of structs are ``name.list.element.field``)."""
-    paths = []
-    for field in schema:
-        if pa.types.is_list(field.type):
-            paths += [f"{field.name}.list.element.{f.name}" for f in field.type.value_type if pa.types.is_float32(f.type)]
-        elif pa.types.is_float32(field.type):
-            paths.append(field.name)
-    return paths
-
-
-def parquet_writer(path, schema: pa.Schema) -> pq.ParquetWriter:
-    """Clouds files: zstd, no dictionaries (useless for floats, and slow), byte-stream-split floats."""
-    schema = schema.with_metadata({**(schema.metadata or {}), provenance.KEY.encode(): provenance.as_json().encode()})
-    return pq.ParquetWriter(path, schema, compression="zstd", use_dictionary=False,
-                            use_byte_stream_split=_float_columns(schema),
-                            write_statistics=["run", "luminosity_block", "event", "split"])
 
 
 def convert_file(path: str, output: str, selection: Selection, split: Split, step_size: int | str = "50 MB") -> dict:
@@ -427,66 +394,20 @@ def _progress(path: str, chunk: EventChunk, n_jets: int, elapsed: float) -> None
              path, done, total, 100 * done / total, n_jets, rate, (total - done) / max(rate, 1e-9))
 
 
-def merge_splits(parts: list[str], outputs: dict[str, str]) -> dict:
-    """Stream per-file clouds into one Parquet file per split (train/val/test), row group by row group."""
-    counts = dict.fromkeys(outputs, 0)
-    schema = None
-    if not parts:
-        raise InputError("no converted files to merge; check the config's samples")
-    with contextlib.ExitStack() as stack:
-        tmps = {name: stack.enter_context(atomic_output(path)) for name, path in outputs.items()}
-        writers = {}
-        for part in parts:
-            with reading(part, "clouds Parquet file", CONVERT_AGAIN):
-                reader = pq.ParquetFile(part)
-            if schema is None:
-                schema = reader.schema_arrow
-                writers = {name: parquet_writer(tmps[name], schema) for name in outputs}
-            elif reader.schema_arrow != schema:
-                raise InputError(f"{part}: its columns differ from {parts[0]}; reconvert all files with the same version")
-            for table in guarded(map(reader.read_row_group, range(reader.num_row_groups)), part,
-                                 "clouds Parquet file", CONVERT_AGAIN):
-                split = table.column("split").to_numpy()
-                for code, name in enumerate(SPLITS):
-                    if name in writers:
-                        sel = table.filter(pa.array(split == code))
-                        if sel.num_rows:
-                            writers[name].write_table(sel)
-                            counts[name] += sel.num_rows
-        for w in writers.values():
-            w.close()
-    return counts
+def _arguments(p) -> None:
+    p.add_argument("input", help="local path or root:// URL")
+    p.add_argument("--output", required=True)
+    p.add_argument("--selection", type=json_value, default={}, help="config key selection (JSON)")
+    p.add_argument("--split", type=json_value, default={}, help="config key split (JSON)")
+    p.add_argument("--step-size", default="50 MB", help="events per chunk, or memory per chunk like '100 MB'")
 
 
-CONVERT_AGAIN = "delete it and run the convert stage again (snakemake reruns it)"
+def _run(a) -> None:
+    from .nanoaod import step_size
+
+    info = convert_file(a.input, a.output, Selection.from_config(a.selection), Split.from_config(a.split),
+                        step_size(a.step_size))
+    log.info("converted %(events)d events, %(jets)d jets in %(seconds).1f s", info)
 
 
-def clouds_schema(path: str) -> pa.Schema:
-    """The columns of a clouds file, or one InputError line if it is missing or not Parquet."""
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such clouds file; run the convert stage first")
-    with reading(path, "clouds Parquet file", CONVERT_AGAIN):
-        return pq.read_schema(path)
-
-
-def require_columns(path: str, columns: list[str]) -> None:
-    """One InputError line if the clouds file lacks a column (``name`` or ``collection.field``): a file
-    converted by an older version, before that feature existed."""
-    schema = clouds_schema(path)
-    for column in columns:
-        name, _, field = column.partition(".")
-        if name not in schema.names:
-            missing = name
-        elif field and field not in [f.name for f in schema.field(name).type.value_type]:
-            missing = column
-        else:
-            continue
-        raise InputError(f"{path}: no column {missing!r}; the file was converted by an older version or with "
-                         f"other features: {CONVERT_AGAIN}")
-
-
-def read_clouds(path: str, columns: list[str] | None = None, row_groups: list[int] | None = None) -> ak.Array:
-    """Read a clouds Parquet file (all columns, or the named ones; all row groups, or the listed ones)."""
-    require_columns(path, columns or [])
-    with reading(path, "clouds Parquet file", CONVERT_AGAIN):
-        return ak.from_parquet(path, columns=columns, row_groups=row_groups)
+COMMANDS = {"convert": Command(_arguments, _run, reads=("input",), outputs=("output",))}

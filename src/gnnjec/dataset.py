@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from . import features as F
-from .convert import CONVERT_AGAIN, clouds_schema, read_clouds, require_columns
+from .clouds import CONVERT_AGAIN, clouds_schema, read_clouds, require_columns
 from .files import reading
 from .ragged import offsets_from_counts
 from .streams import read_ahead

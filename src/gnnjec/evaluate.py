@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import provenance
+from .command import Command
 from .dataset import CloudData
 from .errors import InputError
 from .files import atomic_output, reading
@@ -121,3 +122,31 @@ def write_table(rows: list[dict], path: str) -> None:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: "" if v is None else v for k, v in row.items()})
+
+
+def _arguments(p) -> None:
+    from .command import json_value
+
+    p.add_argument("--onnx", nargs="+", required=True, metavar="NAME=ONNX", help="the models to evaluate, by name")
+    p.add_argument("--clouds", required=True)
+    p.add_argument("--predictions", required=True)
+    p.add_argument("--metrics", required=True)
+    p.add_argument("--summary", required=True)
+    p.add_argument("--config", type=json_value, required=True, help="config key evaluation (JSON)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--table", default=None, help="also write the binned metrics as CSV here")
+
+
+def _run(a) -> None:
+    from .command import named_paths
+
+    info = run_inference(named_paths(a.onnx), a.clouds, a.predictions, a.threads)
+    # the exported point of each model (timings go to the log: the metrics file depends on the inputs only)
+    table = compute_metrics(a.predictions, a.metrics, a.config, {k: v["point"] for k, v in info.items()}, a.table)
+    with atomic_output(a.summary) as tmp:
+        Path(tmp).write_text(f"{table}\n\n{provenance.comment()}\n")
+    print(table)
+
+
+COMMANDS = {"evaluate": Command(_arguments, _run, reads=("onnx", "clouds"),
+                            outputs=("predictions", "metrics", "summary", "table"))}

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from .checkpoint import load_model
-from .dataset import CloudData
 from . import provenance
+from .checkpoint import load_model
+from .command import Command, config_default, named_paths
+from .dataset import CloudData
 from .errors import CheckFailed, InputError
-from .files import atomic_output
+from .files import atomic_output, read_json
 from .inference import OnnxRegressor
 
 log = logging.getLogger(__name__)
@@ -67,8 +69,12 @@ def export_onnx(model_path: str, onnx_path: str, name: str | None = None, trace_
         onnx.save(proto, str(tmp))
 
 
-def check_onnx(model_path: str, onnx_path: str, clouds_path: str, n_jets: int = 2000, tolerance: float = 1e-4) -> dict:
-    """Compare ONNX Runtime with torch on held-out jets, in several batch sizes; raise above tolerance."""
+def check_onnx(model_path: str, onnx_path: str, clouds_path: str, n_jets: int | None = None,
+               tolerance: float | None = None) -> dict:
+    """Compare ONNX Runtime with torch on held-out jets, in several batch sizes; raise above tolerance (both as
+    given, else the configuration's defaults: config keys ``export.check_jets``, ``export.tolerance``)."""
+    n_jets = n_jets or config_default("export.check_jets")
+    tolerance = tolerance or config_default("export.tolerance")
     model, checkpoint = load_model(model_path)
     regressor = OnnxRegressor(onnx_path)
     data = CloudData(clouds_path, checkpoint["inputs"])
@@ -94,3 +100,46 @@ def check_onnx(model_path: str, onnx_path: str, clouds_path: str, n_jets: int = 
     if worst > tolerance:
         raise CheckFailed(f"{onnx_path}: ONNX Runtime differs from torch by {worst:.2e} > {tolerance:.0e}; the export is wrong, do not use it")
     return result
+
+
+def export_best(selection: str, family: str, models: dict[str, str], clouds: str, onnx_path: str, check_path: str,
+                n_jets: int, tolerance: float) -> dict:
+    """Export ``family``'s best point of ``selection`` (select-model's best.json) from its checkpoint in
+    ``models`` to ``onnx_path``, check it against torch on ``clouds`` and write the check to ``check_path``.
+    A model that disagrees with torch leaves neither file: it must not look exported."""
+    choice = read_json(selection, "model selection (JSON)", "rerun the select_model rule", keys=("best", "families"))
+    if family not in choice["families"]:
+        raise InputError(f"{selection}: no trained point of model family {family!r} (families: "
+                         f"{sorted(choice['families'])}); add one to training.grid or rerun the select_model rule")
+    point = choice["families"][family]
+    if point not in models:
+        raise InputError(f"{selection}: best {family} point {point!r} is not among the trained models; "
+                         "rerun the select_model rule")
+    with atomic_output(check_path) as check_tmp:
+        export_onnx(models[point], onnx_path, name=point)
+        try:
+            result = check_onnx(models[point], onnx_path, clouds, n_jets, tolerance)
+        except CheckFailed:
+            Path(onnx_path).unlink(missing_ok=True)
+            raise
+        result.update(model=point, family=family, best_overall=point == choice["best"])
+        Path(check_tmp).write_text(json.dumps(provenance.with_provenance(result), indent=1))
+    return result
+
+
+def _arguments(p) -> None:
+    p.add_argument("--selection", required=True, help="best.json from select-model")
+    p.add_argument("--family", required=True, help="the model family (pfn, particlenet, ...) whose best point to export")
+    p.add_argument("--models", nargs="+", required=True, metavar="NAME=CHECKPOINT")
+    p.add_argument("--clouds", required=True, help="held-out clouds for the check")
+    p.add_argument("--onnx", required=True)
+    p.add_argument("--check", required=True, help="output JSON with the comparison")
+    p.add_argument("--jets", type=int, default=config_default("export.check_jets"))
+    p.add_argument("--tolerance", type=float, default=config_default("export.tolerance"))
+
+
+def _run(a) -> None:
+    export_best(a.selection, a.family, named_paths(a.models), a.clouds, a.onnx, a.check, a.jets, a.tolerance)
+
+
+COMMANDS = {"export-onnx": Command(_arguments, _run, reads=("selection", "models", "clouds"), outputs=("onnx", "check"))}

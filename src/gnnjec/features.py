@@ -271,14 +271,14 @@ def jet_shape_features(pt: np.ndarray, deta: np.ndarray, dphi: np.ndarray, paren
 
 def validate_inputs(inputs: dict) -> None:
     """Raise InputError naming the config key if a requested input feature does not exist."""
-    from .errors import InputError
+    from .errors import ConfigError
 
     known = {"jet": JET, **COLLECTIONS}
     for group, names in inputs.items():
         if group not in known:
-            raise InputError(f"config key features.{group}: unknown group; use one of {sorted(known)}")
+            raise ConfigError(f"features.{group}", f"unknown group; use one of {sorted(known)}")
         for name in names:
             if name not in known[group]:
-                raise InputError(
-                    f"config key features.{group}: unknown feature {name!r}; known: {', '.join(known[group])}"
+                raise ConfigError(
+                    f"features.{group}", f"unknown feature {name!r}; known: {', '.join(known[group])}"
                 )

@@ -2,13 +2,13 @@
 
 The configuration's ``training.defaults``, ``training.grid`` and ``training.random.space`` use
 these names (the schema, ``workflow/schemas/config.schema.yaml``, gives each one's type and range);
-the architecture's sizes come from the model presets (:data:`gnnjec.models.PRESETS`) unless a point
+the architecture's sizes come from the model presets (:data:`gnnjec.spec.PRESETS`) unless a point
 gives them (:data:`ARCHITECTURE_KEYS`).
 """
 
 from __future__ import annotations
 
-from .errors import InputError
+from .errors import ConfigError
 
 DEFAULTS = {
     "model": "pfn",
@@ -42,5 +42,5 @@ def complete(hparams: dict) -> dict:
     known = {*DEFAULTS, *ARCHITECTURE_KEYS}
     unknown = set(hparams) - known - {"name"}
     if unknown:
-        raise InputError(f"config key training.grid: unknown hyperparameters {sorted(unknown)}; known: {sorted(known)}")
+        raise ConfigError("training.grid", f"unknown hyperparameters {sorted(unknown)}; known: {sorted(known)}")
     return {**DEFAULTS, **hparams}

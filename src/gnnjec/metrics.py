@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from .features import FLAVOURS
+from .spec import STANDARD
 
 MIN_JETS = 20  # a bin with fewer jets gets no numbers (null in the metrics file)
-STANDARD = "standard"
 """The method name of the flavour-blind standard correction (pt_std): the reference of every comparison."""
 
 

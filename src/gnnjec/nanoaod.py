@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .ragged import offsets_from_counts
 
 log = logging.getLogger(__name__)
@@ -202,11 +202,11 @@ def step_size(value: int | str) -> int | str:
     """A chunk size: a number of events (int or digits), or an in-memory size such as ``"100 MB"``."""
     if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
         if int(value) < 1:
-            raise InputError(f"config key convert.step_size: {value!r} must be at least 1 event")
+            raise ConfigError("convert.step_size", f"{value!r} must be at least 1 event")
         return int(value)
     if isinstance(value, str) and STEP_SIZE.match(value):
         return value.strip()
-    raise InputError(f"config key convert.step_size: {value!r} is neither a number of events nor a size like '100 MB'")
+    raise ConfigError("convert.step_size", f"{value!r} is neither a number of events nor a size like '100 MB'")
 
 
 _UNITS = {"kB": 1e3, "MB": 1e6, "GB": 1e9}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -14,36 +15,42 @@ import mplhep as hep  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import provenance  # noqa: E402
-from .files import atomic_output, canonical_json, read_json  # noqa: E402
+from .command import Command
 from .features import FLAVOURS  # noqa: E402
-from .metrics import MIN_JETS, STANDARD, quantiles  # noqa: E402
+from .files import atomic_output, canonical_json, read_json  # noqa: E402
+from .metrics import MIN_JETS, quantiles  # noqa: E402
+from .spec import METHOD_LABELS, PLOTS, STANDARD, TRAINING_PLOTS  # noqa: E402
 
-PLOTS = ("response_distributions", "closure", "median_response", "flavour_difference", "response_vs_eta", "resolution",
-         "flavour_spread")
-TRAINING_PLOTS = ("loss_curves", "validation_loss")
 FLAVOUR_STYLE = {"b": ("tab:red", "b"), "c": ("tab:orange", "c"), "uds": ("tab:blue", "uds"), "g": ("tab:green", "g")}
-METHOD_LABEL = {STANDARD: "Standard (L1L2L3)", "pfn": "PFN", "particlenet": "ParticleNet", "pfn-lite": "PFN-Lite",
-                "particlenet-lite": "ParticleNet-Lite"}
 MARKERS = ("o", "s", "^", "v", "D", "P", "X")
 
 
 def _name(method: str) -> str:
-    return METHOD_LABEL.get(method, method)
+    return METHOD_LABELS.get(method, method)
 
 
-LABEL = {"energy": 13.6, "text": "Private Work"}
-"""The CMS label's energy (TeV) and text; :func:`make_plots` sets them from the configuration."""
+@dataclass(frozen=True)
+class Label:
+    """The CMS label of the plots: 'CMS Simulation <text>' and the centre-of-mass energy (config key ``plots``)."""
+
+    energy: float
+    text: str
+
+    @classmethod
+    def default(cls) -> Label:
+        """The configuration's defaults (the schema's ``plots.energy_tev`` and ``plots.cms_text``)."""
+        from .config import schema_default
+
+        return cls(schema_default("plots.energy_tev"), schema_default("plots.cms_text"))
 
 PT_TICKS = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
-def _style(energy: float, cms_text: str) -> None:
-    """CMS style, and the label's energy (TeV) and text for the plots that follow."""
+def _style() -> None:
     hep.style.use("CMS")
-    LABEL.update(energy=energy, text=cms_text)
 
 
-def _label(ax) -> None:
+def _label(ax, label: Label) -> None:
     """'CMS Simulation <text>' over the axes' left and the energy over their right, as mplhep's CMS label
     draws them at font size 19; the dataset is named in the legend titles.
 
@@ -53,9 +60,9 @@ def _label(ax) -> None:
     size = 19
     cms = ax.text(0, 1.005, "CMS", transform=ax.transAxes, ha="left", va="bottom", fontsize=size * 1.3,
                   fontweight="bold")
-    ax.annotate(f" Simulation {LABEL['text']}".rstrip(), xy=(1, 0), xycoords=cms, ha="left", va="bottom",
+    ax.annotate(f" Simulation {label.text}".rstrip(), xy=(1, 0), xycoords=cms, ha="left", va="bottom",
                 fontsize=size, fontstyle="italic")
-    ax.text(1, 1.005, f"({LABEL['energy']:g} TeV)", transform=ax.transAxes, ha="right", va="bottom",
+    ax.text(1, 1.005, f"({label.energy:g} TeV)", transform=ax.transAxes, ha="right", va="bottom",
             fontsize=size / 1.1)
 
 
@@ -115,7 +122,7 @@ def _region_text(metrics, region) -> str:
     return metrics["dataset"] + "\n" + rf"${lo:g} < |\eta^\mathrm{{gen}}| < {hi:g}$"
 
 
-def plot_response_distributions(truth, responses, metrics, path, pt_ranges=((30, 50), (100, 200), (500, 1000))):
+def plot_response_distributions(truth, responses, metrics, path, pt_ranges=((30, 50), (100, 200), (500, 1000)), *, cms: Label):
     """The response of each method, one panel per |eta| bin (rows) and gen-pt range (columns), with each
     method's median and IQR / median in the legend."""
     eta_bins = metrics["eta_bins"]
@@ -142,11 +149,11 @@ def plot_response_distributions(truth, responses, metrics, path, pt_ranges=((30,
             title = (rf"${lo} < p_T^\mathrm{{gen}} < {hi}$ GeV, ${lo_eta:g} < |\eta^\mathrm{{gen}}| < {hi_eta:g}$"
                      f" ({int(sel.sum())} jets)")
             ax.legend(title=title, fontsize=13, title_fontsize=14, loc="upper left")
-            _label(ax)
+            _label(ax, cms)
     _save(fig, path)
 
 
-def plot_median_response(metrics, methods, path):
+def plot_median_response(metrics, methods, path, *, cms: Label):
     regions = range(len(metrics["eta_bins"]))
     fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 8), squeeze=False)
     for ax, region in zip(axes[0], regions):
@@ -161,11 +168,11 @@ def plot_median_response(metrics, methods, path):
         ax.set_ylim(0.90, 1.06)
         ax.set_ylabel("Median response")
         ax.legend(ncol=2, fontsize=13, title=_region_text(metrics, region), title_fontsize=15, loc="lower right")
-        _label(ax)
+        _label(ax, cms)
     _save(fig, path)
 
 
-def plot_closure(metrics, methods, path):
+def plot_closure(metrics, methods, path, *, cms: Label):
     """Median response of all jets vs gen pt, per |eta| range: how well each correction closes."""
     regions = range(len(metrics["eta_bins"]))
     fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 7), squeeze=False)
@@ -179,7 +186,7 @@ def plot_closure(metrics, methods, path):
         ax.set_ylim(0.94, 1.06)
         ax.set_ylabel("Median response (all flavours)")
         ax.legend(title=_region_text(metrics, region) + "\nband: $\\pm$1 %", fontsize=16, title_fontsize=15)
-        _label(ax)
+        _label(ax, cms)
     _save(fig, path)
 
 
@@ -192,7 +199,7 @@ def _difference(minuend: str, subtrahend: str):
     return pick
 
 
-def plot_flavour_difference(metrics, methods, path):
+def plot_flavour_difference(metrics, methods, path, *, cms: Label):
     """g - uds and b - uds median response vs gen pt: the flavour dependence each correction leaves."""
     regions = range(len(metrics["eta_bins"]))
     fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 7), squeeze=False)
@@ -211,11 +218,11 @@ def plot_flavour_difference(metrics, methods, path):
         ax.set_ylim(-0.10, 0.06)
         ax.set_ylabel("Difference of median responses")
         ax.legend(title=_region_text(metrics, region), ncol=1, fontsize=14, title_fontsize=15, loc="lower right")
-        _label(ax)
+        _label(ax, cms)
     _save(fig, path)
 
 
-def plot_response_vs_eta(truth, responses, metrics, path, min_pt: float = 30.0):
+def plot_response_vs_eta(truth, responses, metrics, path, min_pt: float = 30.0, *, cms: Label):
     """Median response vs |eta_gen| for jets above ``min_pt``, with the median's error from its IQR."""
     fig, ax = plt.subplots(figsize=(10, 7))
     pt_gen, abs_eta = truth["pt_gen"], truth["abs_eta"]
@@ -238,11 +245,11 @@ def plot_response_vs_eta(truth, responses, metrics, path, min_pt: float = 30.0):
     ax.set_xlabel(r"$|\eta^\mathrm{gen}|$")
     ax.set_ylabel("Median response")
     ax.legend(title=metrics["dataset"] + "\n" + rf"$p_T^\mathrm{{gen}} > {min_pt:g}$ GeV", fontsize=16, title_fontsize=15)
-    _label(ax)
+    _label(ax, cms)
     _save(fig, path)
 
 
-def plot_resolution(metrics, methods, path):
+def plot_resolution(metrics, methods, path, *, cms: Label):
     regions = range(len(metrics["eta_bins"]))
     fig, axes = plt.subplots(2, len(regions), figsize=(9 * len(regions), 9), squeeze=False,
                              gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05}, sharex="col")
@@ -266,7 +273,7 @@ def plot_resolution(metrics, methods, path):
         ax.set_xlabel("")
         ax.set_ylabel("Resolution (IQR / median)")
         ax.legend(title=_region_text(metrics, region), fontsize=16, title_fontsize=16)
-        _label(ax)
+        _label(ax, cms)
         rax.axhline(1.0, color="grey", lw=1)
         rax.set_ylim(*_ratio_range(np.concatenate(shown) if shown else np.ones(1)))
         rax.set_ylabel("Ratio to Std.", fontsize=16)
@@ -274,7 +281,7 @@ def plot_resolution(metrics, methods, path):
     _save(fig, path)
 
 
-def plot_flavour_spread(metrics, methods, path):
+def plot_flavour_spread(metrics, methods, path, *, cms: Label):
     regions = range(len(metrics["eta_bins"]))
     fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 7), squeeze=False)
     for ax, region in zip(axes[0], regions):
@@ -289,7 +296,7 @@ def plot_flavour_spread(metrics, methods, path):
         ax.set_ylim(bottom=0)
         ax.legend(title=_region_text(metrics, region) + "\n" + r"$\Sigma_f\,|\tilde R_f - \langle \tilde R \rangle|$",
                   fontsize=16, title_fontsize=16)
-        _label(ax)
+        _label(ax, cms)
     _save(fig, path)
 
 
@@ -301,7 +308,7 @@ def _ratio_range(values: np.ndarray) -> tuple[float, float]:
     return lo - margin, hi + margin
 
 
-def plot_loss_curves(ranking: list[dict], path: str) -> None:
+def plot_loss_curves(ranking: list[dict], path: str, *, cms: Label) -> None:
     """Training (dashed) and validation (solid) loss per epoch of every point, the best in bold."""
     from .search import varied_keys
 
@@ -318,11 +325,11 @@ def plot_loss_curves(ranking: list[dict], path: str) -> None:
     ax.set_xlabel("Epoch")
     ax.set_ylabel("Loss (MAE of log response)")
     ax.legend(title="solid: validation, dashed: training", fontsize=13, title_fontsize=13)
-    _label(ax)
+    _label(ax, cms)
     _save(fig, path)
 
 
-def plot_validation_loss(ranking: list[dict], path: str) -> None:
+def plot_validation_loss(ranking: list[dict], path: str, *, cms: Label) -> None:
     """Best validation loss of every point, ranked (the first is the one exported)."""
     fig, ax = plt.subplots(figsize=(max(10, 0.45 * len(ranking) + 4), 7))
     losses = [p["best_val_loss"] for p in ranking]
@@ -330,39 +337,81 @@ def plot_validation_loss(ranking: list[dict], path: str) -> None:
     ax.set_xticks(range(1, len(losses) + 1), [p["name"] for p in ranking], rotation=60, ha="right", fontsize=12)
     ax.set_xlim(0.5, len(losses) + 0.5)
     ax.set_ylabel("Best validation loss")
-    _label(ax)
+    _label(ax, cms)
     _save(fig, path)
 
 
-def make_training_plots(best_path: str, out_dir: str, energy: float = 13.6, cms_text: str = "Private Work") -> list[str]:
-    """Loss curves and the validation loss of every point, from ``select``'s best.json."""
-    _style(energy, cms_text)
+def make_training_plots(best_path: str, out_dir: str, label: Label | None = None) -> list[str]:
+    """Loss curves and the validation loss of every point, from ``select-model``'s best.json."""
+    label = label or Label.default()
+    _style()
     ranking = read_json(best_path, "model selection (JSON)", "rerun the select_model rule", keys=("ranking",))["ranking"]
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, f"{name}.png") for name in TRAINING_PLOTS}
-    plot_loss_curves(ranking, paths["loss_curves"])
-    plot_validation_loss(ranking, paths["validation_loss"])
+    plot_loss_curves(ranking, paths["loss_curves"], cms=label)
+    plot_validation_loss(ranking, paths["validation_loss"], cms=label)
     return list(paths.values())
 
 
-def make_plots(predictions_path: str, metrics_path: str, out_dir: str, dataset: str, energy: float = 13.6,
-               cms_text: str = "Private Work") -> list[str]:
-    """All physics plots: PNG and PDF, one file per plot in ``out_dir``; ``energy`` (TeV) and
-    ``cms_text`` make the CMS label."""
+def make_plots(predictions_path: str, metrics_path: str, out_dir: str, dataset: str,
+               label: Label | None = None) -> list[str]:
+    """All physics plots: PNG and PDF, one file per plot in ``out_dir``, with the CMS ``label``."""
     from .evaluate import read_responses
 
-    _style(energy, cms_text)
+    label = label or Label.default()
+    _style()
     metrics = read_json(metrics_path, "metrics file (JSON)", "rerun the evaluate rule", keys=("methods", "pt_edges", "eta_bins"))
     metrics["dataset"] = dataset
     methods = list(metrics["methods"])
     truth, responses = read_responses(predictions_path)
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, f"{name}.png") for name in PLOTS}
-    plot_response_distributions(truth, responses, metrics, paths["response_distributions"])
-    plot_closure(metrics, methods, paths["closure"])
-    plot_median_response(metrics, methods, paths["median_response"])
-    plot_flavour_difference(metrics, methods, paths["flavour_difference"])
-    plot_response_vs_eta(truth, responses, metrics, paths["response_vs_eta"])
-    plot_resolution(metrics, methods, paths["resolution"])
-    plot_flavour_spread(metrics, methods, paths["flavour_spread"])
+    plot_response_distributions(truth, responses, metrics, paths["response_distributions"], cms=label)
+    plot_closure(metrics, methods, paths["closure"], cms=label)
+    plot_median_response(metrics, methods, paths["median_response"], cms=label)
+    plot_flavour_difference(metrics, methods, paths["flavour_difference"], cms=label)
+    plot_response_vs_eta(truth, responses, metrics, paths["response_vs_eta"], cms=label)
+    plot_resolution(metrics, methods, paths["resolution"], cms=label)
+    plot_flavour_spread(metrics, methods, paths["flavour_spread"], cms=label)
     return list(paths.values())
+
+
+def _label_arguments(p) -> None:
+    """The CMS label of the plots (config key ``plots``)."""
+    from .command import config_default
+
+    p.add_argument("--energy", type=float, default=config_default("plots.energy_tev"),
+                   help="centre-of-mass energy in TeV, for the label")
+    p.add_argument("--cms-text", default=config_default("plots.cms_text"), help='text after "CMS Simulation"')
+
+
+def _plots_arguments(p) -> None:
+    p.add_argument("--predictions", required=True)
+    p.add_argument("--metrics", required=True)
+    p.add_argument("--outdir", required=True)
+    p.add_argument("--dataset", default="")
+    _label_arguments(p)
+
+
+def _plots(a) -> None:
+    import logging
+
+    for path in make_plots(a.predictions, a.metrics, a.outdir, a.dataset, Label(a.energy, a.cms_text)):
+        logging.getLogger(__name__).info("wrote %s", path)
+
+
+def _training_plots_arguments(p) -> None:
+    p.add_argument("--best", required=True, help="best.json from select-model")
+    p.add_argument("--outdir", required=True)
+    _label_arguments(p)
+
+
+def _training_plots(a) -> None:
+    import logging
+
+    for path in make_training_plots(a.best, a.outdir, Label(a.energy, a.cms_text)):
+        logging.getLogger(__name__).info("wrote %s", path)
+
+
+COMMANDS = {"plots": Command(_plots_arguments, _plots, reads=("predictions", "metrics"), outputs=("outdir",)),
+        "training-plots": Command(_training_plots_arguments, _training_plots, reads=("best",), outputs=("outdir",))}

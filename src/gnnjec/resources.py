@@ -24,8 +24,8 @@ FLAVOURS = {"espresso": 20, "microcentury": 60, "longlunch": 120, "workday": 480
 LONGEST = max(FLAVOURS.values())
 
 JETS_PER_EVENT = 4.0  # matched jets per simulated QCD event (the demo gives about 3.8)
-GENERATED_PER_S = {"pythia": 25.0, "toy": 2000.0}  # events/s per process (make demo: 36-40 with Pythia)
-GENERATION_MB = {"pythia": 3000, "toy": 1000}  # memory per generating process (make demo: 2.3-2.5 GB peak)
+GENERATED_PER_S = 25.0  # demo events (Pythia 8 and the detector) per second and process (make demo: 36-40)
+GENERATION_MB = 3000  # memory per generating process (make demo: 2.3-2.5 GB peak)
 FILE_BYTES_PER_JET = 2000  # a real PFNano file's size per matched jet, for jet counts of files not yet read
 CONVERT_MB_PER_S = {"local": 20.0, "xrootd": 8.0}  # measured 80 MB/s (benchmarks/convert_throughput.py)
 CONVERT_JETS_PER_S = 30_000.0  # measured 124 k jets/s: synthetic files, whose size is not known at planning
@@ -69,7 +69,6 @@ class Sizes:
 
     def __init__(self, config: dict, sample_files: dict[str, list[str]], points: dict[str, dict]):
         self.config, self.sample_files, self.points = config, sample_files, points
-        self.generator = config.get("synthetic_generator", "pythia")
         jets = sum(self.file_jets(sample, i) for sample, files in sample_files.items() for i in range(len(files)))
         split = config["split"]
         self.jets = {"train": jets * split["train"], "val": jets * split["val"],
@@ -95,14 +94,14 @@ class Sizes:
     # --- the jobs
     def synthetic_jec(self, threads: int) -> Cost:
         events = self.config["synthetic_jec"]["events"]
-        rate = GENERATED_PER_S[self.generator] * threads
-        return planned(events / rate, 3, GENERATION_MB[self.generator] * threads,
-                       f"{events} {self.generator} events at {rate:g}/s")
+        rate = GENERATED_PER_S * threads
+        return planned(events / rate, 3, GENERATION_MB * threads,
+                       f"{events} Pythia events at {rate:g}/s")
 
     def synthetic_pfnano(self, sample: str) -> Cost:
         events = self.config["samples"][sample]["synthetic"]["events_per_file"]
-        rate = GENERATED_PER_S[self.generator]
-        return planned(events / rate, 3, GENERATION_MB[self.generator] + 1000, f"{events} {self.generator} events "
+        rate = GENERATED_PER_S
+        return planned(events / rate, 3, GENERATION_MB + 1000, f"{events} Pythia events "
                        f"at {rate:g}/s")
 
     def convert(self, sample: str, index: int) -> Cost:

@@ -19,7 +19,9 @@ import math
 
 import numpy as np
 
+from .command import Command
 from .files import canonical_json
+
 
 def point_name(hp: dict) -> str:
     """``<model>-<8 hex digits of the hyperparameters' hash>``; the model is one of the known presets."""
@@ -140,10 +142,10 @@ def promotion(histories: dict[str, str], keep: int, rung: int) -> dict:
 def select_best(histories: dict[str, str]) -> dict:
     """The point with the lowest validation loss overall and in each model family (pfn, particlenet, ...),
     with every point's outcome, best first."""
-    from .errors import InputError
+    from .errors import ConfigError
 
     if not histories:
-        raise InputError("config key training.grid: no points to choose from; add at least one")
+        raise ConfigError("training.grid", "no points to choose from; add at least one")
     results = summaries(histories)
     ranking = [{"name": n, "best_val_loss": results[n]["best_val_loss"], "parameters": results[n]["parameters"],
                 "epochs": len(results[n]["epochs"]), "hparams": results[n]["hparams"],
@@ -171,3 +173,50 @@ def outcome_table(choice: dict) -> str:
         lines.append("\t".join([str(i), r["name"], f"{r['best_val_loss']:.6f}", str(r["epochs"]), str(r["parameters"]),
                                 *values]))
     return "\n".join(lines) + "\n"
+
+
+def _histories_arguments(p) -> None:
+    p.add_argument("histories", nargs="+", metavar="NAME=HISTORY")
+    p.add_argument("--output", required=True)
+
+
+def _promote_arguments(p) -> None:
+    _histories_arguments(p)
+    p.add_argument("--keep", type=int, required=True)
+    p.add_argument("--rung", type=int, required=True)
+
+
+def _promote(a) -> None:
+    import logging
+
+    from .command import named_paths, write_json
+
+    decision = promotion(named_paths(a.histories), a.keep, a.rung)
+    write_json(a.output, decision)
+    logging.getLogger(__name__).info("rung %d: %d of %d points go on: %s", a.rung, len(decision["promoted"]),
+                                     len(decision["ranking"]), ", ".join(decision["promoted"]))
+
+
+def _select_arguments(p) -> None:
+    _histories_arguments(p)
+    p.add_argument("--table", default=None, help="output: every point's outcome, tab-separated")
+
+
+def _select(a) -> None:
+    import logging
+    from pathlib import Path
+
+    from .command import named_paths, write_json
+    from .files import atomic_output
+
+    choice = select_best(named_paths(a.histories))
+    if a.table:
+        with atomic_output(a.table) as tmp:
+            Path(tmp).write_text(outcome_table(choice))
+    write_json(a.output, choice)
+    logging.getLogger(__name__).info("best point: %s (of %d; %d epochs trained in all)", choice["best"],
+                                     len(choice["ranking"]), choice["total_epochs"])
+
+
+COMMANDS = {"promote": Command(_promote_arguments, _promote, reads=("histories",), outputs=("output",)),
+        "select-model": Command(_select_arguments, _select, reads=("histories",), outputs=("output", "table"))}

@@ -30,9 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from .command import Command, config_default
+from .errors import InputError, Terminated
 from .inference import session
-from .triton import MAX_BATCH_SIZE, tensor_specs
+from .triton import tensor_specs
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class ServedModel:
                              "run the triton_model rule")
         config = config_path.read_text()
         self.name = name
-        self.max_batch_size = _config_value(config, "max_batch_size", MAX_BATCH_SIZE)
+        self.max_batch_size = _config_value(config, "max_batch_size", config_default("serving.max_batch_size"))
         self.max_delay = _config_value(config, "max_queue_delay_microseconds", 0) * 1e-6
         self.inputs, self.outputs, self.metadata = tensor_specs(str(onnx_path))
         self.session = session(onnx_path, threads)
@@ -321,3 +322,28 @@ def make_server(repository: str, host: str = "127.0.0.1", port: int = 8000, thre
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server
+
+
+def _arguments(p) -> None:
+    from .spec import TRITON_REPOSITORY
+
+    p.add_argument("--repository", default=TRITON_REPOSITORY, help="the Triton model repository folder")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000, help="0: any free port (the log says which)")
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads per model")
+
+
+def _run(a) -> None:
+    server = make_server(a.repository, a.host, a.port, a.threads)
+    host, port = server.server_address[:2]
+    log.info("serving %s on http://%s:%d (KServe v2 / Open Inference Protocol)",
+             ", ".join(sorted(server.RequestHandlerClass.models)), host, port)
+    try:
+        server.serve_forever()
+    except (KeyboardInterrupt, Terminated):  # Ctrl-C, or SIGTERM from a service manager: a normal stop
+        log.info("stopping")
+    finally:
+        server.server_close()
+
+
+COMMANDS = {"serve": Command(_arguments, _run, reads=("repository",), provenance=False)}

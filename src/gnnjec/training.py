@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from . import checkpoint, distributed, provenance
+from .command import Command
 from .dataset import CloudData, CloudStream, robust_standardization
-from .errors import CheckFailed, InputError
+from .errors import CheckFailed, ConfigError, InputError
 from .files import atomic_output
 from .hparams import complete
 from .models import build_model
@@ -47,14 +48,14 @@ def pick_device(requested: str = "auto", min_capability: float | None = None, en
         why = (f"this torch ({torch.__version__}) is a CPU-only build" if torch.version.cuda is None else
                f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU: a driver older than the build, "
                "or CUDA_VISIBLE_DEVICES hides it")
-        raise InputError(f"config key training.device: {who}, but {why}; install a CUDA build of torch in the job's "
+        raise ConfigError("training.device", f"{who}, but {why}; install a CUDA build of torch in the job's "
                          "environment, or set training.device: cpu to train on the CPU on purpose")
     device = torch.device("cuda" if requested == "auto" else requested)
     if min_capability:
         capability = torch.cuda.get_device_capability(device)
         if capability[0] + capability[1] / 10 < min_capability - 1e-9:
-            raise InputError(
-                f"config key training.gpu_min_capability: {torch.cuda.get_device_name(device)} has compute capability "
+            raise ConfigError(
+                "training.gpu_min_capability", f"{torch.cuda.get_device_name(device)} has compute capability "
                 f"{capability[0]}.{capability[1]}, below {min_capability:g} (bfloat16 needs 8.0); ask the batch "
                 "system for a newer GPU, or lower the requirement (and set amp: false)")
     return device
@@ -209,7 +210,7 @@ def prepare(train_path: str, val_path: str, hparams: dict, inputs: dict[str, lis
     try:
         model = build_model(hp, inputs)
     except ValueError as err:
-        raise InputError(f"config key training (model {hp['model']!r}): {err}; fix the grid point or the features") from None
+        raise ConfigError(f"training (model {hp['model']!r})", f"{err}; fix the grid point or the features") from None
     # standardisation from a random window of the training split
     fit_standardization(model, train_stream.load(train_stream.windows(np.random.default_rng(hp["seed"]))[0]))
     model.to(dev)
@@ -393,3 +394,37 @@ def _tensorboard(folder: Path):
     from tensorboardX import SummaryWriter
 
     return SummaryWriter(str(folder), flush_secs=30)
+
+
+def _arguments(p) -> None:
+    from .command import config_default, json_value
+
+    p.add_argument("--train", required=True)
+    p.add_argument("--val", required=True)
+    p.add_argument("--model", required=True, help="output checkpoint (.pt)")
+    p.add_argument("--history", required=True, help="output training history (.json)")
+    p.add_argument("--hparams", type=json_value, required=True)
+    p.add_argument("--inputs", type=json_value, required=True, help="feature lists per collection")
+    p.add_argument("--device", default=config_default("training.device"),
+                   help="auto, cpu or cuda[:N] (config key training.device)")
+    p.add_argument("--gpu-min-capability", type=float, default=None,
+                   help="the least CUDA compute capability to train on (config key training.gpu_min_capability)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--until-epoch", type=int, default=None,
+                   help="a budget: stop after this many epochs (the schedule still planned for all of them)")
+    p.add_argument("--continue-from", default=None, help="the state a smaller budget of this training ended with")
+    p.add_argument("--state", default=None, help="output: the state this budget ends with (.pt)")
+
+
+def _run(a) -> None:
+    from .features import validate_inputs
+
+    validate_inputs(a.inputs)
+    summary = train(a.train, a.val, a.model, a.history, a.hparams, a.inputs, a.device, a.threads,
+                    until_epoch=a.until_epoch, continue_from=a.continue_from, state_path=a.state,
+                    gpu_min_capability=a.gpu_min_capability)
+    log.info("best validation loss %.5f after %d epochs", summary["best_val_loss"], len(summary["epochs"]))
+
+
+COMMANDS = {"train": Command(_arguments, _run, reads=("train", "val", "continue_from"),
+                             outputs=("model", "history", "state"))}

@@ -19,12 +19,9 @@ import shutil
 from pathlib import Path
 
 from . import provenance
+from .command import Command, config_default
 from .errors import InputError
 from .files import atomic_output
-
-MAX_BATCH_SIZE = 1024
-MAX_QUEUE_DELAY_US = 2000
-"""Defaults of the repository's batching (the config keys serving.max_batch_size and max_queue_delay_us)."""
 
 ONNX_TO_TRITON = {1: "TYPE_FP32", 2: "TYPE_UINT8", 3: "TYPE_INT8", 5: "TYPE_INT16", 6: "TYPE_INT32", 7: "TYPE_INT64",
                   9: "TYPE_BOOL", 10: "TYPE_FP16", 11: "TYPE_FP64", 16: "TYPE_BF16"}
@@ -69,9 +66,13 @@ def _tensor_block(kind: str, tensors: list[dict]) -> str:
     return f"{kind} [\n" + ",\n".join(entries) + "\n]"
 
 
-def model_config(name: str, onnx_path: str, max_batch_size: int = MAX_BATCH_SIZE,
-                 preferred_batch_sizes: tuple[int, ...] = (256, 1024), max_queue_delay_us: int = MAX_QUEUE_DELAY_US) -> str:
-    """The text of ``config.pbtxt`` for the ONNX model at ``onnx_path``, served as ``name``."""
+def model_config(name: str, onnx_path: str, max_batch_size: int | None = None,
+                 preferred_batch_sizes: tuple[int, ...] = (256, 1024), max_queue_delay_us: int | None = None) -> str:
+    """The text of ``config.pbtxt`` for the ONNX model at ``onnx_path``, served as ``name``; batching as given,
+    else the configuration's defaults (config keys ``serving.max_batch_size``, ``serving.max_queue_delay_us``)."""
+    max_batch_size = max_batch_size or config_default("serving.max_batch_size")
+    if max_queue_delay_us is None:
+        max_queue_delay_us = config_default("serving.max_queue_delay_us")
     inputs, outputs, meta = tensor_specs(onnx_path)
     preferred = [b for b in preferred_batch_sizes if b <= max_batch_size] or [max_batch_size]
     header = [f"# {name}: {meta.get('name', '?')}, target {meta.get('target', '?')} "
@@ -95,8 +96,8 @@ def model_config(name: str, onnx_path: str, max_batch_size: int = MAX_BATCH_SIZE
     ])
 
 
-def write_model(name: str, onnx_path: str, model_dir: str, max_batch_size: int = MAX_BATCH_SIZE,
-                max_queue_delay_us: int = MAX_QUEUE_DELAY_US) -> None:
+def write_model(name: str, onnx_path: str, model_dir: str, max_batch_size: int | None = None,
+                max_queue_delay_us: int | None = None) -> None:
     """``model_dir``/config.pbtxt and ``model_dir``/1/model.onnx (a copy), each written atomically."""
     text = model_config(name, onnx_path, max_batch_size, max_queue_delay_us=max_queue_delay_us)
     os.makedirs(Path(model_dir) / "1", exist_ok=True)
@@ -104,3 +105,22 @@ def write_model(name: str, onnx_path: str, model_dir: str, max_batch_size: int =
         shutil.copyfile(onnx_path, tmp)
     with atomic_output(str(Path(model_dir) / "config.pbtxt")) as tmp:
         Path(tmp).write_text(text)
+
+
+def _arguments(p) -> None:
+    p.add_argument("--onnx", required=True)
+    p.add_argument("--name", required=True, help="the model's name in the repository (its folder)")
+    p.add_argument("--output-dir", required=True, help="<repository>/<name>")
+    p.add_argument("--max-batch-size", type=int, default=config_default("serving.max_batch_size"))
+    p.add_argument("--max-queue-delay-us", type=int, default=config_default("serving.max_queue_delay_us"),
+                   help="dynamic batching's wait for more requests")
+
+
+def _run(a) -> None:
+    import logging
+
+    write_model(a.name, a.onnx, a.output_dir, a.max_batch_size, a.max_queue_delay_us)
+    logging.getLogger(__name__).info("wrote %s/config.pbtxt and %s/1/model.onnx", a.output_dir, a.output_dir)
+
+
+COMMANDS = {"triton-model": Command(_arguments, _run, reads=("onnx",), outputs=("output_dir",))}

@@ -4,15 +4,15 @@
 
 rule evaluate:
     input:
-        onnx=list(EXPORTED.values()),
-        clouds=SPLIT_FILES["test"],
+        onnx=PLAN.exported().values(),
+        clouds=PLAN.split_files()["test"],
     output:
-        predictions="results/evaluation/predictions.parquet",
-        metrics=report("results/evaluation/metrics.json", caption="../report/metrics_json.rst", category="Metrics"),
-        summary=report("results/evaluation/summary.txt", caption="../report/summary.rst", category="Metrics"),
-        table=report("results/evaluation/metrics.csv", caption="../report/metrics_csv.rst", category="Metrics"),
+        predictions=spec.PREDICTIONS,
+        metrics=report(spec.METRICS, caption="../report/metrics_json.rst", category="Metrics"),
+        summary=report(spec.SUMMARY, caption="../report/summary.rst", category="Metrics"),
+        table=report(spec.METRICS_TABLE, caption="../report/metrics_csv.rst", category="Metrics"),
     params:
-        models=[f"{family}={path}" for family, path in EXPORTED.items()],
+        models=named(PLAN.exported()),
         config=json_arg(config["evaluation"]),
     threads: 2
     log:
@@ -20,30 +20,14 @@ rule evaluate:
     benchmark:
         "results/benchmarks/evaluate.tsv"
     resources:
-        **sized(lambda w: SIZES.evaluate(FAMILIES, threads=2)),
+        **sized(lambda w: PLAN.sizes.evaluate(PLAN.families, threads=2)),
     conda:
         ENV
     shell:
         # the summary table goes to the terminal too
-        "{GNNJEC} evaluate --onnx {params.models} --clouds {input.clouds} --predictions {output.predictions}"
+        "gnnjec evaluate --onnx {params.models} --clouds {input.clouds} --predictions {output.predictions}"
         " --metrics {output.metrics} --summary {output.summary} --table {output.table} --config {params.config:q}"
         " --threads {threads} 2> {log}"
-
-
-# the names of gnnjec.plotting.PLOTS and TRAINING_PLOTS (a test keeps them equal)
-PLOTS = ["response_distributions", "closure", "median_response", "flavour_difference", "response_vs_eta", "resolution",
-         "flavour_spread"]
-TRAINING_PLOTS = ["loss_curves", "validation_loss"]
-
-
-def captioned(names, category):
-    """The PNG of each plot, in the report under ``category`` with its caption (workflow/report/<name>.rst),
-    and the PDF beside it."""
-    out = []
-    for name in names:
-        out.append(report(f"results/plots/{name}.png", caption=f"../report/{name}.rst", category=category))
-        out.append(f"results/plots/{name}.pdf")
-    return out
 
 
 rule plots:
@@ -51,8 +35,9 @@ rule plots:
         predictions=rules.evaluate.output.predictions,
         metrics=rules.evaluate.output.metrics,
     output:
-        captioned(PLOTS, "Physics"),
+        captioned(spec.PLOTS),
     params:
+        outdir=lambda w, output: os.path.dirname(output[0]),
         dataset=config["dataset_label"],
         energy=config["plots"]["energy_tev"],
         cms_text=config["plots"]["cms_text"],
@@ -61,11 +46,11 @@ rule plots:
     benchmark:
         "results/benchmarks/plots.tsv"
     resources:
-        **sized(lambda w: SIZES.plots(FAMILIES)),  # all test-split predictions in memory
+        **sized(lambda w: PLAN.sizes.plots(PLAN.families)),  # all test-split predictions in memory
     conda:
         ENV
     shell:
-        "{GNNJEC} plots --predictions {input.predictions} --metrics {input.metrics} --outdir results/plots"
+        "gnnjec plots --predictions {input.predictions} --metrics {input.metrics} --outdir {params.outdir}"
         " --dataset {params.dataset:q} --energy {params.energy} --cms-text {params.cms_text:q} > {log} 2>&1"
 
 
@@ -73,8 +58,9 @@ rule training_plots:
     input:
         best=rules.select_model.output.best,
     output:
-        captioned(TRAINING_PLOTS, "Training"),
+        captioned(spec.TRAINING_PLOTS),
     params:
+        outdir=lambda w, output: os.path.dirname(output[0]),
         energy=config["plots"]["energy_tev"],
         cms_text=config["plots"]["cms_text"],
     log:
@@ -84,13 +70,13 @@ rule training_plots:
     conda:
         ENV
     shell:
-        "{GNNJEC} training-plots --best {input.best} --outdir results/plots --energy {params.energy}"
+        "gnnjec training-plots --best {input.best} --outdir {params.outdir} --energy {params.energy}"
         " --cms-text {params.cms_text:q} > {log} 2>&1"
 
 
 rule report_config:
     output:
-        report("results/report/config.yaml", caption="../report/config.rst", category="Configuration"),
+        report(spec.REPORT_CONFIG, caption="../report/config.rst", category="Configuration"),
     params:
         config=json_arg(config),
     log:
@@ -98,24 +84,27 @@ rule report_config:
     conda:
         ENV
     shell:
-        "{GNNJEC} dump-config --config {params.config:q} --output {output} > {log} 2>&1"
-
-
-REPORTED = [*rules.plots.output, *rules.training_plots.output, *rules.evaluate.output[1:], rules.select_model.output.table]
+        "gnnjec report-config --config {params.config:q} --output {output} > {log} 2>&1"
 
 
 rule thesis_plots:
-    """Every plot and table, and the HTML report of them (self-contained: open it anywhere)."""
+    """Every plot and table, and the HTML report of them (self-contained: open it anywhere).
+
+    Snakemake writes its report only from its own command line (--report), over the DAG of a workflow: there is no
+    API a job could call instead, and --report-after-run would write it after every run. So this one rule runs
+    Snakemake again, in report mode over the finished outputs, with the configuration this run used."""
     input:
-        reported=REPORTED,
+        reported=[*rules.plots.output, *rules.training_plots.output, *rules.evaluate.output[1:],
+                  rules.select_model.output.table],
         config=rules.report_config.output[0],
     output:
-        "results/report/thesis_plots.html",
-    log:
-        "results/logs/thesis_plots.log",
+        spec.REPORT,
     params:
         snakefile=workflow.main_snakefile,
+    log:
+        "results/logs/thesis_plots.log",
+    conda:
+        ENV
     shell:
-        # Snakemake's own report, over the finished outputs, with the configuration this run used
-        "{PYTHONPATH} python -m snakemake --snakefile {params.snakefile:q} --configfile {input.config} --nolock"
-        " --report {output} {input} > {log} 2>&1"
+        "snakemake --snakefile {params.snakefile:q} --configfile {input.config} --nolock"
+        " --report {output} {input.reported} {input.config} > {log} 2>&1"

@@ -1,23 +1,18 @@
 # Export: each model family's best point to ONNX, checked against torch on held-out jets.
 
 
-def family_models(family):
-    """Per trained point of ``family``, its checkpoint."""
-    return {p: m for p, m in trained("model.pt").items() if POINTS[p]["model"] == family}
-
-
 rule export_onnx:
     input:
         selection=rules.select_model.output.best,
-        models=lambda w: list(family_models(w.family).values()),
-        clouds=SPLIT_FILES["val"],
+        models=lambda w: PLAN.family_models(w.family, promoted).values(),
+        clouds=PLAN.split_files()["val"],
     output:
-        onnx="results/export/{family}/model.onnx",
-        check="results/export/{family}/onnx_check.json",
+        onnx=spec.ONNX,
+        check=spec.ONNX_CHECK,
     wildcard_constraints:
-        family="|".join(FAMILIES),
+        family="|".join(PLAN.families),
     params:
-        models=lambda w: [f"{p}={m}" for p, m in family_models(w.family).items()],
+        models=lambda w: named(PLAN.family_models(w.family, promoted)),
         jets=config["export"]["check_jets"],
         tolerance=config["export"]["tolerance"],
     log:
@@ -25,13 +20,10 @@ rule export_onnx:
     benchmark:
         "results/benchmarks/export_onnx/{family}.tsv"
     resources:
-        **sized(lambda w: SIZES.export(w.family)),
+        **sized(lambda w: PLAN.sizes.export(w.family)),
     conda:
         ENV
     shell:
-        "{GNNJEC} export --selection {input.selection} --family {wildcards.family} --models {params.models}"
+        "gnnjec export-onnx --selection {input.selection} --family {wildcards.family} --models {params.models}"
         " --clouds {input.clouds} --onnx {output.onnx} --check {output.check} --jets {params.jets}"
         " --tolerance {params.tolerance} > {log} 2>&1"
-
-
-EXPORTED = {family: f"results/export/{family}/model.onnx" for family in FAMILIES}

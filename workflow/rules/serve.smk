@@ -4,13 +4,14 @@
 
 rule triton_model:
     input:
-        onnx="results/export/{family}/model.onnx",
+        onnx=spec.ONNX,
     output:
-        config="results/triton/{family}/config.pbtxt",
-        onnx="results/triton/{family}/1/model.onnx",
+        config=spec.TRITON_CONFIG,
+        onnx=spec.TRITON_ONNX,
     wildcard_constraints:
-        family="|".join(FAMILIES),
+        family="|".join(PLAN.families),
     params:
+        model_dir=lambda w, output: os.path.dirname(output.config),
         max_batch_size=config["serving"]["max_batch_size"],
         delay=config["serving"]["max_queue_delay_us"],
     log:
@@ -20,8 +21,5 @@ rule triton_model:
     conda:
         ENV
     shell:
-        "{GNNJEC} triton --onnx {input.onnx} --name {wildcards.family} --output-dir results/triton/{wildcards.family}"
+        "gnnjec triton-model --onnx {input.onnx} --name {wildcards.family} --output-dir {params.model_dir}"
         " --max-batch-size {params.max_batch_size} --max-queue-delay-us {params.delay} > {log} 2>&1"
-
-
-TRITON_MODELS = [f"results/triton/{family}/config.pbtxt" for family in FAMILIES]

@@ -1,12 +1,11 @@
-# Demo data: simulated events (Pythia 8 and a CMS-like detector, or the fast toy), their
-# standard correction, and PFNano-layout ROOT files.
+# Demo data: Pythia 8 events and a CMS-like detector (gnnjec.demo, the `demo` extra), their standard
+# correction, and PFNano-layout ROOT files.
 
 
 rule synthetic_jec:
     output:
-        "results/synthetic/standard_jec.json",
+        spec.SYNTHETIC_JEC,
     params:
-        generator=config["synthetic_generator"],
         seed=config["synthetic_jec"]["seed"],
         events=config["synthetic_jec"]["events"],
     log:
@@ -15,23 +14,22 @@ rule synthetic_jec:
         "results/benchmarks/synthetic_jec.tsv"
     threads: 2
     resources:
-        **sized(lambda w: SIZES.synthetic_jec(threads=2)),
+        **sized(lambda w: PLAN.sizes.synthetic_jec(threads=2)),
     conda:
         ENV
     shell:
-        "{GNNJEC} synthetic-jec --generator {params.generator} --processes {threads} --seed {params.seed}"
-        " --events {params.events} --output {output} > {log} 2>&1"
+        "gnnjec synthetic-jec --processes {threads} --seed {params.seed} --events {params.events}"
+        " --output {output} > {log} 2>&1"
 
 
 rule synthetic_pfnano:
     input:
         jec=rules.synthetic_jec.output[0],
     output:
-        "results/synthetic/{sample}/{index}.root",
+        spec.SYNTHETIC_FILE,
     wildcard_constraints:
         index=r"\d+",
     params:
-        generator=config["synthetic_generator"],
         events=lambda w: config["samples"][w.sample]["synthetic"]["events_per_file"],
         seed=lambda w: config["samples"][w.sample]["synthetic"]["seed"],
     log:
@@ -39,9 +37,9 @@ rule synthetic_pfnano:
     benchmark:
         "results/benchmarks/synthetic_pfnano/{sample}/{index}.tsv"
     resources:
-        **sized(lambda w: SIZES.synthetic_pfnano(w.sample)),
+        **sized(lambda w: PLAN.sizes.synthetic_pfnano(w.sample)),
     conda:
         ENV
     shell:
-        "{GNNJEC} synthetic --generator {params.generator} --events {params.events} --seed {params.seed} --file-index {wildcards.index}"
+        "gnnjec synthetic-pfnano --events {params.events} --seed {params.seed} --file-index {wildcards.index}"
         " --jec {input.jec} --output {output} > {log} 2>&1"

@@ -1,0 +1,261 @@
+"""The configuration: its schema (complete on disk, its derived parts generated here), validation that fills
+in the defaults and names the key of any problem, the input files of each sample and the training points.
+
+Kept here (not in the .smk files) so that it is imported, tested, and the rules stay thin.
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import json
+import os
+import re
+from pathlib import Path
+
+from .command import Command
+from .errors import ConfigError
+from .hparams import DEFAULTS
+from .search import grid, random_points
+from .spec import SYNTHETIC_FILE, file_index
+
+SCHEMA = Path(__file__).with_name("config.schema.yaml")
+"""The configuration schema: ``workflow/schemas/config.schema.yaml`` (a link to it in the package)."""
+
+
+@functools.lru_cache(maxsize=4)
+def load_schema(schema_path: str | os.PathLike = SCHEMA) -> dict:
+    """The configuration schema as written on disk (its generated parts included: :func:`render_schema`)."""
+    import yaml
+
+    return yaml.safe_load(Path(schema_path).read_text())
+
+
+def schema_default(key: str, schema_path: str | os.PathLike = SCHEMA):
+    """The default of config key ``key`` (dotted, like ``plots.energy_tev``) in the schema."""
+    node = load_schema(schema_path)
+    for part in key.split("."):
+        node = node["properties"][part]
+    return node["default"]
+
+
+# --- the schema's generated parts ---------------------------------------------------------------------------------
+# Every hyperparameter of definitions.hparams may appear in training.grid as a list of such values, and in
+# training.random.space as a distribution over such values; the model families are gnnjec.spec.FAMILIES. The
+# schema names each hyperparameter, its type and its range once; render_schema writes out the rest.
+
+_GENERATED = re.compile(r"^(?P<indent> *)# generated: (?P<part>[\w.]+) .*?\n(?P<body>.*?)^(?P=indent)# end of generated\n",
+                        re.M | re.S)
+
+
+def _generated_part(part: str, schema: dict) -> dict:
+    from .spec import FAMILIES
+
+    hparams = schema["definitions"]["hparams"]["properties"]
+    if part == "families":
+        return {"enum": list(FAMILIES)}
+    if part == "grid":
+        return {"properties": {name: {"type": "array", "minItems": 1,
+                                      "items": {"$ref": f"#/definitions/hparams/properties/{name}"}}
+                               for name in hparams}}
+    if part == "space":
+        return {"properties": {name: _distribution(name) for name in hparams}}
+    raise ValueError(f"unknown generated part {part!r}")
+
+
+def render_schema(text: str) -> str:
+    """``text`` (the schema file) with each generated part written anew from the hand-written rest: the schema
+    on disk is complete, and ``python -m gnnjec.config --write-schema`` keeps it so (a test checks it)."""
+    import yaml
+
+    schema = yaml.safe_load(text)
+
+    def block(match) -> str:
+        indent = match.group("indent")
+        lines = []
+        for key, value in _generated_part(match.group("part"), schema).items():
+            if isinstance(value, dict):  # a mapping of many entries: one line each (JSON is YAML's flow style)
+                lines.append(f"{key}:")
+                lines += [f"  {name}: {json.dumps(entry)}" for name, entry in value.items()]
+            else:
+                lines.append(f"{key}: {json.dumps(value)}")
+        first = match.group(0).splitlines()[0]
+        return "".join(f"{indent}{line}\n" for line in [first.strip(), *lines, "# end of generated"])
+
+    return _GENERATED.sub(block, text)
+
+
+def _distribution(name: str) -> dict:
+    value = {"$ref": f"#/definitions/hparams/properties/{name}"}
+    pair = {"type": "array", "items": value, "minItems": 2, "maxItems": 2}
+    options = [{"choice": {"type": "array", "items": value, "minItems": 1}}, {"uniform": pair},
+               {"log_uniform": pair}, {"int_uniform": pair}]
+    if name in ("phi_sizes", "head_sizes"):
+        options.append({"layers": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 2,
+                                   "maxItems": 2},
+                        "units": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1}})
+    return {"oneOf": [{"type": "object", "additionalProperties": False, "required": sorted(o), "properties": o}
+                      for o in options]}
+
+
+def _filling_validator(schema: dict):
+    """A validator that also fills in the schema's defaults (nested ones too) while it checks."""
+    import copy
+
+    import jsonschema
+
+    base = jsonschema.validators.validator_for(schema)
+    check_properties = base.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, subschema):
+        if isinstance(instance, dict):
+            for name, sub in props.items():
+                if isinstance(sub, dict) and "default" in sub:
+                    instance.setdefault(name, copy.deepcopy(sub["default"]))
+        yield from check_properties(validator, props, instance, subschema)
+
+    return jsonschema.validators.extend(base, {"properties": properties})(schema)
+
+
+def config_error(config: dict, schema_path: str | os.PathLike) -> str | None:
+    """The most relevant problem of ``config`` as one line naming the key, or None.
+
+    Checks the schema (filling in its defaults, and the features from
+    :data:`gnnjec.features.DEFAULT_INPUTS`), then what a schema cannot say: fractions that add up,
+    ordered ranges, a search that fits the budget.
+    """
+    import jsonschema
+
+    from .features import DEFAULT_INPUTS
+
+    name = Path(schema_path).name
+    if isinstance(config, dict) and "features" not in config:
+        config["features"] = json.loads(json.dumps(DEFAULT_INPUTS))
+    error = jsonschema.exceptions.best_match(_filling_validator(load_schema(schema_path)).iter_errors(config))
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        return str(ConfigError(where, f"{error.message} (schema: workflow/schemas/{name})"))
+    try:
+        _check_meaning(config)
+    except ConfigError as err:
+        return str(err)
+    return None
+
+
+def _check_meaning(config: dict) -> None:
+    """What a schema cannot say: fractions that add up, ordered ranges, a search that fits the budget."""
+    split, ev, training = config["split"], config["evaluation"], config["training"]
+    if split["train"] + split["val"] >= 1:
+        raise ConfigError("split", f"train + val = {split['train'] + split['val']:g} leaves no test jets; "
+                "make the two fractions add up to less than 1")
+    if ev["pt_min"] >= ev["pt_max"]:
+        raise ConfigError("evaluation.pt_min", f"{ev['pt_min']} is not below pt_max {ev['pt_max']}; swap or fix them")
+    for key in ("eta_bins", "headline_eta_bins"):
+        previous = -1.0
+        for i, (lo, hi) in enumerate(ev[key]):
+            if not previous <= lo < hi:
+                raise ConfigError(f"evaluation.{key}.{i}", f"[{lo}, {hi}] must have lo < hi and start at or after the "
+                        f"previous bin's end ({max(previous, 0):g}); list the |eta| ranges in increasing order")
+            previous = hi
+    if "grid" in training and "random" in training:
+        raise ConfigError("training", "both grid and random are given; keep one (random draws its points instead of the grid)")
+    for key, spec in (training.get("random") or {}).get("space", {}).items():
+        bounds = next((spec[k] for k in ("uniform", "log_uniform", "int_uniform", "layers") if k in spec), None)
+        if bounds is not None and not bounds[0] <= bounds[1]:
+            raise ConfigError(f"training.random.space.{key}", f"the range {bounds} is reversed; write [low, high]")
+    halving = training.get("halving")
+    if halving is not None:
+        varied = set(training.get("grid") or {}) | set((training.get("random") or {}).get("space", {}))
+        if "epochs" in varied:
+            raise ConfigError("training.halving", "successive halving gives every point the same budget "
+                    "(defaults.epochs); take epochs out of the grid or the search space")
+        epochs = training["defaults"].get("epochs", DEFAULTS["epochs"])
+        if halving["min_epochs"] > epochs:
+            raise ConfigError("training.halving.min_epochs", f"{halving['min_epochs']} is more than the "
+                    f"{epochs} epochs of a point; lower it or raise training.defaults.epochs")
+
+
+def is_url(path: str) -> bool:
+    return "://" in path
+
+
+def synthetic_file(sample: str, index: int) -> str:
+    return SYNTHETIC_FILE.format(sample=sample, index=file_index(index))
+
+
+def sample_files(config: dict) -> dict[str, list[str]]:
+    """Input files of every sample, in a stable order; globs are expanded, URLs kept as they are."""
+    out = {}
+    for name, spec in config["samples"].items():
+        if "synthetic" in spec:
+            out[name] = [synthetic_file(name, i) for i in range(spec["synthetic"]["files"])]
+            continue
+        files = []
+        for entry in spec["files"]:
+            if is_url(entry) or not glob.has_magic(entry):
+                files.append(entry)
+                continue
+            matched = sorted(glob.glob(os.path.expanduser(entry), recursive=True))
+            if not matched:
+                raise ConfigError(f"samples.{name}.files", f"{entry!r} matches no file; fix the pattern or the path")
+            files.extend(matched)
+        if not files:
+            raise ConfigError(f"samples.{name}.files", "the list is empty; name at least one file")
+        out[name] = files
+    return out
+
+
+def training_points(training: dict) -> dict[str, dict]:
+    """The named hyperparameter points of ``training``: the grid's combinations, or the random
+    sample of the search space, over ``training.defaults`` (one point when neither is given)."""
+    random = training.get("random")
+    if random:
+        return random_points(training["defaults"], random["space"], random["points"], random.get("seed", 0))
+    return grid(training["defaults"], training.get("grid"))
+
+
+def _report_config_arguments(p) -> None:
+    from .command import json_value
+
+    p.add_argument("--config", type=json_value, required=True)
+    p.add_argument("--output", required=True)
+
+
+def _report_config(a) -> None:
+    """The run's configuration with the schema's defaults filled in, as YAML: for the report, and to rerun it."""
+    import yaml
+
+    from . import provenance
+    from .files import atomic_output
+
+    with atomic_output(a.output) as tmp:
+        Path(tmp).write_text("# The configuration of this run, with the schema's defaults filled in\n"
+                             f"{provenance.comment()}\n" + yaml.safe_dump(a.config, sort_keys=False))
+
+
+COMMANDS = {"report-config": Command(_report_config_arguments, _report_config, outputs=("output",))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gnnjec.config --write-schema`` (or ``--check-schema``): the schema's generated parts."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m gnnjec.config", description=main.__doc__)
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--write-schema", action="store_true", help="write them anew")
+    action.add_argument("--check-schema", action="store_true", help="exit 1 if they are not current")
+    args = parser.parse_args(argv)
+    text = SCHEMA.read_text()
+    rendered = render_schema(text)
+    if args.write_schema:
+        if rendered != text:
+            SCHEMA.resolve().write_text(rendered)
+        return 0
+    if rendered != text:
+        print(f"{SCHEMA.resolve()}: its generated parts are not current; run python -m gnnjec.config --write-schema")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
