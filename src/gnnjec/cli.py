@@ -28,9 +28,16 @@ def command(stage: str) -> Command:
     return importlib.import_module(module).COMMANDS[stage]
 
 
+def stage_parser(stage: str) -> argparse.ArgumentParser:
+    """The arguments of ``stage`` alone (what ``gnnjec <stage>`` takes after its name)."""
+    p = argparse.ArgumentParser(prog=f"gnnjec {stage}", description=STAGES[stage][1])
+    command(stage).arguments(p)
+    return p
+
+
 def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
     """The parser of every stage's name, with the arguments of ``stage`` (the others' are not imported)."""
-    p = argparse.ArgumentParser(prog="gnnjec", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="gnnjec", description="Jet energy corrections with graph neural networks: the stages of the workflow.")
     sub = p.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, (_, help_text) in STAGES.items():
         s = sub.add_parser(name, help=help_text, description=help_text)

@@ -18,9 +18,7 @@ from .command import Command
 from .errors import InputError
 from .files import atomic_output, guarded, reading
 from .ragged import offsets_from_counts
-
-SPLITS = ("train", "val", "test")
-"""The splits, in the order of their codes in the ``split`` column."""
+from .spec import SPLITS
 
 
 def list_column(fields: dict, counts: np.ndarray) -> pa.ListArray:

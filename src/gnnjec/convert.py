@@ -18,13 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import features as F
-from .clouds import (  # noqa: F401 (SPLITS, merge_splits: until the tests move)
-    SPLITS,
-    arrow_table,
-    list_column,
-    merge_splits,  # noqa: F401
-    parquet_writer,
-)
+from .clouds import arrow_table, list_column, parquet_writer
 from .command import Command, json_value
 from .errors import ConfigError, InputError
 from .files import atomic_output

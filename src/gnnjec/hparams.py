@@ -44,3 +44,10 @@ def complete(hparams: dict) -> dict:
     if unknown:
         raise ConfigError("training.grid", f"unknown hyperparameters {sorted(unknown)}; known: {sorted(known)}")
     return {**DEFAULTS, **hparams}
+
+
+def varied(points: list[dict]) -> list[str]:
+    """The hyperparameters whose values differ between ``points``."""
+    from .files import canonical_json
+
+    return sorted({k for hp in points for k in hp if len({canonical_json(other.get(k)) for other in points}) > 1})

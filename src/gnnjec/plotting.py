@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mplhep as hep  # noqa: E402
 import numpy as np  # noqa: E402
 
-from . import provenance  # noqa: E402
+from . import hparams, provenance  # noqa: E402
 from .command import Command
 from .features import FLAVOURS  # noqa: E402
 from .files import atomic_output, canonical_json, read_json  # noqa: E402
@@ -310,10 +310,8 @@ def _ratio_range(values: np.ndarray) -> tuple[float, float]:
 
 def plot_loss_curves(ranking: list[dict], path: str, *, cms: Label) -> None:
     """Training (dashed) and validation (solid) loss per epoch of every point, the best in bold."""
-    from .search import varied_keys
-
     fig, ax = plt.subplots(figsize=(10, 7))
-    varied = [k for k in varied_keys(ranking) if k != "model"]
+    varied = [k for k in hparams.varied([r["hparams"] for r in ranking]) if k != "model"]
     for i, point in enumerate(ranking):
         epochs = read_json(point["history"], "training history (JSON)", "rerun the train rule", keys=("epochs",))["epochs"]
         n = [e["epoch"] for e in epochs]

@@ -19,6 +19,7 @@ import math
 
 import numpy as np
 
+from . import hparams
 from .command import Command
 from .files import canonical_json
 
@@ -157,16 +158,11 @@ def select_best(histories: dict[str, str]) -> dict:
             "total_epochs": sum(r["epochs"] for r in ranking)}
 
 
-def varied_keys(ranking: list[dict]) -> list[str]:
-    """The hyperparameters whose values differ between the points of ``ranking``."""
-    return sorted({k for r in ranking for k in r["hparams"] if len({canonical_json(s["hparams"].get(k)) for s in ranking}) > 1})
-
-
 def outcome_table(choice: dict) -> str:
     """One line per point (best first): name, validation loss, epochs trained, parameters, and the
     hyperparameters that differ between points; tab-separated, with a header."""
     ranking = choice["ranking"]
-    varied = varied_keys(ranking)
+    varied = hparams.varied([r["hparams"] for r in ranking])
     lines = ["\t".join(["rank", "point", "best_val_loss", "epochs", "parameters", *varied])]
     for i, r in enumerate(ranking, 1):
         values = [canonical_json(r["hparams"].get(k)) for k in varied]

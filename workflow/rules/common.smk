@@ -3,6 +3,7 @@
 
 import os
 import sys
+from pathlib import Path
 
 from gnnjec import spec
 from gnnjec.batch import before_submission
@@ -32,6 +33,8 @@ TRAIN = " ".join([
     "--threads {threads}",
 ])
 
+# the checkout, which `--sdm conda` installs into its environment (envs/gnnjec.yaml)
+os.environ.setdefault("GNNJEC_ROOT", str(Path(workflow.basedir).parent))
 # Batch jobs run snakemake with the Python that runs it here, by absolute path (profiles/htcondor/job.sh): the
 # project's environment, on a filesystem the workers mount
 os.environ.setdefault("GNNJEC_PYTHON", sys.executable)

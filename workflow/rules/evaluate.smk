@@ -87,12 +87,11 @@ rule report_config:
         "gnnjec report-config --config {params.config:q} --output {output} > {log} 2>&1"
 
 
+# Snakemake writes its report only from its own command line (--report), over the DAG of a workflow: there is no
+# API a job could call instead, and --report-after-run would write one after every run. So this one rule runs
+# Snakemake again, in report mode over the finished outputs, with the configuration this run used.
 rule thesis_plots:
-    """Every plot and table, and the HTML report of them (self-contained: open it anywhere).
-
-    Snakemake writes its report only from its own command line (--report), over the DAG of a workflow: there is no
-    API a job could call instead, and --report-after-run would write it after every run. So this one rule runs
-    Snakemake again, in report mode over the finished outputs, with the configuration this run used."""
+    """Every plot and table, and the HTML report of them (self-contained: open it anywhere)."""
     input:
         reported=[*rules.plots.output, *rules.training_plots.output, *rules.evaluate.output[1:],
                   rules.select_model.output.table],

@@ -36,7 +36,9 @@ def _module(generator: str):
     raise ValueError(f"generator {generator!r}: use one of {GENERATORS}")
 
 
-def derive_standard_correction(generator: str, seed: int, n_events: int, processes: int = 1) -> _correction.StandardCorrection:
+def derive_standard_correction(
+    generator: str, seed: int, n_events: int, processes: int = 1
+) -> _correction.StandardCorrection:
     """The generator's standard correction, derived on ``n_events`` events of its own (Pythia's
     in ``processes`` processes; the result does not depend on their number)."""
     if generator == "pythia":

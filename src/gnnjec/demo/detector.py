@@ -31,7 +31,8 @@ ECAL, |eta| < 3             photons and unidentified electrons, one PF photon pe
 Hadron calorimetry          PF clusters on cells of 2 x 2 HCAL towers, 0.175 x 0.175 (a hadron
                             shower's size), |eta| < 3; response to a hadron
                             1 - 0.60 E^-0.30 (0.51 at 2 GeV, 0.70 at 10, 0.85 at 100 GeV, near
-                            CMS's E/p for isolated pions: CMS is non-compensating), sigma/E = 120 %/sqrt(E) (+) 7 % [PF Sec. 3.4],
+                            CMS's E/p for isolated pions: CMS is non-compensating), sigma/E =
+                            120 %/sqrt(E) (+) 7 % [PF Sec. 3.4],
                             10 % of hadrons leak (times U(0.5, 1)); each shower lands
                             N(0, 0.03) around its impact point
 HF, 3 < |eta| < 5           towers of 0.175; e/gamma sigma/E = 198 %/sqrt(E) (+) 9 %, hadrons
@@ -186,7 +187,8 @@ def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarr
 
     # ---- tracking --------------------------------------------------------------------------
     radius = np.hypot(p.vx, p.vy)
-    efficiency = _tracking_efficiency(pt, abseta, is_mu) * (1.0 - _merged_hits(p.event, eta, phi, charged & (abseta < 2.5)))
+    merged_share = _merged_hits(p.event, eta, phi, charged & (abseta < 2.5))
+    efficiency = _tracking_efficiency(pt, abseta, is_mu) * (1.0 - merged_share)
     efficiency *= np.where(radius < 10.0, 1.0, np.where(radius < 60.0, 0.5, 0.0))  # seeds need inner layers
     tracked = charged & (abseta < 2.5) & (pt > 0.1) & (rng.random(n) < efficiency)
     sigma_pt = np.hypot(np.where(barrel, 0.006, 0.012), np.where(barrel, 1.5e-4, 3e-4) * pt)
@@ -224,7 +226,8 @@ def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarr
     to_towers = ((hadron & ~curls) | em_as_photon | (em & is_e & tracked) | (hf & (is_gamma | is_e))) & ~is_mu
     raw = np.zeros(n)
     h = to_towers & hadron & ~hf
-    raw[h] = energy[h] * hadron_response(energy[h]) * (1 + np.hypot(1.2 / np.sqrt(energy[h]), 0.07) * rng.standard_normal(h.sum()))
+    sigma = np.hypot(1.2 / np.sqrt(energy[h]), 0.07)
+    raw[h] = energy[h] * hadron_response(energy[h]) * (1 + sigma * rng.standard_normal(h.sum()))
     leak = h & (rng.random(n) < 0.10)
     raw[leak] *= rng.uniform(0.5, 1.0, leak.sum())
     hf_had = to_towers & hadron & hf
@@ -259,7 +262,8 @@ def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarr
         ref_eta[tower_of] = shower_eta[dep]  # towers are small: offsets from any member, no wrap
         ref_phi[tower_of] = shower_phi[dep]
         t_eta = ref_eta + segment_sum(w * (shower_eta[dep] - ref_eta[tower_of]), tower_of, n_towers) / norm
-        t_phi = delta_phi(ref_phi + segment_sum(w * delta_phi(shower_phi[dep], ref_phi[tower_of]), tower_of, n_towers) / norm, 0.0)
+        phi_shift = segment_sum(w * delta_phi(shower_phi[dep], ref_phi[tower_of]), tower_of, n_towers)
+        t_phi = delta_phi(ref_phi + phi_shift / norm, 0.0)
         return total, segment_sum(w * pu[dep], tower_of, n_towers) / norm, t_eta, t_phi
 
     had_raw, had_pu, had_eta, had_phi = tower_sums(~dep_em)
@@ -323,7 +327,8 @@ def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarr
     parts.append(_neutral(t_event[mp], merged_photon[mp], em_eta[mp], em_phi[mp], np.full(len(mp), 22), em_pu[mp]))
     # neutral hadrons, HF hadrons (pdgId 1) and HF EM (pdgId 2)
     nh = np.flatnonzero(neutral & ~(t_hf & (towers % 2 == 1)))
-    parts.append(_neutral(t_event[nh], neutral_energy[nh], had_eta[nh], had_phi[nh], np.where(t_hf[nh], 1, 130), had_pu[nh]))
+    nh_code = np.where(t_hf[nh], 1, 130)
+    parts.append(_neutral(t_event[nh], neutral_energy[nh], had_eta[nh], had_phi[nh], nh_code, had_pu[nh]))
     he = np.flatnonzero(hf_em_tower)
     parts.append(_neutral(t_event[he], em_raw[he], em_eta[he], em_phi[he], np.full(len(he), 2), em_pu[he]))
     cands = Candidates.concat(parts)
@@ -463,6 +468,7 @@ def fixed_grid_rho(c: Candidates, n_events: int) -> np.ndarray:
     ieta = np.clip(((c.eta[inside] + 5.0) / (10.0 / n_eta)).astype(np.int64), 0, n_eta - 1)
     iphi = np.clip(((c.phi[inside] + np.pi) / (2 * np.pi / n_phi)).astype(np.int64), 0, n_phi - 1)
     cells = n_eta * n_phi
-    sums = np.bincount((c.event[inside] * cells + ieta * n_phi + iphi), weights=c.pt[inside], minlength=n_events * cells)
+    cell = c.event[inside] * cells + ieta * n_phi + iphi
+    sums = np.bincount(cell, weights=c.pt[inside], minlength=n_events * cells)
     density = sums.reshape(n_events, cells) / ((10.0 / n_eta) * (2 * np.pi / n_phi))
     return np.median(density, axis=1)

@@ -191,7 +191,9 @@ def minimum_bias_pool(seed: int, n_events: int) -> Particles:
     return _flat(batch.prt, batch.prt.status > 0, pythia.particleData.charge)
 
 
-def overlay(rng: np.random.Generator, pool: Particles, n_pool: int, n_pileup: np.ndarray) -> tuple[Particles, np.ndarray]:
+def overlay(
+    rng: np.random.Generator, pool: Particles, n_pool: int, n_pileup: np.ndarray
+) -> tuple[Particles, np.ndarray]:
     """Pileup for each event: ``n_pileup[i]`` pool collisions, each rotated in phi, mirrored in eta
     at random and moved to its own vertex z. Returns the particles (``event`` = the event they are
     overlaid on) and, per particle, the index of its collision (``z`` of its vertex in ``vz``)."""

@@ -64,7 +64,8 @@ def write(path: str | os.PathLike, chunks, layout: str = "run2") -> None:
                     chunk = as_run3(chunk)
                 if i == 0:
                     types = {k: (v.type.content if isinstance(v, ak.Array) else v.dtype) for k, v in chunk.items()}
-                    out.mktree("Events", types, field_name=lambda outer, inner: f"{outer}_{inner}", counter_name=lambda c: f"n{c}")
+                    out.mktree("Events", types, field_name=lambda outer, inner: f"{outer}_{inner}",
+                               counter_name=lambda c: f"n{c}")
                 out["Events"].extend(chunk)
             out[provenance.KEY.replace(".", "_")] = provenance.as_json()  # a TObjString
 
@@ -151,7 +152,9 @@ def branches(sample, correction: StandardCorrection, first_event: int, lumi: int
         "Jet": jagged(jets, jet_counts),
         "GenJet": jagged(gen_jets, np.bincount(gen.event, minlength=n_events)),
         "PFCands": jagged(pf, cand_counts),
-        "JetPFCands": jagged({"jetIdx": link_jet.astype(np.int32), "pFCandsIdx": link_cand.astype(np.int32)}, cand_counts),
+        "JetPFCands": jagged(
+            {"jetIdx": link_jet.astype(np.int32), "pFCandsIdx": link_cand.astype(np.int32)}, cand_counts
+        ),
         "SV": jagged(sv_branches, sv_counts),
         "JetSVs": jagged(jet_sv_branches, pair_counts),
     }
@@ -168,7 +171,9 @@ def _vertices(sample, rank: np.ndarray, jet_local: np.ndarray, n_events: int):
     sv_counts = np.bincount(v.event, minlength=n_events)
     sv = {
         name: getattr(v, name).astype(np.float32)
-        for name in ("pt", "eta", "phi", "mass", "x", "y", "z", "chi2", "ndof", "dxy", "dxySig", "dlen", "dlenSig", "pAngle")
+        for name in (
+            "pt", "eta", "phi", "mass", "x", "y", "z", "chi2", "ndof", "dxy", "dxySig", "dlen", "dlenSig", "pAngle"
+        )
     }
     sv["ntracks"] = v.ntracks.astype(np.uint8)
     jet = _stored(sample.vertex_jet, rank)

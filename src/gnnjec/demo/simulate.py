@@ -12,8 +12,8 @@ import numpy as np
 
 from . import detector, events, jets, vertices
 from .detector import Candidates
-from .vertices import Vertices
 from .events import NEUTRINOS, Particles
+from .vertices import Vertices
 
 MU_RANGE = (10.0, 60.0)
 """Mean pileup per event, uniform: Run 2 averaged 32 and Run 3 about 45 (CMS luminosity public
@@ -84,7 +84,8 @@ def simulate(rng: np.random.Generator, seed: int, n_events: int, pool: PileupPoo
     # GenJets: the hard collision's stable particles without neutrinos
     visible = ~np.isin(np.abs(s.pdg), NEUTRINOS) & (np.abs(s.eta) < jets.ETA_MAX)
     g = s.take(visible)
-    gen = jets.cluster(g.event, g.pt, g.eta, g.phi, np.sqrt(np.maximum(g.e**2 - g.px**2 - g.py**2 - g.pz**2, 0.0)), n_events, GEN_JET_PT_MIN)
+    g_mass = np.sqrt(np.maximum(g.e**2 - g.px**2 - g.py**2 - g.pz**2, 0.0))
+    gen = jets.cluster(g.event, g.pt, g.eta, g.phi, g_mass, n_events, GEN_JET_PT_MIN)
     gen_hf, gen_pf = jets.flavours(gen, hard.partons, hard.heavy_hadrons)
 
     # reco jets: AK4 CHS

@@ -268,12 +268,16 @@ def _reconstruct(rng, p: Particles, chs_keep=0.1) -> Candidates:
     seen, pt = seen[idx], pt[idx]
     m = len(idx)
 
-    angular = np.select([seen == 211, seen == 11, seen == 13, seen == 22, seen == 130], [0.001, 0.002, 0.001, 0.004, 0.02], 0.03)
+    angular = np.select(
+        [seen == 211, seen == 11, seen == 13, seen == 22, seen == 130], [0.001, 0.002, 0.001, 0.004, 0.02], 0.03
+    )
     eta = p.eta[idx] + angular * rng.standard_normal(m)
     phi = delta_phi(p.phi[idx] + angular * rng.standard_normal(m), 0.0)
     charge = np.where(np.isin(seen, (211, 11, 13)), p.charge[idx], 0)
     pdg = np.where(charge != 0, seen * np.where(seen == 211, charge, -charge), seen)
-    mass = np.select([seen == 211, seen == 11, seen == 13, seen == 130], [MASSES[0], MASSES[3], MASSES[4], MASSES[2]], 0.0)
+    mass = np.select(
+        [seen == 211, seen == 11, seen == 13, seen == 130], [MASSES[0], MASSES[3], MASSES[4], MASSES[2]], 0.0
+    )
 
     pileup = p.pileup[idx]
     with_track = charge != 0
@@ -484,7 +488,9 @@ def nanoaod_chunk(sample: Sample, correction: StandardCorrection, first_event: i
         "rawFactor": raw_factor.astype(np.float32),
         "area": sample.area[r].astype(np.float32),
         "genJetIdx": gen_position[r].astype(np.int32),
-        "hadronFlavour": np.where(sample.flavour[r] >= 0, HADRON_FLAVOUR[np.maximum(sample.flavour[r], 0)], 0).astype(np.int32),
+        "hadronFlavour": np.where(
+            sample.flavour[r] >= 0, HADRON_FLAVOUR[np.maximum(sample.flavour[r], 0)], 0
+        ).astype(np.int32),
         "partonFlavour": sample.parton_flavour[r].astype(np.int32),
         "nConstituents": np.minimum(n_constituents, 255).astype(np.uint8),
     }

@@ -62,7 +62,8 @@ def reconstruct(rng, event, vx, vy, vz_from_pv, pt, eta, phi, usable) -> Vertice
     _, group, n_tracks = np.unique(key, axis=0, return_inverse=True, return_counts=True)
     group = group.ravel()
     n_groups = len(n_tracks)
-    spt, seta, sphi, smass = sum_four_vectors(pt[sel], eta[sel], phi[sel], np.full(len(sel), PION_MASS), group, n_groups)
+    pion = np.full(len(sel), PION_MASS)
+    spt, seta, sphi, smass = sum_four_vectors(pt[sel], eta[sel], phi[sel], pion, group, n_groups)
     first = np.zeros(n_groups, np.int64)
     first[group[::-1]] = np.arange(len(sel))[::-1]
     tx, ty, tz = vx[sel][first], vy[sel][first], vz_from_pv[sel][first]
