@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 CORES  ?= 2
 BIN    := $(CURDIR)/$(VENV)/bin
 
-.PHONY: install install-test profiles services demo test clean
+.PHONY: install install-test profiles services demo test lint clean
 
 # the package with the SLURM and HTCondor executor plugins (the HTCondor bindings warn at every snakemake start
 # where no condor_config exists, as on this machine: the demo says there is none); the tests add pytest & co.
@@ -38,8 +38,21 @@ demo: install
 services:
 	bash scripts/install-services.sh
 
-test: install-test services
+# the tests, after the lint: ruff with the project's settings, the schema's generated parts current, and
+# snakemake --lint over the demo and the thesis configurations
+test: install-test services lint
 	PATH="$(BIN):$$PATH" python -m pytest
+
+lint: install-test
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/python -m gnnjec.config --check-schema
+	@for config in config/config.yaml config/thesis.yaml; do \
+		dir=$$(mktemp -d) && \
+		PATH="$(BIN):$$PATH" CONDOR_CONFIG=/dev/null snakemake --lint --snakefile workflow/Snakefile \
+			--configfile $$config --directory $$dir > $$dir/lint.log 2>&1 \
+			|| { cat $$dir/lint.log; echo "snakemake --lint: $$config: see above"; exit 1; }; \
+		echo "snakemake --lint: $$config: clean"; rm -rf $$dir; \
+	done
 
 clean:
 	rm -rf results .snakemake
