@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from gnnjec import convert, demo
+from gnnjec import clouds, convert, demo
+
+from support import need
+from support.workflow import TINY, snakemake, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GNNJEC_SHARED_DATA", REPO.parent / "shared" / "data" / "nanoaod"))
@@ -27,72 +30,6 @@ def cms_file():
         return str(path)
 
     return get
-
-
-TIMING_KEYS = {"seconds", "jets_per_second", "data_wait_share"}  # per epoch, the only history keys allowed to differ
-
-
-# a job in Snakemake's listing: "rule NAME:" (indented inside a group job), its fields, among them "resources:"
-LISTED_JOB = r"^ *(?:local)?(?:rule|checkpoint) (\w+):\n((?:(?! *(?:local)?(?:rule|checkpoint) ).*\n)*? +resources: .*)$"
-
-
-def listed_jobs(output: str) -> list[tuple[str, int, dict[str, str]]]:
-    """(rule, jobid, resources) of every job Snakemake listed (a dry run or a run), group members included."""
-    import re
-
-    jobs = []
-    for rule, fields in re.findall(LISTED_JOB, output, re.MULTILINE):
-        jobid = int(re.search(r"^ +jobid: (\d+)$", fields, re.MULTILINE).group(1))
-        listed = re.search(r"^ +resources: (.*)$", fields, re.MULTILINE).group(1)
-        jobs.append((rule, jobid, dict(kv.split("=", 1) for kv in re.split(r", (?=\w+=)", listed) if "=" in kv)))
-    return jobs
-
-
-def epochs_without_timings(history: dict) -> list[dict]:
-    """A training history's epochs, without the keys that differ from run to run (TIMING_KEYS)."""
-    return [{k: v for k, v in epoch.items() if k not in TIMING_KEYS} for epoch in history["epochs"]]
-
-
-def assert_same_results(run: Path, local: Path) -> None:
-    """The workflow's results in ``run`` (a batch run) equal those in ``local`` (tiny_run's): histories but their
-    timings, model selection, ONNX check, metrics (provenance records: the stage parameters, not the inputs'
-    checksums, which trace back to the histories' timings, nor the git commit of a copied checkout), the ONNX
-    graph and the predictions."""
-    import json
-
-    import onnx
-    import pyarrow.parquet as pq
-
-    def histories(d: Path) -> list[str]:  # <point>/history.json, or <point>/rung<r>/history.json with halving
-        return sorted(str(p.relative_to(d / "results" / "training")) for p in (d / "results/training").rglob("history.json"))
-
-    points = histories(local)
-    assert points and points == histories(run)
-    for point in points:
-        there, here = (json.loads((d / "results" / "training" / point).read_text()) for d in (run, local))
-        assert there["best_val_loss"] == here["best_val_loss"], point
-        strip = epochs_without_timings(there)
-        assert strip == epochs_without_timings(here), point
-        assert all("val_loss" in e and "train_loss" in e for e in strip)
-
-    def content(path):
-        document = json.loads(path.read_text())
-        return document, document.pop("provenance")["parameters"]
-
-    for path in ("training/best.json", "export/pfn/onnx_check.json", "evaluation/metrics.json"):
-        assert content(run / "results" / path) == content(local / "results" / path), path
-    graphs = [onnx.load(str(d / "results/export/pfn/model.onnx")).graph.SerializeToString() for d in (run, local)]
-    assert graphs[0] == graphs[1]
-    predictions = "results/evaluation/predictions.parquet"
-    assert pq.read_table(run / predictions).equals(pq.read_table(local / predictions))
-
-
-def need(why: str | None) -> None:
-    """Skip for a missing system requirement, but fail under CI, where make test installs them all."""
-    if why:
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
 
 
 @pytest.fixture(scope="session")
@@ -129,8 +66,8 @@ def synthetic_clouds(tmp_path_factory, synthetic_file):
     out = tmp_path_factory.mktemp("clouds")
     part = out / "part.parquet"
     convert.convert_file(str(synthetic_file), str(part), convert.Selection(), convert.Split(), step_size=1000)
-    splits = {name: str(out / f"{name}.parquet") for name in convert.SPLITS}
-    convert.merge_splits([str(part)], splits)
+    splits = {name: str(out / f"{name}.parquet") for name in clouds.SPLITS}
+    clouds.merge_splits([str(part)], splits)
     return {"all": str(part), **splits}
 
 
@@ -160,11 +97,9 @@ def exported_model(tmp_path_factory, trained_model, synthetic_clouds):
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
-    """test_workflow.TINY run start to finish with Snakemake on this machine: (workdir, process). Shared by the
-    workflow tests (which change it only in copies, or in its config for dry runs and back) and the SLURM
-    test, which compares its cluster run with it."""
-    from test_workflow import TINY, snakemake, write_config
-
+    """support.workflow.TINY run start to finish with Snakemake on this machine: (workdir, process). Shared by
+    the workflow tests (which change it only in copies, or in its config for dry runs and back) and the batch
+    tests, which compare their runs with it."""
     workdir = tmp_path_factory.mktemp("workflow")
     write_config(workdir, TINY)
     proc = snakemake(workdir)

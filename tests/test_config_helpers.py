@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from gnnjec.config import sample_files, training_points
 from gnnjec.errors import InputError
-from gnnjec.workflow import sample_files, training_points
 
 REPO = Path(__file__).resolve().parents[1]
 REPO_SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -48,12 +48,13 @@ def test_no_grid_means_one_point():
 def test_config_errors_name_the_nested_key():
     import yaml
 
-    from gnnjec.workflow import config_error
+    from gnnjec.config import config_error
 
     config = yaml.safe_load(open(REPO / "config" / "config.yaml"))
     assert config_error(config, REPO_SCHEMA) is None
     config["training"]["defaults"]["lr"] = "fast"
-    assert config_error(config, REPO_SCHEMA).startswith("config key training.defaults.lr: 'fast' is not of type 'number'")
+    assert config_error(config, REPO_SCHEMA).startswith(
+        "config key training.defaults.lr: 'fast' is not of type 'number'")
     config["training"]["defaults"]["lr"] = 0.001
     config["samples"]["demo"]["synthetic"]["files"] = 0
     assert "config key samples.demo" in config_error(config, REPO_SCHEMA)
@@ -74,7 +75,7 @@ def _demo():
     ({"lr": []}, "config key training.grid.lr: [] should be non-empty"),
 ])
 def test_the_grid_is_checked_like_the_defaults(grid, words):
-    from gnnjec.workflow import config_error
+    from gnnjec.config import config_error
 
     config = _demo()
     config["training"]["grid"] = grid
@@ -84,20 +85,25 @@ def test_the_grid_is_checked_like_the_defaults(grid, words):
 @pytest.mark.parametrize("change, words", [
     (lambda c: c["split"].update(train=0.8, val=0.2), "config key split: train + val = 1 leaves no test jets"),
     (lambda c: c["evaluation"].update(pt_min=500, pt_max=100), "config key evaluation.pt_min: 500 is not below pt_max"),
-    (lambda c: c["evaluation"].update(eta_bins=[[2.5, 5.0], [0.0, 2.5]]), "config key evaluation.eta_bins.1: [0.0, 2.5]"),
-    (lambda c: c["evaluation"].update(eta_bins=[[1.3, 0.0]]), "config key evaluation.eta_bins.0: [1.3, 0.0] must have lo < hi"),
+    (lambda c: c["evaluation"].update(eta_bins=[[2.5, 5.0], [0.0, 2.5]]),
+     "config key evaluation.eta_bins.1: [0.0, 2.5]"),
+    (lambda c: c["evaluation"].update(eta_bins=[[1.3, 0.0]]),
+     "config key evaluation.eta_bins.0: [1.3, 0.0] must have lo < hi"),
     (lambda c: c["training"].update(random={"points": 3, "space": {"lr": {"uniform": [0.1, 0.01]}}}),
      "config key training: both grid and random are given; keep one (random draws its points instead of the grid)"),
-    (lambda c: (c["training"].pop("grid"), c["training"].update(random={"points": 3, "space": {"lr": {"uniform": [0.1, 0.01]}}})),
+    (lambda c: (c["training"].pop("grid"),
+                c["training"].update(random={"points": 3, "space": {"lr": {"uniform": [0.1, 0.01]}}})),
      "config key training.random.space.lr: the range [0.1, 0.01] is reversed"),
-    (lambda c: (c["training"].pop("grid"), c["training"].update(random={"points": 3, "space": {"lr": {"uniform": [0, 0.1]}}})),
+    (lambda c: (c["training"].pop("grid"),
+                c["training"].update(random={"points": 3, "space": {"lr": {"uniform": [0, 0.1]}}})),
      "config key training.random.space.lr.uniform.0: 0 is less than or equal to the minimum of 0"),  # as lr
     (lambda c: c["training"].update(halving={"eta": 3}, grid={"epochs": [4, 8]}),
      "config key training.halving: successive halving gives every point the same budget"),
-    (lambda c: c["training"].update(halving={"min_epochs": 50}), "config key training.halving.min_epochs: 50 is more than"),
+    (lambda c: c["training"].update(halving={"min_epochs": 50}),
+     "config key training.halving.min_epochs: 50 is more than"),
 ])
 def test_what_a_schema_cannot_say_is_checked_too(change, words):
-    from gnnjec.workflow import config_error
+    from gnnjec.config import config_error
 
     config = _demo()
     change(config)
@@ -106,7 +112,7 @@ def test_what_a_schema_cannot_say_is_checked_too(change, words):
 
 def test_a_configuration_of_only_samples_takes_the_defaults():
     from gnnjec import convert, features, hparams
-    from gnnjec.workflow import config_error
+    from gnnjec.config import config_error
 
     config = {"samples": {"qcd": {"files": ["/data/*.root"]}}}
     assert config_error(config, REPO_SCHEMA) is None
@@ -114,7 +120,8 @@ def test_a_configuration_of_only_samples_takes_the_defaults():
     assert {k: config["split"][k] for k in ("train", "val", "seed")} == dataclasses.asdict(convert.Split())
     assert config["features"] == features.DEFAULT_INPUTS
     assert config["training"]["defaults"] == {"model": "pfn"} and "halving" not in config["training"]
-    assert config["evaluation"]["eta_bins"] == [[0.0, 1.3], [1.3, 2.5], [2.5, 3.0], [3.0, 5.0]] and config["evaluation"]["n_pt_bins"] == 19
+    assert config["evaluation"]["eta_bins"] == [[0.0, 1.3], [1.3, 2.5], [2.5, 3.0], [3.0, 5.0]]
+    assert config["evaluation"]["n_pt_bins"] == 19
     # the schema names exactly the hyperparameters the trainer knows
     import yaml
 

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import uproot
 
-from gnnjec import convert
+from gnnjec import clouds, convert
 from gnnjec.errors import InputError
 
 
@@ -178,7 +178,8 @@ def test_synthetic_closure_and_split(synthetic_clouds, synthetic_file):
     assert np.all(np.asarray(clouds.pt_gen) >= 15) and np.all(np.isfinite(np.asarray(clouds.target)))
     # split: reproducible, whole events on one side, fractions near 70/15/15
     split = np.asarray(clouds.split)
-    again = convert.Split().assign(np.asarray(clouds.run), np.asarray(clouds.luminosity_block), np.asarray(clouds.event))
+    ids = (np.asarray(clouds.run), np.asarray(clouds.luminosity_block), np.asarray(clouds.event))
+    again = convert.Split().assign(*ids)
     assert np.array_equal(split, again)
     per_event = {}
     for ev, s in zip(np.asarray(clouds.event), split):
@@ -186,13 +187,13 @@ def test_synthetic_closure_and_split(synthetic_clouds, synthetic_file):
     assert all(len(s) == 1 for s in per_event.values())
     frac = np.bincount(split, minlength=3) / len(split)
     assert abs(frac[0] - 0.7) < 0.05 and abs(frac[1] - 0.15) < 0.04
-    assert not np.array_equal(split, convert.Split(seed=1).assign(np.asarray(clouds.run), np.asarray(clouds.luminosity_block), np.asarray(clouds.event)))
+    assert not np.array_equal(split, convert.Split(seed=1).assign(*ids))
 
 
 def test_merge_writes_each_split_once(synthetic_clouds):
     total = pq.ParquetFile(synthetic_clouds["all"]).metadata.num_rows
     rows = 0
-    for code, name in enumerate(convert.SPLITS):
+    for code, name in enumerate(clouds.SPLITS):
         split = pq.read_table(synthetic_clouds[name], columns=["split"]).column("split").to_numpy()
         assert np.all(split == code) and len(split) > 0
         rows += len(split)
@@ -222,8 +223,8 @@ def test_a_file_with_no_selected_jets_gives_an_empty_table_with_the_schema(synth
     info = convert.convert_file(str(synthetic_file), str(out), convert.Selection(min_gen_pt=1e6), convert.Split(), 1000)
     assert info["jets"] == 0 and info["events"] == 4000
     assert pq.ParquetFile(out).schema_arrow == pq.ParquetFile(synthetic_clouds["all"]).schema_arrow
-    splits = {name: str(tmp_path / f"{name}.parquet") for name in convert.SPLITS}
-    counts = convert.merge_splits([str(out), synthetic_clouds["all"]], splits)
+    splits = {name: str(tmp_path / f"{name}.parquet") for name in clouds.SPLITS}
+    counts = clouds.merge_splits([str(out), synthetic_clouds["all"]], splits)
     assert sum(counts.values()) == pq.ParquetFile(synthetic_clouds["all"]).metadata.num_rows
 
 
@@ -237,7 +238,8 @@ def test_run3_layout_converts_like_run2(standard_jec, tmp_path):
         path = tmp_path / f"{layout}.root"
         demo.write_pfnano(path, "toy", n_events=600, seed=4, file_index=0, correction=correction, layout=layout)
         tables[layout] = tmp_path / f"{layout}.parquet"
-        convert.convert_file(str(path), str(tables[layout]), convert.Selection(require_gen_match=False), convert.Split())
+        convert.convert_file(str(path), str(tables[layout]), convert.Selection(require_gen_match=False),
+                             convert.Split())
     tree = uproot.open(tmp_path / "run3.root")["Events"]
     assert "Rho_fixedGridRhoFastjetAll" in tree and "fixedGridRhoFastjetAll" not in tree
     assert tree["Jet_genJetIdx"].interpretation.content.to_dtype == np.int16
@@ -296,7 +298,8 @@ def test_chunks_sized_in_memory_follow_the_budget(synthetic_file):
     assert len(large) == 1 and len(small) > 4  # the 4000-event file is several MB uncompressed
 
 
-@pytest.mark.parametrize("group, drop", [("track details", "PFCands_trkQuality"), ("secondary vertices", "JetSVs_sVIdx")])
+@pytest.mark.parametrize("group, drop", [("track details", "PFCands_trkQuality"),
+                                         ("secondary vertices", "JetSVs_sVIdx")])
 def test_half_a_group_of_optional_branches_is_refused_in_one_line(cms_file, group, drop):
     from gnnjec.nanoaod import branch_map
 

@@ -18,6 +18,8 @@ from gnnjec.demo import correction, simulate
 
 EVENTS = 3000
 
+pytestmark = pytest.mark.slow  # 6000 Pythia events
+
 
 def matched_jets(seed: int, n_events: int):
     pool = simulate.PileupPool(seed, simulate.POOL_SIZE)

@@ -10,7 +10,7 @@ import pytest
 import uproot
 
 from gnnjec import convert, demo
-from gnnjec.convert import read_clouds
+from gnnjec.clouds import read_clouds
 from gnnjec.demo import detector, jets, simulate
 from gnnjec.demo.detector import Candidates
 from gnnjec.demo.events import Particles
@@ -120,7 +120,7 @@ def test_puppi_weights_neutrals_by_their_charged_neighbours_from_the_vertex():
     assert w[n_pu + 4] < 0.5                                             # neutral far from PV tracks
 
 
-# ---- a small Pythia sample through everything ----------------------------------------------
+# ---- a small Pythia sample through everything (slow: Pythia and the detector, 1600 events) --------
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +138,7 @@ def pythia_file(tmp_path_factory, pythia_jec):
     return path
 
 
+@pytest.mark.slow
 def test_pythia_file_holds_pfnano_jets_with_their_constituents(pythia_file):
     a = uproot.open(pythia_file)["Events"].arrays(
         ["Jet_pt", "Jet_eta", "Jet_phi", "Jet_rawFactor", "Jet_genJetIdx", "Jet_nConstituents", "nGenJet",
@@ -170,6 +171,7 @@ def test_pythia_file_holds_pfnano_jets_with_their_constituents(pythia_file):
     assert weights.min() >= 0 and weights.max() <= 1
 
 
+@pytest.mark.slow
 def test_standard_correction_closes_on_an_independent_sample(pythia_file):
     a = uproot.open(pythia_file)["Events"].arrays(["Jet_pt", "Jet_eta", "Jet_genJetIdx", "GenJet_pt"])
     matched = a.Jet_genJetIdx >= 0
@@ -180,6 +182,7 @@ def test_standard_correction_closes_on_an_independent_sample(pythia_file):
     assert np.median(response[central]) == pytest.approx(1.0, abs=0.04)
 
 
+@pytest.mark.slow
 def test_pythia_file_converts_to_clouds_of_every_flavour(pythia_file, tmp_path):
     out = tmp_path / "clouds.parquet"
     info = convert.convert_file(str(pythia_file), str(out), convert.Selection(), convert.Split())
@@ -198,6 +201,7 @@ def test_pythia_file_converts_to_clouds_of_every_flavour(pythia_file, tmp_path):
     assert not has[pt < 0.45].any() and has[pt > 0.55].all()
 
 
+@pytest.mark.slow
 def test_same_seed_same_events_other_file_other_events(tmp_path, pythia_jec):
     correction = demo.load_correction(pythia_jec)
     arrays = []
@@ -223,7 +227,7 @@ def test_puppi_weight_is_no_pileup_label():
 
 
 @pytest.mark.parametrize("stage, fix", [
-    (["synthetic", "--events", "10", "--seed", "1", "--file-index", "0", "--jec", "{missing}", "--output", "{out}"],
+    (["synthetic-pfnano", "--events", "10", "--seed", "1", "--file-index", "0", "--jec", "{missing}", "--output", "{out}"],
      "rerun the synthetic_jec rule"),
     (["training-plots", "--best", "{missing}", "--outdir", "{out}"], "rerun the select_model rule"),
 ])

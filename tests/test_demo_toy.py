@@ -43,7 +43,8 @@ def test_same_seed_same_events_other_index_other_events(tmp_path, standard_jec):
 
 
 def test_gen_matching_and_unmatched_jets(synthetic_file):
-    a = uproot.open(synthetic_file)["Events"].arrays(["Jet_genJetIdx", "nGenJet", "Jet_partonFlavour", "Jet_hadronFlavour"])
+    a = uproot.open(synthetic_file)["Events"].arrays(
+        ["Jet_genJetIdx", "nGenJet", "Jet_partonFlavour", "Jet_hadronFlavour"])
     idx = a.Jet_genJetIdx
     assert ak.all((idx == -1) | ((idx >= 0) & (idx < a.nGenJet[:, None])))
     unmatched = ak.sum(idx == -1)

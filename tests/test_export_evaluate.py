@@ -57,12 +57,12 @@ def test_evaluate_and_plot(exported_model, synthetic_clouds, tmp_path):
     pred = ak.from_parquet(pred_path)
     test = ak.from_parquet(synthetic_clouds["test"], columns=["pt_gen", "pt_raw"])
     assert len(pred) == len(test) == info["pfn"]["jets"] and info["pfn"]["jets_per_second"] > 0
-    np.testing.assert_allclose(np.asarray(pred.pt_corr_pfn), np.asarray(pred.pt_raw) * np.exp(np.asarray(pred.prediction_pfn)),
-                               rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(pred.pt_corr_pfn),
+                               np.asarray(pred.pt_raw) * np.exp(np.asarray(pred.prediction_pfn)), rtol=1e-5)
     np.testing.assert_array_equal(np.asarray(pred["pt_corr_pfn-lite"]), np.asarray(pred.pt_corr_pfn))
     csv_path = tmp_path / "metrics.csv"
-    table = evaluate.compute_metrics(str(pred_path), str(metrics_path), EVAL_CFG, {k: v["point"] for k, v in info.items()},
-                                     str(csv_path))
+    table = evaluate.compute_metrics(str(pred_path), str(metrics_path), EVAL_CFG,
+                                     {k: v["point"] for k, v in info.items()}, str(csv_path))
 
     def refuse(constant):
         raise ValueError(f"not strict JSON: {constant}")
@@ -111,10 +111,10 @@ def test_evaluate_and_plot(exported_model, synthetic_clouds, tmp_path):
 def test_cms_label_sits_over_the_axes_with_the_configured_text_and_energy():
     import matplotlib.pyplot as plt
 
-    plotting._style(13.0, "Work in progress")  # what plots.energy_tev and plots.cms_text set
+    plotting._style()
     fig, ax = plt.subplots()
     try:
-        plotting._label(ax)
+        plotting._label(ax, plotting.Label(13.0, "Work in progress"))  # what plots.energy_tev and plots.cms_text set
         fig.canvas.draw()
         texts = {t.get_text(): t.get_window_extent() for t in ax.texts}
         assert set(texts) == {"CMS", " Simulation Work in progress", "(13 TeV)"}
@@ -125,7 +125,6 @@ def test_cms_label_sits_over_the_axes_with_the_configured_text_and_energy():
         assert abs(words.x0 - cms.x1) < 2 and words.x1 < energy.x0  # the words follow 'CMS', clear of the energy
     finally:
         plt.close(fig)
-        plotting._style(13.6, "Private Work")
 
 
 def test_evaluation_and_inference_do_not_import_torch():

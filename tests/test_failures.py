@@ -142,9 +142,11 @@ def test_jet_whose_constituent_links_are_missing_is_refused(pfnano_events, tmp_p
 
 # --- direct command line: unknown keys, unreadable and stale inputs --------------------------------
 
-@pytest.mark.parametrize("option, value, key", [("--split", '{"train": 0.7, "vall": 0.1}', "split.vall"),
-                                                 ("--selection", '{"min_pt": 20}', "selection.min_pt"),
-                                                 ("--selection", '{"invalid_jets": "ignore"}', "selection.invalid_jets")])
+@pytest.mark.parametrize("option, value, key", [
+    ("--split", '{"train": 0.7, "vall": 0.1}', "split.vall"),
+    ("--selection", '{"min_pt": 20}', "selection.min_pt"),
+    ("--selection", '{"invalid_jets": "ignore"}', "selection.invalid_jets"),
+])
 def test_unknown_config_keys_on_the_command_line_are_refused(cms_file, tmp_path, option, value, key):
     out = tmp_path / "c.parquet"
     line = error_line(gnnjec("convert", cms_file("pfnano.root"), "--output", out, option, value), "convert")
@@ -162,24 +164,25 @@ def not_parquet(tmp_path):
 def test_merge_names_a_missing_or_unreadable_part(synthetic_clouds, not_parquet, tmp_path):
     outs = {s: tmp_path / f"{s}.parquet" for s in ("train", "val", "test")}
     args = [f"--{k}={v}" for k, v in outs.items()]
-    line = error_line(gnnjec("merge", synthetic_clouds["all"], not_parquet, *args), "merge")
+    line = error_line(gnnjec("merge-clouds", synthetic_clouds["all"], not_parquet, *args), "merge-clouds")
     assert str(not_parquet) in line and "not a readable clouds Parquet file" in line and "convert" in line, line
     missing = tmp_path / "missing.parquet"
-    line = error_line(gnnjec("merge", synthetic_clouds["all"], missing, *args), "merge")
+    line = error_line(gnnjec("merge-clouds", synthetic_clouds["all"], missing, *args), "merge-clouds")
     assert str(missing) in line and "run the convert stage" in line, line
     assert not any(p.exists() for p in outs.values()) and leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("stage, args", [
     ("convert", ["JUNK", "--output", "OUT/c.parquet"]),
-    ("synthetic", ["--events", "10", "--seed", "1", "--file-index", "0", "--jec", "JUNK", "--output", "OUT/s.root"]),
-    ("select", ["p=JUNK", "--output", "OUT/best.json", "--table", "OUT/points.tsv"]),
+    ("synthetic-pfnano", ["--events", "10", "--seed", "1", "--file-index", "0", "--jec", "JUNK",
+                          "--output", "OUT/s.root"]),
+    ("select-model", ["p=JUNK", "--output", "OUT/best.json", "--table", "OUT/points.tsv"]),
     ("promote", ["p=JUNK", "--keep", "1", "--rung", "0", "--output", "OUT/rung0.json"]),
-    ("export", ["--selection", "JUNK", "--models", "p=JUNK", "--clouds", "JUNK", "--onnx", "OUT/m.onnx",
-                "--check", "OUT/c.json"]),
+    ("export-onnx", ["--selection", "JUNK", "--family", "pfn", "--models", "p=JUNK", "--clouds", "JUNK",
+                     "--onnx", "OUT/m.onnx", "--check", "OUT/c.json"]),
     ("evaluate", ["--onnx", "pfn=JUNK", "--clouds", "JUNK", "--predictions", "OUT/p.parquet", "--metrics",
                   "OUT/m.json", "--summary", "OUT/s.txt", "--config", "{}"]),
-    ("triton", ["--onnx", "JUNK", "--name", "pfn", "--output-dir", "OUT/pfn"]),
+    ("triton-model", ["--onnx", "JUNK", "--name", "pfn", "--output-dir", "OUT/pfn"]),
     ("plots", ["--predictions", "JUNK", "--metrics", "JUNK", "--outdir", "OUT/plots"]),
     ("training-plots", ["--best", "JUNK", "--outdir", "OUT/plots"]),
 ])
@@ -193,8 +196,9 @@ def test_every_stage_names_an_unreadable_input_in_one_line(tmp_path, stage, args
 
 
 @pytest.mark.parametrize("stage, args", [
-    ("select", ["p=JSON", "--output", "OUT/best.json"]),
-    ("export", ["--selection", "JSON", "--models", "p=x", "--clouds", "x", "--onnx", "OUT/m.onnx", "--check", "OUT/c.json"]),
+    ("select-model", ["p=JSON", "--output", "OUT/best.json"]),
+    ("export-onnx", ["--selection", "JSON", "--family", "pfn", "--models", "p=x", "--clouds", "x",
+                     "--onnx", "OUT/m.onnx", "--check", "OUT/c.json"]),
     ("plots", ["--predictions", "x", "--metrics", "JSON", "--outdir", "OUT/plots"]),
     ("training-plots", ["--best", "JSON", "--outdir", "OUT/plots"]),
 ])
@@ -237,8 +241,8 @@ def test_export_on_an_empty_clouds_file_leaves_no_model(trained_model, synthetic
     best = tmp_path / "best.json"
     best.write_text(json.dumps({"best": "p", "families": {"pfn": "p"}}))
     onnx, check = tmp_path / "model.onnx", tmp_path / "onnx_check.json"
-    line = error_line(gnnjec("export", "--selection", best, "--models", f"p={trained_model[0]}", "--clouds", empty,
-                             "--onnx", onnx, "--check", check), "export")
+    line = error_line(gnnjec("export-onnx", "--selection", best, "--family", "pfn", "--models", f"p={trained_model[0]}",
+                             "--clouds", empty, "--onnx", onnx, "--check", check), "export-onnx")
     assert str(empty) in line and "no jets" in line, line
     assert not onnx.exists() and not check.exists() and leftovers(tmp_path) == []
 
@@ -247,9 +251,9 @@ def test_a_failed_stage_keeps_what_was_there_before_it_started(synthetic_clouds,
     """Only what the failed run wrote is removed: an earlier complete output of the same path stays."""
     outs = {s: tmp_path / f"{s}.parquet" for s in ("train", "val", "test")}
     args = [f"--{k}={v}" for k, v in outs.items()]
-    assert gnnjec("merge", synthetic_clouds["all"], *args).returncode == 0
+    assert gnnjec("merge-clouds", synthetic_clouds["all"], *args).returncode == 0
     before = {p: p.read_bytes() for p in outs.values()}
-    error_line(gnnjec("merge", not_parquet, *args), "merge")
+    error_line(gnnjec("merge-clouds", not_parquet, *args), "merge-clouds")
     assert {p: p.read_bytes() for p in outs.values()} == before
 
 
@@ -289,7 +293,8 @@ def test_what_a_killed_writer_left_is_removed_by_the_next(tmp_path):
 def test_outputs_are_flushed_to_disk_before_they_are_renamed(tmp_path, monkeypatch):
     calls = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))) or real_fsync(fd))
+    monkeypatch.setattr(os, "fsync",
+                        lambda fd: calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))) or real_fsync(fd))
     monkeypatch.setattr(os, "replace", lambda a, b: calls.append(("replace", str(a))) or real_replace(a, b))
     target = tmp_path / "out.txt"
     with files.atomic_output(target) as tmp:
@@ -320,9 +325,10 @@ def test_a_crafted_checkpoint_cannot_run_code(trained_model, tmp_path, monkeypat
     # and through the command line: one line, no code run
     best = tmp_path / "best.json"
     best.write_text(json.dumps({"best": "p", "families": {"pfn": "p"}}))
-    line = error_line(gnnjec("export", "--selection", best, "--models", f"p={crafted}", "--clouds", trained_model[0],
-                             "--onnx", tmp_path / "m.onnx", "--check", tmp_path / "c.json",
-                             env={**os.environ, "GNNJEC_TEST_PWNED": str(pwned)}), "export")
+    line = error_line(gnnjec("export-onnx", "--selection", best, "--family", "pfn", "--models", f"p={crafted}",
+                             "--clouds", trained_model[0], "--onnx", tmp_path / "m.onnx",
+                             "--check", tmp_path / "c.json", env={**os.environ, "GNNJEC_TEST_PWNED": str(pwned)}),
+                      "export-onnx")
     assert str(crafted) in line and "weights_only" in line, line
     assert not pwned.exists()
 

@@ -1,5 +1,5 @@
 """profiles/htcondor as a CERN user types it, through the real snakemake-executor-plugin-htcondor, with
-tests/fake_schedd.py as an lxbatch-like pool: every job in a sandbox that cannot see the submit directory, its
+tests/support/fake_schedd.py as an lxbatch-like pool: every job in a sandbox that cannot see the submit directory, its
 files moved by HTCondor file transfer, an environment of what the submit description gives and nothing else,
 held when an output is missing, credentials and proxies refused unless really there.
 
@@ -19,14 +19,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import assert_same_results, epochs_without_timings, listed_jobs, need
-from test_workflow import TINY, planned_jobs, write_config
 
+from gnnjec.config import training_points
 from gnnjec.resources import FLAVOURS
-from gnnjec.workflow import training_points
+
+from support import need
+from support.results import assert_same_results, epochs_without_timings
+from support.workflow import TINY, listed_jobs, planned_jobs, write_config
 
 REPO = Path(__file__).resolve().parents[1]
-FAKE = REPO / "tests" / "fake_schedd.py"
+FAKE = REPO / "tests" / "support" / "fake_schedd.py"
 JOBDIR = ".snakemake/htcondor"  # htcondor-jobdir in the profile
 LOCAL_RULES = {"promote", "select_model", "training_plots", "triton_model", "report_config", "thesis_plots", "all"}
 # what a job's environment holds: the profile's and the workflow's variables, the starter's, nothing inherited
@@ -90,6 +92,7 @@ def rule_of(record: dict) -> str:
     return name.split("_", 1)[0] if re.fullmatch(r"(\w+)_\1-[0-9a-f-]{36}", name) else name.rsplit("-", 1)[0]
 
 
+@pytest.mark.services
 def test_short_profile_names_plan_the_demo(tmp_path, home):
     """After the README's set-up, `snakemake --profile htcondor|slurm|local -n` at the checkout's root."""
     need_plugin()
@@ -141,6 +144,8 @@ def lxbatch_run(tmp_path_factory, home):
     return workdir, submissions(record), output
 
 
+@pytest.mark.services
+@pytest.mark.slow
 def test_the_workflow_completes_in_sandboxes_and_equals_a_local_run(lxbatch_run, tiny_run):
     workdir, records, output = lxbatch_run
     assert_same_results(workdir, tiny_run[0])
@@ -161,6 +166,8 @@ def test_the_workflow_completes_in_sandboxes_and_equals_a_local_run(lxbatch_run,
     assert "pushed the Kerberos credential to the credd" in output
 
 
+@pytest.mark.services
+@pytest.mark.slow
 def test_jobs_ran_in_sandboxes_with_only_their_files_and_environment(lxbatch_run):
     workdir, records, _ = lxbatch_run
     for record in records:
@@ -170,11 +177,13 @@ def test_jobs_ran_in_sandboxes_with_only_their_files_and_environment(lxbatch_run
         # nothing inherited from the submitting shell: no PATH, HOME, VIRTUAL_ENV; the credential's copy
         assert set(record["environment_names"]) == JOB_ENVIRONMENT, record["environment_names"]
         assert record["environment"]["KRB5CCNAME"].startswith(f"FILE:{record['ran_in']}/")
-        assert json.loads(f'[{record["environment"]["GNNJEC_PYTHON"]}]') == [sys.executable]  # old syntax: quoted
+        # the submitting Python, by absolute path (quoted by the plugin: see the next test; job.sh drops the quotes)
+        assert record["environment"]["GNNJEC_PYTHON"].strip('"') == sys.executable
         assert submit["MY.SendCredential"] in ("True", "2")  # a group of two adds the two jobs' True up
         assert submit["executable"] == "profiles/htcondor/job.sh"
         files = set(record["sandbox_files"])
-        assert "workflow/Snakefile" in files and "src/gnnjec/cli.py" in files and "config/config.yaml" in files
+        assert "workflow/Snakefile" in files and "config/config.yaml" in files
+        assert not any(f.startswith("src/") for f in files)  # the rules run the installed package
         assert not any(f.startswith(("results/logs", ".snakemake")) for f in files)
     # the two conversions ran in one job (the profile's group-components), which saw their input files and no
     # other results
@@ -186,6 +195,18 @@ def test_jobs_ran_in_sandboxes_with_only_their_files_and_environment(lxbatch_run
     assert int(convert["submit"]["MY.MaxRuntime"]) >= 2 * 60 and convert["environment"]["KRB5CCNAME"]
 
 
+@pytest.mark.services
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="upstream: snakemake-executor-plugin-htcondor 0.3 writes the workflow's envvars "
+                   "in HTCondor's old environment syntax, where quotes are literal: jobs see GNNJEC_PYTHON in quotes "
+                   "(profiles/htcondor/job.sh drops them)")
+def test_jobs_get_the_workflows_environment_variables_as_they_are(lxbatch_run):
+    _, records, _ = lxbatch_run
+    assert [r["environment"]["GNNJEC_PYTHON"] for r in records] == [sys.executable] * len(records)
+
+
+@pytest.mark.services
+@pytest.mark.slow
 def test_submissions_carry_sized_time_memory_and_no_gpu_for_cpu_training(lxbatch_run):
     _, records, output = lxbatch_run
     resolved = {jobid: (rule, resources) for rule, jobid, resources in listed_jobs(output)}
@@ -202,6 +223,8 @@ def test_submissions_carry_sized_time_memory_and_no_gpu_for_cpu_training(lxbatch
         assert submit.get("use_x509userproxy", "False") == "False"  # no root:// input here
 
 
+@pytest.mark.services
+@pytest.mark.slow
 def test_a_gpu_job_whose_torch_cannot_use_the_gpu_fails_within_seconds(tmp_path, home, lxbatch_run):
     """training.device auto in a GPU slot with this CPU-only torch: one line naming the cause, at once; the GPU
     request and the configured minimum capability are in the submission."""
@@ -235,6 +258,8 @@ def test_a_gpu_job_whose_torch_cannot_use_the_gpu_fails_within_seconds(tmp_path,
     assert (ended - started).total_seconds() <= 20, (started, ended)
 
 
+@pytest.mark.services
+@pytest.mark.slow
 def test_a_training_cut_into_consecutive_jobs_ends_as_one_straight_run(tmp_path, home, lxbatch_run, tiny_run):
     """training.max_job_hours below a point's planned time: each point trains in two jobs of one epoch, the
     second going on from the first's state, which HTCondor file transfer carries between the sandboxes; the
@@ -268,6 +293,8 @@ def test_a_training_cut_into_consecutive_jobs_ends_as_one_straight_run(tmp_path,
     assert metrics[0] == metrics[1]
 
 
+@pytest.mark.services
+@pytest.mark.slow
 def test_a_grid_goes_on_past_a_failed_point_and_the_end_names_it(tmp_path, home, lxbatch_run):
     """keep-going: one point fails (its hyperparameters are impossible for the model), the other trains."""
     workdir = clone(tmp_path / "gnnjec")
@@ -288,6 +315,7 @@ def test_a_grid_goes_on_past_a_failed_point_and_the_end_names_it(tmp_path, home,
     assert f"results/logs/train/{bad}.log" in error.split("Error in rule")[1] and "no jets to train on" in error
 
 
+@pytest.mark.services
 def test_without_a_kerberos_ticket_nothing_is_submitted(tmp_path, home):
     need_plugin()
     workdir = clone(tmp_path / "gnnjec")
@@ -301,6 +329,7 @@ def test_without_a_kerberos_ticket_nothing_is_submitted(tmp_path, home):
     assert "run kinit" in output
 
 
+@pytest.mark.services
 def test_root_inputs_need_a_proxy_and_jobs_get_it(tmp_path, home):
     """A root:// sample: no proxy, one line and nothing submitted; with one, use_x509userproxy and the job's copy."""
     need_plugin()
@@ -329,6 +358,7 @@ def test_root_inputs_need_a_proxy_and_jobs_get_it(tmp_path, home):
     assert f"jobs reading root:// inputs get the X509 proxy {proxy}" in proc.stdout + proc.stderr
 
 
+@pytest.mark.services
 def test_status_without_event_log_comes_from_the_schedd_and_history(tmp_path, home):
     need_plugin()
     workdir = clone(tmp_path / "gnnjec")
@@ -342,6 +372,7 @@ def test_status_without_event_log_comes_from_the_schedd_and_history(tmp_path, ho
     assert (workdir / "results" / "synthetic" / "standard_jec.json").exists()
 
 
+@pytest.mark.services
 def test_a_job_without_its_software_fails_with_its_exit_code_and_is_retried_once(tmp_path, home):
     """GNNJEC_PYTHON not on the worker: job.sh says so in one line, exit status 2, read from history(); the
     profile's retries: 1."""

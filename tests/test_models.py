@@ -124,7 +124,8 @@ def test_training_mode_ignores_padding(hp):
 
 def test_onnx_export_matches_torch_for_any_batch_and_length(model, hp, tmp_path):
     checkpoint = tmp_path / "model.pt"
-    torch.save({"hparams": {**hp, "max_constituents": 64}, "inputs": INPUTS, "state_dict": model.state_dict()}, checkpoint)
+    torch.save({"hparams": {**hp, "max_constituents": 64}, "inputs": INPUTS, "state_dict": model.state_dict()},
+               checkpoint)
     onnx_path = tmp_path / "model.onnx"
     export_onnx(str(checkpoint), str(onnx_path))
     session = ort.InferenceSession(str(onnx_path))

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import listed_jobs
-from test_workflow import TINY
 
 from gnnjec import resources
+from gnnjec.config import sample_files, training_points
 from gnnjec.errors import InputError
 from gnnjec.training import pick_device
-from gnnjec.workflow import sample_files, training_points
+
+from support.workflow import TINY, listed_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 THESIS = REPO / "config" / "thesis.yaml"
@@ -40,7 +40,8 @@ def plan(tmp_path: Path, profile: str, configfile: Path) -> tuple[str, dict[str,
 def test_the_thesis_run_plans_jobs_that_fit_their_limits(tmp_path, profile):
     output, jobs = plan(tmp_path, profile, THESIS)
     config = yaml.safe_load(THESIS.read_text())
-    assert len(jobs["synthetic_pfnano"]) == len(jobs["convert"]) == config["samples"]["qcd_pythia"]["synthetic"]["files"]
+    files = config["samples"]["qcd_pythia"]["synthetic"]["files"]
+    assert len(jobs["synthetic_pfnano"]) == len(jobs["convert"]) == files
     for rule in ("synthetic_jec", "synthetic_pfnano", "convert", "merge_clouds", "train", "export_onnx", "evaluate",
                  "plots"):
         for job in jobs[rule]:
@@ -126,7 +127,8 @@ def test_conversion_is_sized_by_the_file_and_memory_grows_with_each_attempt(cms_
 def test_a_job_given_a_gpu_it_cannot_use_stops_at_once():
     if torch.cuda.is_available():
         pytest.skip("this torch can use a GPU")
-    for env, name in (({"_CONDOR_AssignedGPUs": "GPU-1a2b", "CUDA_VISIBLE_DEVICES": "GPU-1a2b"}, "_CONDOR_AssignedGPUs"),
+    for env, name in (({"_CONDOR_AssignedGPUs": "GPU-1a2b", "CUDA_VISIBLE_DEVICES": "GPU-1a2b"},
+                       "_CONDOR_AssignedGPUs"),
                       ({"SLURM_JOB_GPUS": "0", "CUDA_VISIBLE_DEVICES": "0"}, "SLURM_JOB_GPUS"),
                       ({"CUDA_VISIBLE_DEVICES": "1"}, "CUDA_VISIBLE_DEVICES")):
         with pytest.raises(InputError) as err:

@@ -24,12 +24,14 @@ MAX_BATCH = 64
 def parse_pbtxt(text: str) -> dict:
     """The parts of a config.pbtxt the tests check: name, platform, max_batch_size, and each tensor."""
     body = re.sub(r"#.*", "", text)
-    config = {k: re.search(rf"^{k}:\s*\"?([^\"\n]+)\"?", body, re.M).group(1) for k in ("name", "platform", "max_batch_size")}
+    config = {k: re.search(rf"^{k}:\s*\"?([^\"\n]+)\"?", body, re.M).group(1)
+              for k in ("name", "platform", "max_batch_size")}
     for kind in ("input", "output"):
         block = re.search(rf"^{kind} \[(.*?)^\]", body, re.M | re.S).group(1)
         config[kind] = [{"name": m.group(1), "data_type": m.group(2), "dims": [int(d) for d in m.group(3).split(",")],
                          "reshape": m.group(4) is not None}
-                        for m in re.finditer(r'name: "(\w+)"\s*data_type: (\w+)\s*dims: \[ ([-\d, ]+) \](\s*reshape)?', block)]
+                        for m in re.finditer(
+                            r'name: "(\w+)"\s*data_type: (\w+)\s*dims: \[ ([-\d, ]+) \](\s*reshape)?', block)]
     return config
 
 
@@ -61,7 +63,7 @@ def test_config_matches_the_onnx_graph(repository, exported_model):
 def test_a_file_that_is_not_onnx_is_refused_and_nothing_is_written(tmp_path, content):
     bad = tmp_path / "model.onnx"
     bad.write_text(content)
-    proc = subprocess.run([sys.executable, "-m", "gnnjec", "triton", "--onnx", str(bad), "--name", "pfn",
+    proc = subprocess.run([sys.executable, "-m", "gnnjec", "triton-model", "--onnx", str(bad), "--name", "pfn",
                            "--output-dir", str(tmp_path / "repo" / "pfn")], capture_output=True, text=True)
     assert proc.returncode == 2 and "not an ONNX model" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "repo").exists()
@@ -76,8 +78,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(repository):
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "gnnjec", "serve", "--repository", str(repository), "--port", str(port),
-                             "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "gnnjec", "serve", "--repository", str(repository),
+                             "--port", str(port), "--threads", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -125,7 +128,8 @@ def test_tritonclient_gets_what_onnx_runtime_computes_in_process(server, exporte
         np.testing.assert_allclose(result.as_numpy("prediction"), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_concurrent_requests_of_different_lengths_are_batched_and_answered_exactly(server, exported_model, synthetic_clouds):
+def test_concurrent_requests_of_different_lengths_are_batched_and_answered_exactly(server, exported_model,
+                                                                                    synthetic_clouds):
     import tritonclient.http as httpclient
 
     url, _ = server
@@ -213,4 +217,5 @@ def test_serve_refuses_a_folder_without_models(tmp_path):
 
 def test_serving_does_not_import_torch():
     code = "import sys, gnnjec.serving, gnnjec.triton; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "False"

@@ -1,4 +1,4 @@
-"""The workflow through profiles/slurm on a real SLURM cluster (one node, loopback only; see slurm_cluster.py).
+"""The workflow through profiles/slurm on a real SLURM cluster (one node, loopback only; see support/slurm_cluster.py).
 
 A successive-halving search (2 synthetic files, 3 points: 1 epoch each, then the best one to 2) runs to
 completion with the profile as a site user gets it, every rule but the cheap local ones as a SLURM job, and
@@ -18,11 +18,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import assert_same_results, need
-from slurm_cluster import missing_tools
-from test_workflow import TINY, snakemake, write_config
 
-from gnnjec.workflow import training_points
+from gnnjec.config import training_points
+
+from support import need
+from support.results import assert_same_results
+from support.slurm_cluster import missing_tools
+from support.workflow import TINY, snakemake, write_config
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -35,6 +37,8 @@ CLUSTER_RULES = ["synthetic_jec", "synthetic_pfnano", "synthetic_pfnano", "conve
 GPU_CONFIG = copy.deepcopy(TINY)  # training.device auto
 GPU_CONFIG["training"]["grid"] = {"lr": [0.002]}
 (GPU_POINT,) = training_points(GPU_CONFIG["training"])
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]  # a SLURM cluster in a network namespace; the whole workflow
 
 
 def cluster_env() -> dict:
@@ -62,7 +66,7 @@ def run_on_cluster(prefix: list[str], search: Path, gpu: Path, report: Path, log
     script = (f"{search_run} || exit $?; mkdir -p {gpu}/results && cp -r {search}/results/clouds {gpu}/results/ && "
               f"{{ {gpu_run}; echo $? > {gpu}/status; }}")
     command = [
-        *prefix, sys.executable, str(HERE / "slurm_cluster.py"),
+        *prefix, sys.executable, str(HERE / "support" / "slurm_cluster.py"),
         # two fake GPUs; the node declares 8 CPUs so that a training job's 4 CPUs per GPU (the profile's
         # cpus_per_gpu) fit on a 2-core machine
         "--gpus", "2", "--cpus", "8", "--timeout", "400", "--jobs-report", str(report), "--", "sh", "-c", script,

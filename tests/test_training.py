@@ -109,6 +109,7 @@ def test_cosine_schedule_warms_up_then_decays(synthetic_clouds, tmp_path):
     assert lrs[0] == pytest.approx(0.004) and lrs[1] == pytest.approx(0.002) and lrs[2] == pytest.approx(0.0, abs=1e-12)
 
 
+@pytest.mark.services  # a network namespace (root)
 def test_two_process_ddp_on_gloo_trains_one_model(synthetic_clouds, tmp_path, loopback_only):
     """torchrun with 2 CPU processes (gloo), its rendezvous reachable on loopback only."""
     import json as json_

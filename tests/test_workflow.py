@@ -2,11 +2,9 @@
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,73 +12,39 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-
-TINY = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-TINY["samples"] = {"tiny": {"synthetic": {"files": 2, "events_per_file": 1500, "seed": 3}}}
-TINY["synthetic_generator"] = "toy"  # seconds, where Pythia takes minutes
-TINY["synthetic_jec"] = {"seed": 1, "events": 4000}
-TINY["training"]["defaults"].update(phi_sizes=[16, 32], head_sizes=[32, 16], epochs=2, batch_size=128)
-TINY["training"]["grid"] = {"lr": [0.002, 0.005]}
-TINY["evaluation"].update(n_pt_bins=6, n_bootstrap=2)
+from support.workflow import REPO, TINY, planned_jobs, snakemake, snakemake_command, write_config
 
 
-def snakemake_command(workdir: Path, *args: str) -> tuple[list[str], dict]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),
-            "--directory", str(workdir), "--cores", "2", *args], env
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    command, env = snakemake_command(workdir, *args)
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-
-
-def write_config(workdir: Path, config: dict) -> None:
-    (workdir / "config").mkdir(exist_ok=True)
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-
-
-def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
-    """Job counts from a dry run's 'Job stats' table ({} when there is nothing to do)."""
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    text = proc.stdout + proc.stderr
-    if "Nothing to be done" in text:
-        return {}
-    table = text.split("Job stats:")[1].split("total")[0]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M)}
-
-
+@pytest.mark.slow
 def test_whole_dag_produces_model_metrics_and_plots(tiny_run):
     workdir, proc = tiny_run
     results = workdir / "results"
     for path in ("export/pfn/model.onnx", "export/pfn/onnx_check.json", "evaluation/metrics.json",
                  "evaluation/summary.txt", "training/best.json", "triton/pfn/config.pbtxt", "triton/pfn/1/model.onnx"):
         assert (results / path).stat().st_size > 0, path
-    import ast
+    from gnnjec import spec
 
-    from gnnjec import plotting
-
-    rules = (REPO / "workflow" / "rules" / "evaluate.smk").read_text()
-    for listed, names in (("PLOTS", plotting.PLOTS), ("TRAINING_PLOTS", plotting.TRAINING_PLOTS)):
-        in_rule = ast.literal_eval(re.search(rf"^{listed} = (\[.*?\])", rules, re.S | re.M).group(1))
-        assert tuple(in_rule) == names, f"evaluate.smk's {listed} differs from gnnjec.plotting.{listed}"
-        for name in names:
-            assert (results / "plots" / f"{name}.png").stat().st_size > 10_000, name
-            assert (results / "plots" / f"{name}.pdf").exists()
+    # every plot of the spec, which the rules and the plotting read
+    for name in (*spec.PLOTS, *spec.TRAINING_PLOTS):
+        assert (results / "plots" / f"{name}.png").stat().st_size > 10_000, name
+        assert (results / "plots" / f"{name}.pdf").exists()
+    assert sorted(p.stem for p in (results / "plots").glob("*.png")) == sorted((*spec.PLOTS, *spec.TRAINING_PLOTS))
     assert (results / "evaluation" / "metrics.csv").stat().st_size > 0
     assert len(list((results / "training").glob("pfn-*/model.pt"))) == 2
     # every rule leaves a log and a benchmark
-    assert (results / "logs" / "evaluate.log").exists() and (results / "benchmarks" / "export_onnx" / "pfn.tsv").exists()
+    assert (results / "logs" / "evaluate.log").exists()
+    assert (results / "benchmarks" / "export_onnx" / "pfn.tsv").exists()
     # the summary table reaches the terminal
     assert "standard" in proc.stdout and "pfn" in proc.stdout and "flav. spread" in proc.stdout
 
 
+@pytest.mark.slow
 def test_second_run_does_nothing(tiny_run):
     workdir, _ = tiny_run
     assert planned_jobs(snakemake(workdir, "--dry-run")) == {}
 
 
+@pytest.mark.slow
 def test_config_change_reruns_only_what_it_touches(tiny_run):
     workdir, _ = tiny_run
     try:
@@ -164,6 +128,7 @@ HALVING["training"]["random"] = {"points": 4, "seed": 0,
 HALVING["training"]["halving"] = {"eta": 2}
 
 
+@pytest.mark.slow
 def test_successive_halving_continues_the_best_points_and_selects_among_all(tmp_path):
     import json
 
@@ -184,7 +149,8 @@ def test_successive_halving_continues_the_best_points_and_selects_among_all(tmp_
     assert last["epochs"][0] == first and last["trained_epochs"] == 2  # continued, never retrained
     table = (training / "points.tsv").read_text().splitlines()
     assert len(table) == 5 and table[1].split("\t")[1] == best["best"]
-    assert json.loads((tmp_path / "results" / "export" / "pfn" / "onnx_check.json").read_text())["model"] == best["best"]
+    check = json.loads((tmp_path / "results" / "export" / "pfn" / "onnx_check.json").read_text())
+    assert check["model"] == best["best"]
     assert planned_jobs(snakemake(tmp_path, "--dry-run")) == {}
 
 
@@ -196,6 +162,7 @@ def test_thesis_config_plans_the_thesis_size_run(tmp_path):
     assert jobs["train"] == 4 and jobs["evaluate"] == 1
 
 
+@pytest.mark.slow
 def test_thesis_plots_evaluate_every_family_and_make_the_report(tmp_path):
     """`snakemake thesis_plots` with two model families: each family's best point is exported and
     evaluated beside the standard correction, every plot is made, and Snakemake's report embeds
@@ -259,6 +226,7 @@ def _content(path: Path) -> dict:
     return document
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_a_training_killed_mid_epoch_is_retried_by_the_profile_and_resumes(tiny_run, tmp_path, sig):
     """A preemption or a batch system's kill in the middle of an epoch: the local profile retries the job,
@@ -301,6 +269,7 @@ def test_a_training_killed_mid_epoch_is_retried_by_the_profile_and_resumes(tiny_
     assert _content(workdir / metrics) == _content(tiny_run[0] / metrics)
 
 
+@pytest.mark.slow
 def test_same_config_and_seed_give_identical_outputs(tiny_run, tmp_path):
     """Everything from the conversion on, made again from the same demo files: the same clouds and
     checkpoints byte for byte, the same predictions, and the same metrics file (provenance included,
@@ -311,7 +280,8 @@ def test_same_config_and_seed_give_identical_outputs(tiny_run, tmp_path):
     proc = snakemake(workdir, "results/evaluation/metrics.json")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     first, again = tiny_run[0] / "results", workdir / "results"
-    same_bytes = [p.relative_to(first) for p in (*first.glob("clouds/**/*.parquet"), *first.glob("training/*/model.pt"))]
+    same_bytes = [p.relative_to(first)
+                  for p in (*first.glob("clouds/**/*.parquet"), *first.glob("training/*/model.pt"))]
     assert len(same_bytes) >= 5
     assert [p for p in same_bytes if (first / p).read_bytes() != (again / p).read_bytes()] == []
     predictions = "evaluation/predictions.parquet"
@@ -322,6 +292,7 @@ def test_same_config_and_seed_give_identical_outputs(tiny_run, tmp_path):
     assert {Path(i["path"]).name for i in metrics["provenance"]["inputs"]} == {"model.onnx", "test.parquet"}
 
 
+@pytest.mark.slow
 def test_every_output_of_the_workflow_carries_provenance(tiny_run):
     from gnnjec import provenance
 
@@ -341,5 +312,5 @@ def test_every_output_of_the_workflow_carries_provenance(tiny_run):
             if "sha256" in item and source.is_file():
                 assert provenance.sha256(source) == item["sha256"], (path, source)
         stages.setdefault(record["stage"], []).append(path.name)
-    assert {"synthetic-jec", "synthetic", "convert", "merge", "train", "select", "export", "evaluate", "triton",
-            "plots", "training-plots"} <= set(stages), stages
+    assert {"convert", "merge-clouds", "train", "select-model", "export-onnx", "evaluate", "triton-model", "plots",
+            "training-plots"} <= set(stages), stages

@@ -1,6 +1,6 @@
 """Convert over XRootD from a real server (Debian's xrootd) that only loopback can reach.
 
-The server and the client run together in a fresh network namespace (see xrootd_server.py), so
+The server and the client run together in a fresh network namespace (see support/xrootd_server.py), so
 nothing outside this machine can connect to it.
 """
 
@@ -15,10 +15,13 @@ import awkward as ak
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import need
 from gnnjec import convert
 
+from support import need
+
 HERE = Path(__file__).resolve().parent
+pytestmark = pytest.mark.services  # an XRootD server in a network namespace
+
 SELECTION = {"min_gen_pt": 0.0, "max_abs_gen_eta": 5.0, "max_constituents": 256, "require_gen_match": False}
 
 
@@ -42,7 +45,7 @@ def served(cms_file, loopback_only):
 def convert_remote(prefix: list[str], folder: Path, name: str, output: Path) -> subprocess.CompletedProcess:
     url = f"root://127.0.0.1:1094//{name}"
     return subprocess.run(
-        [*prefix, sys.executable, str(HERE / "xrootd_server.py"), "--export", str(folder), "--",
+        [*prefix, sys.executable, str(HERE / "support" / "xrootd_server.py"), "--export", str(folder), "--",
          sys.executable, "-m", "gnnjec", "convert", url, "--output", str(output), "--selection", json.dumps(SELECTION),
          "--step-size", "4"],
         capture_output=True, text=True, timeout=300)

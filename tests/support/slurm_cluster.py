@@ -1,7 +1,7 @@
 """Run a command on a real single-node SLURM cluster that only loopback can reach.
 
     unshare --net sh -c 'ip link set lo up && exec "$0" "$@"' \
-        python tests/slurm_cluster.py [--gpus N] [--cpus N] [--timeout S] [--jobs-report FILE] -- COMMAND ...
+        python tests/support/slurm_cluster.py [--gpus N] [--cpus N] [--timeout S] [--jobs-report FILE] -- COMMAND ...
 
 Meant to run as root in a fresh network namespace (``unshare --net``), which has no interface but
 its own loopback. munged, slurmctld and slurmd (Debian's munge, slurmctld, slurmd) start in the

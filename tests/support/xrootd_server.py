@@ -1,7 +1,7 @@
 """Run a command next to a real XRootD server that only loopback can reach.
 
     unshare --net sh -c 'ip link set lo up && exec "$0" "$@"' \
-        python tests/xrootd_server.py --export DIR [--port 1094] -- COMMAND ...
+        python tests/support/xrootd_server.py --export DIR [--port 1094] -- COMMAND ...
 
 Meant to run in a fresh network namespace (``unshare --net``), which has no interface but its own
 loopback (brought up first): the server (Debian's ``xrootd``) listens there and nowhere else, and COMMAND, started in

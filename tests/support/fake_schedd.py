@@ -1,6 +1,6 @@
 """A stand-in for a CERN lxbatch schedd and its execute points, for testing profiles/htcondor without a pool.
 
-    python tests/fake_schedd.py --record DIR [options] -- <snakemake arguments>
+    python tests/support/fake_schedd.py --record DIR [options] -- <snakemake arguments>
 
 runs Snakemake's command line in this process with ``htcondor2.Schedd`` and ``htcondor2.Credd`` replaced by fakes,
 so that the real snakemake-executor-plugin-htcondor builds its submit descriptions with the real
@@ -20,7 +20,8 @@ so that the real snakemake-executor-plugin-htcondor builds its submit descriptio
   absolute ones by their name; a missing one holds the job, code 13), and the executable unless
   transfer_executable is false. The environment is what ``getenv`` and ``environment`` give (old syntax:
   ``;``-separated, values taken literally, quotes included; new syntax in double quotes) plus what the
-  starter sets: _CONDOR_SCRATCH_DIR, _CONDOR_JOB_AD (the job's ClassAd, with TransferOutput), TMPDIR, OMP_NUM_THREADS, BATCH_SYSTEM, CUDA_VISIBLE_DEVICES and
+  starter sets: _CONDOR_SCRATCH_DIR, _CONDOR_JOB_AD (the job's ClassAd, with TransferOutput), TMPDIR,
+  OMP_NUM_THREADS, BATCH_SYSTEM, CUDA_VISIBLE_DEVICES and
   _CONDOR_AssignedGPUs for the GPUs it was given, KRB5CCNAME for a sent credential, X509_USER_PROXY for the
   proxy's copy in the sandbox. No PATH unless the description gives one.
 * **output**: on exit, whatever the exit code (when_to_transfer_output ON_EXIT), every
@@ -200,14 +201,15 @@ class Job:
     def record(self) -> dict:
         return {"cluster": self.cluster, "submit": self.submit, "description": self.text, "iwd": self.iwd,
                 "status": self.status, "exit_code": self.exit_code, "exit_signal": self.exit_signal,
-                "hold_reason": self.hold.reason if self.hold else None, "hold_code": self.hold.code if self.hold else None,
+                "hold_reason": self.hold.reason if self.hold else None,
+                "hold_code": self.hold.code if self.hold else None,
                 "ran_in": self.ran_in, "argv": self.argv, "environment_names": self.env_keys,
                 "environment": self.env_seen, "sandbox_files": self.sandbox_files, "gpus": self.gpus}
 
 
 # the job environment's variables whose values go into the record (the rest by name only)
-SEEN = ("PATH", "_CONDOR_JOB_AD", "CUDA_VISIBLE_DEVICES", "_CONDOR_AssignedGPUs", "KRB5CCNAME", "X509_USER_PROXY", "GNNJEC_PYTHON",
-        "OMP_NUM_THREADS", "TMPDIR")
+SEEN = ("PATH", "_CONDOR_JOB_AD", "CUDA_VISIBLE_DEVICES", "_CONDOR_AssignedGPUs", "KRB5CCNAME", "X509_USER_PROXY",
+        "GNNJEC_PYTHON", "OMP_NUM_THREADS", "TMPDIR")
 # a shell run in a private mount namespace: an empty read-only tmpfs over the submit directory ($0), then the job
 HIDE_SUBMIT_DIR = 'mount -t tmpfs -o ro,size=4k fake-condor-no-submit-dir "$0" && cd "$1" && shift && exec "$@"'
 
@@ -578,7 +580,8 @@ class FakeSchedd:
 
 
 class FakeCredd:
-    """htcondor2.Credd as lxplus's: add_user_cred(Kerberos, None) runs the credential producer (reads the ticket cache)."""
+    """htcondor2.Credd as lxplus's: add_user_cred(Kerberos, None) runs the credential producer (reads the ticket
+    cache)."""
 
     def __init__(self, *args, **kwargs):
         assert POOL is not None, "install() first"
