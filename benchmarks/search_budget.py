@@ -129,7 +129,8 @@ def main() -> None:
         data = {"train": first_jets(source["train"], a.train_jets, work / "train.parquet"),
                 "val": first_jets(source["val"], a.val_jets, work / "val.parquet")}
         print(f"{len(points)} points, {a.epochs} epochs, plan {[(r['epochs'], r['points']) for r in plan]}; "
-              f"jets: train {a.train_jets or 'all'}, val {a.val_jets or 'all'}; {a.schedule} schedule; {a.workers} workers", flush=True)
+              f"jets: train {a.train_jets or 'all'}, val {a.val_jets or 'all'}; {a.schedule} schedule; "
+              f"{a.workers} workers", flush=True)
 
         start = time.perf_counter()
         grid = {r["name"]: r for r in run_all(
@@ -144,7 +145,8 @@ def main() -> None:
                 other = search.halving_plan(len(points), a.epochs, eta, min_epochs)
                 r = replay(grid, other)
                 print(f"{eta:>4}{min_epochs:>8}  {str([x['epochs'] for x in other]):<16}{r['epochs']:>7}"
-                      f"{100 * r['epochs'] / (len(points) * a.epochs):>6.0f}%{100 * (r['best_val_loss'] / grid_best - 1):>+7.2f}%")
+                      f"{100 * r['epochs'] / (len(points) * a.epochs):>6.0f}%"
+                      f"{100 * (r['best_val_loss'] / grid_best - 1):>+7.2f}%")
 
         start = time.perf_counter()
         entrants, halving, consistent = list(points), {}, True

@@ -76,8 +76,9 @@ def start_server(repository: Path, threads: int):
     import http.client
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "gnnjec", "serve", "--repository", str(repository), "--port", str(port),
-                             "--threads", str(threads)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "gnnjec", "serve", "--repository", str(repository),
+                             "--port", str(port), "--threads", str(threads)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     for _ in range(300):
         try:
@@ -147,15 +148,15 @@ def main() -> None:
         shutil.copytree(results / "triton" / family, repository / family)
         models[family] = load_model(checkpoint_of(results / "training" / best["families"][family]))[0]
     for preset in args.untrained:
-        models[f"{preset}-untrained"] = untrained(preset, repository / f"{preset}-untrained", workdir, results,
-                                                  OnnxRegressor(str(repository / trained[0] / "1" / "model.onnx")).inputs)
+        inputs = OnnxRegressor(str(repository / trained[0] / "1" / "model.onnx")).inputs
+        models[f"{preset}-untrained"] = untrained(preset, repository / f"{preset}-untrained", workdir, results, inputs)
     families = list(models)
     torch.set_num_threads(args.threads)
     print(f"# {describe(('torch', 'onnxruntime', 'numpy'))}; {args.threads} threads")
     reference = matmul_flops(args.threads)
     peak = max(reference.values())
-    print(f"# 4096^2 float32 matmul: numpy {reference['numpy'] / 1e9:.1f} GFLOP/s, torch {reference['torch'] / 1e9:.1f} "
-          f"GFLOP/s; the share below is of the larger")
+    print(f"# 4096^2 float32 matmul: numpy {reference['numpy'] / 1e9:.1f} GFLOP/s, "
+          f"torch {reference['torch'] / 1e9:.1f} GFLOP/s; the share below is of the larger")
     server, url = start_server(repository, args.threads)
     client = httpclient.InferenceServerClient(url, connection_timeout=120, network_timeout=600)
     print(f"{'family':<28}{'batch':>6}{'ORT jets/s':>12}{'torch jets/s':>14}{'served jets/s':>15}{'served/ORT':>12}"

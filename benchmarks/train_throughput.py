@@ -108,7 +108,8 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=None, help="timed steps per preset (default: 40 on CUDA, 6 on the CPU)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--loader-threads", type=int, default=None, help="threads padding batches (default 3 on CUDA, 1 on CPU)")
+    p.add_argument("--loader-threads", type=int, default=None,
+                   help="threads padding batches (default 3 on CUDA, 1 on CPU)")
     p.add_argument("--events", type=int, default=10_000, help="events of the generated sample")
     p.add_argument("--clouds", help="a clouds file to use instead of a generated sample")
     a = p.parse_args()
