@@ -60,7 +60,8 @@ def nanoevents_arrays(events) -> tuple[dict, dict, bool, bool]:
     arrays = {}
     for name in EVENT_ID:
         arrays[name] = events[name]
-    rho = next((b for b in RHO_BRANCHES if b in events.fields or (b.startswith("Rho_") and "Rho" in events.fields)), None)
+    rho = next((b for b in RHO_BRANCHES if b in events.fields or (b.startswith("Rho_") and "Rho" in events.fields)),
+               None)
     if rho is None:
         raise InputError(f"NanoEvents: no {' or '.join(RHO_BRANCHES)}; the events need the jets' pileup density")
     arrays[rho] = events.Rho.fixedGridRhoFastjetAll if rho.startswith("Rho_") else events[rho]

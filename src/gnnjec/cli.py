@@ -37,7 +37,9 @@ def stage_parser(stage: str) -> argparse.ArgumentParser:
 
 def build_parser(stage: str | None = None) -> argparse.ArgumentParser:
     """The parser of every stage's name, with the arguments of ``stage`` (the others' are not imported)."""
-    p = argparse.ArgumentParser(prog="gnnjec", description="Jet energy corrections with graph neural networks: the stages of the workflow.")
+    p = argparse.ArgumentParser(
+        prog="gnnjec", description="Jet energy corrections with graph neural networks: the stages of the workflow."
+    )
     sub = p.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, (_, help_text) in STAGES.items():
         s = sub.add_parser(name, help=help_text, description=help_text)
@@ -112,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # a bug, not bad input: keep the traceback for the report, end with one line
         log.exception("unexpected error")
         first = (str(err).strip().splitlines() or [""])[0]
-        message, status = f"{prefix}: internal error: {type(err).__name__}: {first} (a bug: please report it with the log)", 1
+        message, status = (f"{prefix}: internal error: {type(err).__name__}: {first} "
+                           "(a bug: please report it with the log)"), 1
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     for path in _remove_written(outputs):

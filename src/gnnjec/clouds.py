@@ -41,7 +41,8 @@ def _float_columns(schema: pa.Schema) -> list[str]:
     paths = []
     for field in schema:
         if pa.types.is_list(field.type):
-            paths += [f"{field.name}.list.element.{f.name}" for f in field.type.value_type if pa.types.is_float32(f.type)]
+            paths += [f"{field.name}.list.element.{f.name}" for f in field.type.value_type
+                      if pa.types.is_float32(f.type)]
         elif pa.types.is_float32(field.type):
             paths.append(field.name)
     return paths
@@ -71,7 +72,8 @@ def merge_splits(parts: list[str], outputs: dict[str, str]) -> dict:
                 schema = reader.schema_arrow
                 writers = {name: parquet_writer(tmps[name], schema) for name in outputs}
             elif reader.schema_arrow != schema:
-                raise InputError(f"{part}: its columns differ from {parts[0]}; reconvert all files with the same version")
+                raise InputError(f"{part}: its columns differ from {parts[0]}; "
+                                 "reconvert all files with the same version")
             for table in guarded(map(reader.read_row_group, range(reader.num_row_groups)), part,
                                  "clouds Parquet file", CONVERT_AGAIN):
                 split = table.column("split").to_numpy()

@@ -44,7 +44,8 @@ def schema_default(key: str, schema_path: str | os.PathLike = SCHEMA):
 # training.random.space as a distribution over such values; the model families are gnnjec.spec.FAMILIES. The
 # schema names each hyperparameter, its type and its range once; render_schema writes out the rest.
 
-_GENERATED = re.compile(r"^(?P<indent> *)# generated: (?P<part>[\w.]+) .*?\n(?P<body>.*?)^(?P=indent)# end of generated\n",
+_GENERATED = re.compile(r"^(?P<indent> *)# generated: (?P<part>[\w.]+) .*?\n"
+                        r"(?P<body>.*?)^(?P=indent)# end of generated\n",
                         re.M | re.S)
 
 
@@ -158,7 +159,8 @@ def _check_meaning(config: dict) -> None:
                         f"previous bin's end ({max(previous, 0):g}); list the |eta| ranges in increasing order")
             previous = hi
     if "grid" in training and "random" in training:
-        raise ConfigError("training", "both grid and random are given; keep one (random draws its points instead of the grid)")
+        raise ConfigError("training", "both grid and random are given; keep one "
+                          "(random draws its points instead of the grid)")
     for key, spec in (training.get("random") or {}).get("space", {}).items():
         bounds = next((spec[k] for k in ("uniform", "log_uniform", "int_uniform", "layers") if k in spec), None)
         if bounds is not None and not bounds[0] <= bounds[1]:

@@ -288,7 +288,8 @@ def invalid_jets(chunk: EventChunk, jet_event: np.ndarray, matched: np.ndarray, 
                 if not _all_finite(values):
                     note(f"JetSVs_{name}", _jets_with(~np.isfinite(values), pair_jet, n_jets))
             in_table = (pairs["sVIdx"] >= 0) & (pairs["sVIdx"] < sv.counts[pair_event])
-            sv_row = np.minimum(sv.offsets[pair_event] + np.where(in_table, pairs["sVIdx"], 0), max(len(sv["eta"]) - 1, 0))
+            sv_row = np.minimum(sv.offsets[pair_event] + np.where(in_table, pairs["sVIdx"], 0),
+                                max(len(sv["eta"]) - 1, 0))
             for name in ("eta", "phi"):
                 if not _all_finite(sv[name]):
                     note(f"SV_{name}", _jets_with(in_table & ~np.isfinite(sv[name][sv_row]), pair_jet, n_jets))
@@ -317,7 +318,8 @@ def _vertex_cloud(chunk: EventChunk, new_index, jet_event, jet_eta, jet_phi, sel
     pair_event = parents_from_counts(pairs.counts)
     _check_index("JetSVs_jetIdx", pairs["jetIdx"], chunk.jet.counts[pair_event], path)
     in_table = pairs["sVIdx"] >= 0
-    _check_index("JetSVs_sVIdx", np.where(in_table, pairs["sVIdx"], 0), np.where(in_table, sv.counts[pair_event], 1), path)
+    _check_index("JetSVs_sVIdx", np.where(in_table, pairs["sVIdx"], 0), np.where(in_table, sv.counts[pair_event], 1),
+                 path)
     jet_row = new_index[chunk.jet.offsets[pair_event] + pairs["jetIdx"]]
     keep = np.flatnonzero(in_table & (jet_row >= 0))
     parents = jet_row[keep]
@@ -352,8 +354,8 @@ class _Gather:
 def convert_file(path: str, output: str, selection: Selection, split: Split, step_size: int | str = "50 MB") -> dict:
     """Convert one NanoAOD/PFNano file to a Parquet file of particle clouds (written atomically).
 
-    The file is read in chunks of ``step_size`` (events, or bytes in memory like ``"100 MB"``), one ahead, while the previous chunk's
-    row group is written in the background: memory is bounded by about three chunks.
+    The file is read in chunks of ``step_size`` (events, or bytes in memory like ``"100 MB"``), one ahead, while the
+    previous chunk's row group is written in the background: memory is bounded by about three chunks.
     """
     start = time.perf_counter()
     n_events = n_jets = 0

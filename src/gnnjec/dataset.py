@@ -46,7 +46,8 @@ class CloudData:
         stored = {k: F.stored_needed(inputs[k]) for k in collections}
         columns = list(dict.fromkeys([*inputs["jet"], *truth, "pt_raw"]))
         columns += [f"{k}.{f}" for k in collections for f in stored[k]]
-        arrays = read_clouds(path, columns=columns, row_groups=row_groups) if isinstance(path, (str, os.PathLike)) else path
+        is_file = isinstance(path, (str, os.PathLike))
+        arrays = read_clouds(path, columns=columns, row_groups=row_groups) if is_file else path
         self.n = len(arrays)
         self.inputs = inputs
         self.collections = collections

@@ -102,7 +102,8 @@ def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, models:
         "resolution": "IQR / median of the response",
         "flavour_spread": "sum over b, c, uds, g of |median_f - mean of the flavour medians|",
         "resolution_gain_mean": f"mean over gen-pt bins above {cfg['summary_min_pt']} GeV of 1 - res / res_standard",
-        "flavour_spread_change": f"spread / spread_standard - 1, medians of all jets with pt_gen > {cfg['summary_min_pt']} GeV",
+        "flavour_spread_change": "spread / spread_standard - 1, medians of all jets with "
+                                 f"pt_gen > {cfg['summary_min_pt']} GeV",
         "errors": f"standard deviation over {cfg['n_bootstrap']} bootstrap resamples of the jets (per bin; in the "
                   "summary the same resample for every method)",
     }

@@ -61,7 +61,8 @@ def export_onnx(model_path: str, onnx_path: str, name: str | None = None, trace_
                           dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
         proto = onnx.load(str(tmp))
         onnx.checker.check_model(proto)
-        meta = {"inputs": json.dumps(inputs), "target": "log(pt_gen / pt_raw)", "hparams": json.dumps(checkpoint["hparams"]),
+        meta = {"inputs": json.dumps(inputs), "target": "log(pt_gen / pt_raw)",
+                "hparams": json.dumps(checkpoint["hparams"]),
                 "name": name or checkpoint["hparams"].get("model", "model"), provenance.KEY: provenance.as_json()}
         for key, value in meta.items():
             entry = proto.metadata_props.add()
@@ -98,7 +99,8 @@ def check_onnx(model_path: str, onnx_path: str, clouds_path: str, n_jets: int | 
               "tolerance": tolerance, "passed": worst <= tolerance}
     log.info("ONNX Runtime vs torch on %d jets: max |diff| = %.2e (tolerance %.0e)", len(rows_all), worst, tolerance)
     if worst > tolerance:
-        raise CheckFailed(f"{onnx_path}: ONNX Runtime differs from torch by {worst:.2e} > {tolerance:.0e}; the export is wrong, do not use it")
+        raise CheckFailed(f"{onnx_path}: ONNX Runtime differs from torch by {worst:.2e} > {tolerance:.0e}; "
+                          "the export is wrong, do not use it")
     return result
 
 
@@ -129,7 +131,8 @@ def export_best(selection: str, family: str, models: dict[str, str], clouds: str
 
 def _arguments(p) -> None:
     p.add_argument("--selection", required=True, help="best.json from select-model")
-    p.add_argument("--family", required=True, help="the model family (pfn, particlenet, ...) whose best point to export")
+    p.add_argument("--family", required=True,
+                   help="the model family (pfn, particlenet, ...) whose best point to export")
     p.add_argument("--models", nargs="+", required=True, metavar="NAME=CHECKPOINT")
     p.add_argument("--clouds", required=True, help="held-out clouds for the check")
     p.add_argument("--onnx", required=True)
@@ -142,4 +145,6 @@ def _run(a) -> None:
     export_best(a.selection, a.family, named_paths(a.models), a.clouds, a.onnx, a.check, a.jets, a.tolerance)
 
 
-COMMANDS = {"export-onnx": Command(_arguments, _run, reads=("selection", "models", "clouds"), outputs=("onnx", "check"))}
+COMMANDS = {
+    "export-onnx": Command(_arguments, _run, reads=("selection", "models", "clouds"), outputs=("onnx", "check")),
+}

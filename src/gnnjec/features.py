@@ -136,7 +136,8 @@ DEFAULT_INPUTS = {
 def flavour_class(hadron_flavour: np.ndarray, parton_flavour: np.ndarray) -> np.ndarray:
     """hadronFlavour if non-zero else |partonFlavour|, mapped to b=0, c=1, uds=2, g=3, other -1."""
     label = np.where(hadron_flavour != 0, hadron_flavour, np.abs(parton_flavour))
-    return np.select([label == 5, label == 4, (label >= 1) & (label <= 3), label == 21], [0, 1, 2, 3], -1).astype(np.int8)
+    classes = np.select([label == 5, label == 4, (label >= 1) & (label <= 3), label == 21], [0, 1, 2, 3], -1)
+    return classes.astype(np.int8)
 
 
 ONE_HOT_IDS = {
@@ -151,8 +152,8 @@ ONE_HOT_IDS = {
 
 TRACK_FLAGS = ("has_track", "high_purity", "pv_used_in_fit", "pv_compatible", "pv_other")
 
-STORED_TYPES = {**{name: np.bool_ for name in (*ONE_HOT_IDS, *TRACK_FLAGS)}, "charge": np.int8, "lost_inner_hits": np.int8,
-                "ntracks": np.int8}
+STORED_TYPES = {**{name: np.bool_ for name in (*ONE_HOT_IDS, *TRACK_FLAGS)}, "charge": np.int8,
+                "lost_inner_hits": np.int8, "ntracks": np.int8}
 """Storage type of the constituent features that are not float32."""
 
 

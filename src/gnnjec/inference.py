@@ -54,7 +54,8 @@ class OnnxRegressor:
         ParticleNet, whose cost grows with the padded length, several times faster).
         """
         out = np.empty(data.n, np.float32)
-        length = np.max([np.diff(data.clouds[k].offsets) for k in data.collections], axis=0) if data.collections else None
+        length = (np.max([np.diff(data.clouds[k].offsets) for k in data.collections], axis=0)
+                  if data.collections else None)
         order = np.argsort(length, kind="stable") if length is not None else np.arange(data.n)
         for start in range(0, data.n, batch_size):
             rows = order[start : start + batch_size]

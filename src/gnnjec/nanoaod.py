@@ -25,10 +25,14 @@ PFCAND_FIELDS = ("pt", "eta", "phi", "mass", "charge", "pdgId", "d0", "dz", "pup
 TRACK_FIELDS = ("d0Err", "dzErr", "trkChi2", "lostInnerHits", "pvAssocQuality", "trkQuality")
 """PFNano's track details of PF candidates (-1 where MiniAOD stored none: neutrals and charged
 candidates below about 0.5 GeV). Optional: files without them read as having no track details."""
-NO_TRACK_DETAILS = {"d0Err": -1.0, "dzErr": -1.0, "trkChi2": -1.0, "lostInnerHits": -1, "pvAssocQuality": 7, "trkQuality": 0}
+NO_TRACK_DETAILS = {
+    "d0Err": -1.0, "dzErr": -1.0, "trkChi2": -1.0, "lostInnerHits": -1, "pvAssocQuality": 7, "trkQuality": 0,
+}
 LINK_FIELDS = ("jetIdx", "pFCandsIdx")
 SV_FIELDS = ("eta", "phi")
-JETSV_FIELDS = ("jetIdx", "sVIdx", "pt", "mass", "ntracks", "dxy", "dxysig", "d3d", "d3dsig", "costhetasvpv", "enration")
+JETSV_FIELDS = (
+    "jetIdx", "sVIdx", "pt", "mass", "ntracks", "dxy", "dxysig", "d3d", "d3dsig", "costhetasvpv", "enration",
+)
 """Secondary vertices: PFNano's SV collection (for its direction) and JetSVs, one entry per
 (jet, vertex) pair with the vertex's properties. Optional: files without them have no vertices."""
 EVENT_ID = ("run", "luminosityBlock", "event")
@@ -122,7 +126,8 @@ def branch_map(tree, path: str) -> dict:
     required += [NPV_BRANCH, *EVENT_ID]
     present = _optional_group(keys, [f"PFCands_{f}" for f in TRACK_FIELDS], "PFCands' track details", path)
     have_vertices = _optional_group(
-        keys, [f"SV_{f}" for f in SV_FIELDS] + [f"JetSVs_{f}" for f in JETSV_FIELDS], "secondary vertices (SV, JetSVs)", path
+        keys, [f"SV_{f}" for f in SV_FIELDS] + [f"JetSVs_{f}" for f in JETSV_FIELDS], "secondary vertices (SV, JetSVs)",
+        path,
     )
     required += present + have_vertices
     missing = [b for b in required if b not in keys]
@@ -272,4 +277,5 @@ def iterate_chunks(path: str, step_size: int | str = "50 MB") -> Iterator[EventC
     except InputError:
         raise
     except Exception as err:
-        raise InputError(f"{path}: reading failed ({_first_line(err)}); the file is corrupt or truncated, copy it again") from None
+        raise InputError(f"{path}: reading failed ({_first_line(err)}); "
+                         "the file is corrupt or truncated, copy it again") from None

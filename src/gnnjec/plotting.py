@@ -122,7 +122,8 @@ def _region_text(metrics, region) -> str:
     return metrics["dataset"] + "\n" + rf"${lo:g} < |\eta^\mathrm{{gen}}| < {hi:g}$"
 
 
-def plot_response_distributions(truth, responses, metrics, path, pt_ranges=((30, 50), (100, 200), (500, 1000)), *, cms: Label):
+def plot_response_distributions(truth, responses, metrics, path, pt_ranges=((30, 50), (100, 200), (500, 1000)), *,
+                                cms: Label):
     """The response of each method, one panel per |eta| bin (rows) and gen-pt range (columns), with each
     method's median and IQR / median in the legend."""
     eta_bins = metrics["eta_bins"]
@@ -178,7 +179,8 @@ def plot_closure(metrics, methods, path, *, cms: Label):
     fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 7), squeeze=False)
     for ax, region in zip(axes[0], regions):
         for method, marker in zip(methods, MARKERS):
-            x, y, err = _series(metrics, region, method, lambda b: (b["all"]["median"], b["all"]["median_err"]) if b["all"] else None)
+            x, y, err = _series(metrics, region, method,
+                                lambda b: (b["all"]["median"], b["all"]["median_err"]) if b["all"] else None)
             ax.errorbar(x, y, yerr=err, marker=marker, ls="none", label=_name(method))
         ax.axhline(1.0, color="grey", lw=1)
         ax.axhspan(0.99, 1.01, color="grey", alpha=0.15, lw=0)
@@ -210,7 +212,8 @@ def plot_flavour_difference(metrics, methods, path, *, cms: Label):
             for method, marker in zip(methods, MARKERS):
                 x, y, err = _series(metrics, region, method, _difference(flavour, "uds"))
                 shown += len(x)
-                ax.errorbar(x, y, yerr=err, marker=marker, color=colour, fillstyle="none" if method == STANDARD else "full",
+                ax.errorbar(x, y, yerr=err, marker=marker, color=colour,
+                            fillstyle="none" if method == STANDARD else "full",
                             ls=":" if method == STANDARD else "-", label=f"{flavour} $-$ uds, {_name(method)}")
         _note_if_empty(ax, shown, f"no gen-pt bin with {MIN_JETS} jets of each flavour")
         ax.axhline(0.0, color="grey", lw=1)
@@ -244,7 +247,8 @@ def plot_response_vs_eta(truth, responses, metrics, path, min_pt: float = 30.0, 
     ax.set_ylim(0.94, 1.06)
     ax.set_xlabel(r"$|\eta^\mathrm{gen}|$")
     ax.set_ylabel("Median response")
-    ax.legend(title=metrics["dataset"] + "\n" + rf"$p_T^\mathrm{{gen}} > {min_pt:g}$ GeV", fontsize=16, title_fontsize=15)
+    ax.legend(title=metrics["dataset"] + "\n" + rf"$p_T^\mathrm{{gen}} > {min_pt:g}$ GeV", fontsize=16,
+              title_fontsize=15)
     _label(ax, cms)
     _save(fig, path)
 
@@ -313,10 +317,12 @@ def plot_loss_curves(ranking: list[dict], path: str, *, cms: Label) -> None:
     fig, ax = plt.subplots(figsize=(10, 7))
     varied = [k for k in hparams.varied([r["hparams"] for r in ranking]) if k != "model"]
     for i, point in enumerate(ranking):
-        epochs = read_json(point["history"], "training history (JSON)", "rerun the train rule", keys=("epochs",))["epochs"]
+        epochs = read_json(point["history"], "training history (JSON)", "rerun the train rule",
+                           keys=("epochs",))["epochs"]
         n = [e["epoch"] for e in epochs]
         values = ", ".join(f"{k} {canonical_json(point['hparams'].get(k))}" for k in varied)
-        label = f"{_name(point['hparams']['model'])} {point['name'].rsplit('-', 1)[1]}" + (f": {values}" if values else "")
+        label = (f"{_name(point['hparams']['model'])} {point['name'].rsplit('-', 1)[1]}"
+                 + (f": {values}" if values else ""))
         line = ax.plot(n, [e["val_loss"] for e in epochs], lw=3 if i == 0 else 1.2,
                        label=label if i < 8 else None)[0]
         ax.plot(n, [e["train_loss"] for e in epochs], ls="--", lw=1.2, color=line.get_color())
@@ -343,7 +349,8 @@ def make_training_plots(best_path: str, out_dir: str, label: Label | None = None
     """Loss curves and the validation loss of every point, from ``select-model``'s best.json."""
     label = label or Label.default()
     _style()
-    ranking = read_json(best_path, "model selection (JSON)", "rerun the select_model rule", keys=("ranking",))["ranking"]
+    ranking = read_json(best_path, "model selection (JSON)", "rerun the select_model rule",
+                        keys=("ranking",))["ranking"]
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, f"{name}.png") for name in TRAINING_PLOTS}
     plot_loss_curves(ranking, paths["loss_curves"], cms=label)
@@ -358,7 +365,8 @@ def make_plots(predictions_path: str, metrics_path: str, out_dir: str, dataset: 
 
     label = label or Label.default()
     _style()
-    metrics = read_json(metrics_path, "metrics file (JSON)", "rerun the evaluate rule", keys=("methods", "pt_edges", "eta_bins"))
+    metrics = read_json(metrics_path, "metrics file (JSON)", "rerun the evaluate rule",
+                        keys=("methods", "pt_edges", "eta_bins"))
     metrics["dataset"] = dataset
     methods = list(metrics["methods"])
     truth, responses = read_responses(predictions_path)

@@ -252,7 +252,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes, header_length: int | None = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/octet-stream" if header_length is not None else "application/json")
+        self.send_header("Content-Type",
+                         "application/octet-stream" if header_length is not None else "application/json")
         self.send_header("Content-Length", str(len(body)))
         if header_length is not None:
             self.send_header("Inference-Header-Content-Length", str(header_length))
@@ -305,7 +306,8 @@ class Handler(BaseHTTPRequestHandler):
             except ValueError:
                 raise BadRequest(f"Inference-Header-Content-Length is not a number: {header!r}") from None
             if header_length is not None and not 0 < header_length <= len(body):
-                raise BadRequest(f"Inference-Header-Content-Length {header_length} is outside the body of {len(body)} bytes")
+                raise BadRequest(f"Inference-Header-Content-Length {header_length} "
+                                 f"is outside the body of {len(body)} bytes")
             request, arrays = decode_request(body, header_length, model)
             outputs = model.infer(arrays)
             return self._send(200, *encode_response(model, request, outputs))

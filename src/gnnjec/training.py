@@ -206,7 +206,8 @@ def prepare(train_path: str, val_path: str, hparams: dict, inputs: dict[str, lis
     val_stream = CloudStream(val_path, inputs, window_jets=hp["window_jets"])
     n_train, n_val = (int(trainable(s.targets(), hp["max_abs_target"]).sum()) for s in (train_stream, val_stream))
     if n_train < 2 or n_val == 0:
-        raise InputError(f"{train_path if n_train < 2 else val_path}: no jets to train on; generate or convert more events")
+        raise InputError(f"{train_path if n_train < 2 else val_path}: no jets to train on; "
+                         "generate or convert more events")
     try:
         model = build_model(hp, inputs)
     except ValueError as err:
@@ -247,7 +248,8 @@ def restore(run: Run, state: dict) -> None:
     torch.set_rng_state(state["torch_rng"])
     if run.device.type == "cuda" and state.get("cuda_rng") is not None:
         torch.cuda.set_rng_state_all(state["cuda_rng"])
-    run.history, run.best, run.best_state, run.stale = state["history"], state["best"], state["best_state"], state["stale"]
+    run.history, run.best, run.best_state, run.stale = (state["history"], state["best"], state["best_state"],
+                                                        state["stale"])
 
 
 def run_epoch(run: Run, board=None) -> dict:
@@ -360,7 +362,8 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
     fit(run, until_epoch or hp["epochs"], last_path, board)
 
     if run.best_state is None:
-        raise CheckFailed(f"{model_path}: training diverged (validation loss {run.history[-1]['val_loss']}); lower training lr")
+        raise CheckFailed(f"{model_path}: training diverged (validation loss {run.history[-1]['val_loss']}); "
+                          "lower training lr")
     summary = {"hparams": hp, "inputs": inputs, "parameters": run.n_params, "device": str(run.device),
                "best_val_loss": run.best, "resumed_after_epoch": resumed["epoch"] if resumed else None,
                "epochs": run.history, "trained_epochs": run.epoch - first, "finished": run.finished,

@@ -27,4 +27,5 @@ def build_model(hparams: dict, inputs: dict[str, list[str]]) -> nn.Module:
     dropout = hparams.get("dropout", 0.0)
     if arch["architecture"] == "pfn":
         return PFN(inputs, arch["phi_sizes"], arch["head_sizes"], dropout)
-    return ParticleNet(inputs, arch["edge_channels"], arch["head_sizes"], arch["k"], tuple(arch["coordinates"]), dropout)
+    return ParticleNet(inputs, arch["edge_channels"], arch["head_sizes"], arch["k"], tuple(arch["coordinates"]),
+                       dropout)
