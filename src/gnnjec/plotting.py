@@ -117,6 +117,13 @@ def _spread(b):
     return None if b["flavour_spread"] is None else (b["flavour_spread"], b.get("flavour_spread_err"))
 
 
+def _region_panels(metrics, height: float):
+    """One figure with a panel per |eta| region: the figure and its (axes, region) pairs."""
+    n = len(metrics["eta_bins"])
+    fig, axes = plt.subplots(1, n, figsize=(9 * n, height), squeeze=False)
+    return fig, list(zip(axes[0], range(n)))
+
+
 def _region_text(metrics, region) -> str:
     lo, hi = metrics["eta_bins"][region]
     return metrics["dataset"] + "\n" + rf"${lo:g} < |\eta^\mathrm{{gen}}| < {hi:g}$"
@@ -155,9 +162,8 @@ def plot_response_distributions(truth, responses, metrics, path, pt_ranges=((30,
 
 
 def plot_median_response(metrics, methods, path, *, cms: Label):
-    regions = range(len(metrics["eta_bins"]))
-    fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 8), squeeze=False)
-    for ax, region in zip(axes[0], regions):
+    fig, panels = _region_panels(metrics, height=8)
+    for ax, region in panels:
         for method, marker, fill in zip(methods, MARKERS, ("none", *["full"] * 6)):
             for flavour in FLAVOURS:
                 x, y, err = _series(metrics, region, method, _median_of(flavour))
@@ -175,9 +181,8 @@ def plot_median_response(metrics, methods, path, *, cms: Label):
 
 def plot_closure(metrics, methods, path, *, cms: Label):
     """Median response of all jets vs gen pt, per |eta| range: how well each correction closes."""
-    regions = range(len(metrics["eta_bins"]))
-    fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 7), squeeze=False)
-    for ax, region in zip(axes[0], regions):
+    fig, panels = _region_panels(metrics, height=7)
+    for ax, region in panels:
         for method, marker in zip(methods, MARKERS):
             x, y, err = _series(metrics, region, method,
                                 lambda b: (b["all"]["median"], b["all"]["median_err"]) if b["all"] else None)
@@ -203,9 +208,8 @@ def _difference(minuend: str, subtrahend: str):
 
 def plot_flavour_difference(metrics, methods, path, *, cms: Label):
     """g - uds and b - uds median response vs gen pt: the flavour dependence each correction leaves."""
-    regions = range(len(metrics["eta_bins"]))
-    fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 7), squeeze=False)
-    for ax, region in zip(axes[0], regions):
+    fig, panels = _region_panels(metrics, height=7)
+    for ax, region in panels:
         shown = 0
         for flavour in ("g", "b"):
             colour = FLAVOUR_STYLE[flavour][0]
@@ -286,9 +290,8 @@ def plot_resolution(metrics, methods, path, *, cms: Label):
 
 
 def plot_flavour_spread(metrics, methods, path, *, cms: Label):
-    regions = range(len(metrics["eta_bins"]))
-    fig, axes = plt.subplots(1, len(regions), figsize=(9 * len(regions), 7), squeeze=False)
-    for ax, region in zip(axes[0], regions):
+    fig, panels = _region_panels(metrics, height=7)
+    for ax, region in panels:
         shown = 0
         for method, marker in zip(methods, MARKERS):
             x, y, err = _series(metrics, region, method, _spread)
