@@ -72,9 +72,9 @@ import numpy as np
 
 from ..kinematics import delta_phi
 from ..ragged import Columns, local_index, segment_sum
-from .events import NEUTRINOS, Particles
+from . import vertices
+from .events import ELECTRON_MASS, MUON_MASS, NEUTRINOS, PION_MASS, Particles
 
-PION_MASS, ELECTRON_MASS, MUON_MASS = 0.13957, 0.000511, 0.105658
 BENDING_GEV_PER_M = 0.3 * 3.8 / 2
 ECAL_RADIUS_M, ECAL_ENDCAP_Z_M, HF_Z_M = 1.29, 3.15, 11.2
 TOWER, HF_TOWER = 2 * np.pi / 36, 2 * np.pi / 36
@@ -166,8 +166,6 @@ def _towers(event, eta, phi, hf):
 def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarray, z_pv: np.ndarray):
     """PF candidates and secondary vertices of all events in ``particles`` (``pileup`` flags pileup
     particles; ``z_pv`` is the hard vertex per event, in cm; particle vertices ``vz`` are absolute)."""
-    from . import vertices
-
     pt_all = particles.pt
     keep = ~np.isin(np.abs(particles.pdg), NEUTRINOS) & (pt_all > 0.0)
     keep[keep] = np.abs(np.arcsinh(particles.pz[keep] / pt_all[keep])) < 5.0

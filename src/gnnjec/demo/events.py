@@ -33,6 +33,8 @@ BEAMSPOT_Z_CM = 3.5
 """RMS length of the luminous region in z (CMS Run 2/3: about 3.5 cm)."""
 
 NEUTRINOS = (12, 14, 16)
+PION_MASS, ELECTRON_MASS, MUON_MASS = 0.13957, 0.000511, 0.105658
+"""GeV: the masses the detector gives its tracks and the vertices their tracks."""
 TAU0_MAX_MM = 1000.0
 """Particles with c*tau below this decay in the generator: K0S, Lambda and the other hyperons decay
 inside the tracker volume (as Geant4 decays them in CMS), giving displaced V0 vertices in every kind

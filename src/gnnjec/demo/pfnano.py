@@ -70,18 +70,16 @@ def write(path: str | os.PathLike, chunks, layout: str = "run2") -> None:
             out[provenance.KEY.replace(".", "_")] = provenance.as_json()  # a TObjString
 
 
-def branches(sample, correction: StandardCorrection, first_event: int, lumi: int) -> dict:
-    """A simulated chunk (:class:`gnnjec.demo.simulate.Sample`) as NanoAOD/PFNano branches."""
-    from .simulate import RECO_JET_RAW_PT_MIN
+TRACK_DETAILS = {"d0Err": np.float32, "dzErr": np.float32, "trkChi2": np.float32, "lostInnerHits": np.int32,
+                 "pvAssocQuality": np.int32, "trkQuality": np.int32}
+"""PFNano's track details of the candidates, written where the generator has them (not None)."""
 
+
+def branches(sample, correction: StandardCorrection, first_event: int, lumi: int) -> dict:
+    """A simulated chunk (:class:`gnnjec.demo.simulate.Sample`) as NanoAOD/PFNano branches: with SV and
+    JetSVs unless ``sample.vertices`` is None, with the candidates' TRACK_DETAILS unless they are None."""
     n_events = sample.n_events
     reco, gen = sample.reco, sample.gen
-    largest = max((float(f.max()) for f in correction.l2l3_factor if len(f)), default=1.0)
-    if RECO_JET_RAW_PT_MIN * largest >= RECO_JET_PT_MIN:
-        raise ValueError(
-            f"the standard correction reaches a factor {largest:.2f}: jets clustered above "
-            f"{RECO_JET_RAW_PT_MIN} GeV raw miss some that it would lift over {RECO_JET_PT_MIN} GeV"
-        )
     rho_jet = sample.rho[reco.event]
     factor = correction.factor(reco.pt, reco.eta, rho_jet, sample.area)
     jet_pt = reco.pt * factor
@@ -136,11 +134,9 @@ def branches(sample, correction: StandardCorrection, first_event: int, lumi: int
         "d0": c.d0[member].astype(np.float32),
         "dz": c.dz[member].astype(np.float32),
         "puppiWeight": c.puppiWeight[member].astype(np.float32),
-        **{f: getattr(c, f)[member].astype(np.float32) for f in ("d0Err", "dzErr", "trkChi2")},
-        **{f: getattr(c, f)[member].astype(np.int32) for f in ("lostInnerHits", "pvAssocQuality", "trkQuality")},
+        **{f: getattr(c, f)[member].astype(dtype) for f, dtype in TRACK_DETAILS.items() if getattr(c, f) is not None},
     }
-    sv_branches, jet_sv_branches, sv_counts, pair_counts = _vertices(sample, rank, jet_local, n_events)
-    return {
+    out = {
         "run": np.ones(n_events, np.uint32),
         "luminosityBlock": np.full(n_events, lumi, np.uint32),
         "event": np.arange(first_event, first_event + n_events, dtype=np.uint64),
@@ -155,9 +151,12 @@ def branches(sample, correction: StandardCorrection, first_event: int, lumi: int
         "JetPFCands": jagged(
             {"jetIdx": link_jet.astype(np.int32), "pFCandsIdx": link_cand.astype(np.int32)}, cand_counts
         ),
-        "SV": jagged(sv_branches, sv_counts),
-        "JetSVs": jagged(jet_sv_branches, pair_counts),
     }
+    if sample.vertices is not None:
+        sv_branches, jet_sv_branches, sv_counts, pair_counts = _vertices(sample, rank, jet_local, n_events)
+        out["SV"] = jagged(sv_branches, sv_counts)
+        out["JetSVs"] = jagged(jet_sv_branches, pair_counts)
+    return out
 
 
 def _stored(jet_index: np.ndarray, rank: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ import numpy as np
 from . import detector, events, jets, vertices
 from .detector import Candidates
 from .events import NEUTRINOS, Particles
+from .pfnano import RECO_JET_PT_MIN, branches
 from .vertices import Vertices
 
 MU_RANGE = (10.0, 60.0)
@@ -53,8 +54,9 @@ class Sample:
     cands: Candidates
     cand_jet: np.ndarray
     """Per candidate: index of its reco jet, or -1."""
-    vertices: Vertices
-    vertex_jet: np.ndarray
+    vertices: Vertices | None
+    """None: a generator without secondary vertices (the files then have no SV and JetSVs)."""
+    vertex_jet: np.ndarray | None
     """Per secondary vertex: index of its reco jet (nearest within dR < 0.4), or -1."""
 
 
@@ -126,8 +128,12 @@ def _seed(*parts: int) -> int:
 
 def chunks(n_events: int, seed: int, file_index: int, correction, chunk_events: int = CHUNK_EVENTS):
     """NanoAOD branches of ``n_events`` Pythia events, a chunk at a time (seeded by seed and file)."""
-    from .pfnano import branches
-
+    largest = max((float(f.max()) for f in correction.l2l3_factor if len(f)), default=1.0)
+    if RECO_JET_RAW_PT_MIN * largest >= RECO_JET_PT_MIN:
+        raise ValueError(
+            f"the standard correction reaches a factor {largest:.2f}: jets clustered above "
+            f"{RECO_JET_RAW_PT_MIN} GeV raw miss some that it would lift over {RECO_JET_PT_MIN} GeV"
+        )
     rng = np.random.default_rng([seed, file_index])
     pool = PileupPool(_seed(seed, file_index, 1_000_000), POOL_SIZE)
     done = 0

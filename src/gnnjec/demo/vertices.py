@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kinematics import delta_phi, sum_four_vectors
-from .detector import PION_MASS
+from .events import PION_MASS
 
 MIN_TRACK_PT = 0.8
 MIN_RADIUS_CM = 0.005
