@@ -19,7 +19,8 @@ RULES_WITHOUT_A_STAGE = {"all", "train_rung", "thesis_plots"}  # a target, train
 def rules(tmp_path_factory) -> set[str]:
     """The rules of the workflow, as Snakemake lists them."""
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules", "--snakefile",
-                           str(REPO / "workflow" / "Snakefile"), "--configfile", str(REPO / "config" / "config.yaml"), "--directory", str(tmp_path_factory.mktemp("rules"))],
+                           str(REPO / "workflow" / "Snakefile"), "--configfile", str(REPO / "config" / "config.yaml"),
+                           "--directory", str(tmp_path_factory.mktemp("rules"))],
                           capture_output=True, text=True, timeout=120,
                           env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "CONDOR_CONFIG": "/dev/null",
                                "HOME": str(tmp_path_factory.mktemp("home"))})
