@@ -24,6 +24,7 @@ from machine import describe
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(1, str(REPO / "tests"))  # support.toy: the tests' fast generator
 
 PRESETS = ("pfn-lite", "pfn", "particlenet-lite", "particlenet")
 
@@ -31,9 +32,11 @@ PRESETS = ("pfn-lite", "pfn", "particlenet-lite", "particlenet")
 def make_clouds(workdir: Path, events: int) -> str:
     from gnnjec import convert, demo
 
-    correction = demo.derive_standard_correction("toy", seed=2, n_events=8000)
+    from support import toy
+
+    correction = demo.derive_standard_correction(seed=2, n_events=8000, generator=toy)
     root = workdir / "sample.root"
-    demo.write_pfnano(root, "toy", n_events=events, seed=9, file_index=0, correction=correction)
+    demo.write_pfnano(root, n_events=events, seed=9, file_index=0, correction=correction, generator=toy)
     clouds = workdir / "clouds.parquet"
     convert.convert_file(str(root), str(clouds), convert.Selection(), convert.Split())
     return str(clouds)

@@ -10,8 +10,8 @@ import pytest
 
 from gnnjec import clouds, convert, demo
 
-from support import need
-from support.workflow import TINY, snakemake, write_config
+from support import need, toy
+from support.workflow import TINY, TINY_FILES, snakemake, write_config, write_tiny_files
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GNNJEC_SHARED_DATA", REPO.parent / "shared" / "data" / "nanoaod"))
@@ -46,7 +46,7 @@ def loopback_only() -> list[str]:
 
 @pytest.fixture(scope="session")
 def standard_jec(tmp_path_factory):
-    correction = demo.derive_standard_correction("toy", seed=3, n_events=8000)
+    correction = demo.derive_standard_correction(seed=3, n_events=8000, generator=toy)
     path = tmp_path_factory.mktemp("jec") / "standard_jec.json"
     demo.save_correction(correction, path)
     return path
@@ -55,8 +55,8 @@ def standard_jec(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synthetic_file(tmp_path_factory, standard_jec):
     path = tmp_path_factory.mktemp("synthetic") / "demo_000.root"
-    demo.write_pfnano(path, "toy", n_events=4000, seed=11, file_index=0,
-                      correction=demo.load_correction(standard_jec), chunk_events=1500)
+    demo.write_pfnano(path, n_events=4000, seed=11, file_index=0, correction=demo.load_correction(standard_jec),
+                      chunk_events=1500, generator=toy)
     return path
 
 
@@ -96,11 +96,28 @@ def exported_model(tmp_path_factory, trained_model, synthetic_clouds):
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
+def tiny_data(tmp_path_factory):
+    """``tiny_data(workdir)`` puts TINY's input files (support.workflow.TINY_FILES) into ``workdir`` and returns
+    it. They are written once and copied with their times, so that they are older than anything made from them
+    (a copied run's outputs among it)."""
+    made = tmp_path_factory.mktemp("tiny_data")
+    write_tiny_files(made)
+
+    def put(workdir: Path) -> Path:
+        for name in TINY_FILES:
+            (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(made / name, workdir / name)
+        return workdir
+
+    return put
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_data):
     """support.workflow.TINY run start to finish with Snakemake on this machine: (workdir, process). Shared by
     the workflow tests (which change it only in copies, or in its config for dry runs and back) and the batch
     tests, which compare their runs with it."""
-    workdir = tmp_path_factory.mktemp("workflow")
+    workdir = tiny_data(tmp_path_factory.mktemp("workflow"))
     write_config(workdir, TINY)
     proc = snakemake(workdir)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]

@@ -232,11 +232,14 @@ def test_run3_layout_converts_like_run2(standard_jec, tmp_path):
     """NanoAOD v12+ names rho Rho_fixedGridRhoFastjetAll and narrows integer types: same clouds."""
     from gnnjec import demo
 
+    from support import toy
+
     correction = demo.load_correction(standard_jec)
     tables = {}
     for layout in ("run2", "run3"):
         path = tmp_path / f"{layout}.root"
-        demo.write_pfnano(path, "toy", n_events=600, seed=4, file_index=0, correction=correction, layout=layout)
+        demo.write_pfnano(path, n_events=600, seed=4, file_index=0, correction=correction, layout=layout,
+                          generator=toy)
         tables[layout] = tmp_path / f"{layout}.parquet"
         convert.convert_file(str(path), str(tables[layout]), convert.Selection(require_gen_match=False),
                              convert.Split())

@@ -126,14 +126,14 @@ def test_puppi_weights_neutrals_by_their_charged_neighbours_from_the_vertex():
 @pytest.fixture(scope="module")
 def pythia_jec(tmp_path_factory):
     path = tmp_path_factory.mktemp("pythia") / "jec.json"
-    demo.save_correction(demo.derive_standard_correction("pythia", seed=5, n_events=1000), path)
+    demo.save_correction(demo.derive_standard_correction(seed=5, n_events=1000), path)
     return path
 
 
 @pytest.fixture(scope="module")
 def pythia_file(tmp_path_factory, pythia_jec):
     path = tmp_path_factory.mktemp("pythia") / "demo_000.root"
-    demo.write_pfnano(path, "pythia", n_events=600, seed=3, file_index=0, correction=demo.load_correction(pythia_jec),
+    demo.write_pfnano(path, n_events=600, seed=3, file_index=0, correction=demo.load_correction(pythia_jec),
                       chunk_events=300)
     return path
 
@@ -206,7 +206,7 @@ def test_same_seed_same_events_other_file_other_events(tmp_path, pythia_jec):
     correction = demo.load_correction(pythia_jec)
     arrays = []
     for name, index in (("a", 0), ("b", 0), ("c", 1)):
-        demo.write_pfnano(tmp_path / f"{name}.root", "pythia", n_events=60, seed=9, file_index=index,
+        demo.write_pfnano(tmp_path / f"{name}.root", n_events=60, seed=9, file_index=index,
                           correction=correction)
         arrays.append(uproot.open(tmp_path / f"{name}.root")["Events"].arrays(["Jet_pt", "PFCands_pt"]))
     assert arrays[0].tolist() == arrays[1].tolist()
@@ -227,8 +227,8 @@ def test_puppi_weight_is_no_pileup_label():
 
 
 @pytest.mark.parametrize("stage, fix", [
-    (["synthetic-pfnano", "--events", "10", "--seed", "1", "--file-index", "0", "--jec", "{missing}", "--output", "{out}"],
-     "rerun the synthetic_jec rule"),
+    (["synthetic-pfnano", "--events", "10", "--seed", "1", "--file-index", "0", "--jec", "{missing}",
+      "--output", "{out}"], "rerun the synthetic_jec rule"),
     (["training-plots", "--best", "{missing}", "--outdir", "{out}"], "rerun the select_model rule"),
 ])
 def test_a_missing_input_is_one_line_and_leaves_no_output(tmp_path, stage, fix):

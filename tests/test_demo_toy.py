@@ -6,7 +6,8 @@ import pytest
 import uproot
 
 from gnnjec import demo
-from gnnjec.demo import toy
+
+from support import toy
 
 NANO_BRANCHES = {
     "nJet", "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass", "Jet_rawFactor", "Jet_area", "Jet_genJetIdx",
@@ -35,7 +36,7 @@ def test_same_seed_same_events_other_index_other_events(tmp_path, standard_jec):
     paths = []
     for name, index in (("a", 0), ("b", 0), ("c", 1)):
         paths.append(tmp_path / f"{name}.root")
-        demo.write_pfnano(paths[-1], "toy", 300, seed=5, file_index=index, correction=corr)
+        demo.write_pfnano(paths[-1], 300, seed=5, file_index=index, correction=corr, generator=toy)
     read = [uproot.open(p)["Events"].arrays(["Jet_pt", "PFCands_pt", "event"]) for p in paths]
     assert ak.array_equal(read[0], read[1])
     assert not np.array_equal(np.asarray(read[0].event), np.asarray(read[2].event))

@@ -25,7 +25,7 @@ from gnnjec.resources import FLAVOURS
 
 from support import need
 from support.results import assert_same_results, epochs_without_timings
-from support.workflow import TINY, listed_jobs, planned_jobs, write_config
+from support.workflow import TINY, TINY_FILES, listed_jobs, planned_jobs, write_config
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE = REPO / "tests" / "support" / "fake_schedd.py"
@@ -36,6 +36,7 @@ JOB_ENVIRONMENT = {"GNNJEC_PYTHON", "KRB5CCNAME", "_CONDOR_SCRATCH_DIR", "_CONDO
                    "OMP_NUM_THREADS"}
 
 CONFIG = copy.deepcopy(TINY)
+ONE_JOB = "results/clouds/tiny/000.parquet"  # what one job makes (a conversion: a group job of one)
 CONFIG["training"]["device"] = "cpu"  # the pool's GPUs cannot be used by this CPU-only torch: train on the CPU
 
 
@@ -131,10 +132,10 @@ def test_link_profiles_keeps_a_users_own_profile_and_follows_the_checkout(tmp_pa
 
 
 @pytest.fixture(scope="module")
-def lxbatch_run(tmp_path_factory, home):
+def lxbatch_run(tmp_path_factory, home, tiny_data):
     """The tiny workflow, start to finish, `snakemake --profile htcondor` through the lxbatch-like pool (2 slots)."""
     need_plugin()
-    workdir = clone(tmp_path_factory.mktemp("lxplus") / "gnnjec")
+    workdir = tiny_data(clone(tmp_path_factory.mktemp("lxplus") / "gnnjec"))
     write_config(workdir, CONFIG)
     record = workdir.parent / "submitted"
     proc = snakemake(workdir, home, "--profile", "htcondor", "--jobs", "2", "--seconds-between-status-checks", "1",
@@ -151,13 +152,12 @@ def test_the_workflow_completes_in_sandboxes_and_equals_a_local_run(lxbatch_run,
     assert_same_results(workdir, tiny_run[0])
     # every job but the cheap ones went to the pool, each once and each fine; the cheap ones ran here
     batch = {rule_of(r) for r in records}
-    assert batch == {"synthetic_jec", "synthetic_pfnano", "convert", "merge_clouds", "train", "export_onnx",
-                     "evaluate", "plots"}
+    assert batch == {"convert", "merge_clouds", "train", "export_onnx", "evaluate", "plots"}
     assert not batch & LOCAL_RULES
     assert all(r["status"] == 4 and r["exit_code"] == 0 for r in records)
     assert "Using batch fallback" not in output and (workdir / JOBDIR / "snakemake-rules.log").stat().st_size > 0
     # the logs and benchmarks came back with the outputs
-    for log in ("train", "convert/tiny", "synthetic_pfnano/tiny"):
+    for log in ("train", "convert/tiny"):
         assert list((workdir / "results" / "logs" / log).glob("*.log")), log
     def benchmarks(d):
         return sorted(str(p.relative_to(d)) for p in (d / "results" / "benchmarks").rglob("*.tsv"))
@@ -186,10 +186,9 @@ def test_jobs_ran_in_sandboxes_with_only_their_files_and_environment(lxbatch_run
         assert not any(f.startswith("src/") for f in files)  # the rules run the installed package
         assert not any(f.startswith(("results/logs", ".snakemake")) for f in files)
     # the two conversions ran in one job (the profile's group-components), which saw their input files and no
-    # other results
+    # results
     (convert,) = [r for r in records if rule_of(r) == "convert"]
-    assert {f for f in convert["sandbox_files"] if f.startswith("results/")} == {
-        "results/synthetic/tiny/000.root", "results/synthetic/tiny/001.root"}
+    assert {f for f in convert["sandbox_files"] if f.startswith(("results/", "data/"))} == set(TINY_FILES)
     # asking for the two jobs' cores, memory and time together, and for the credential
     assert convert["submit"]["request_cpus"] == "2" and int(convert["submit"]["request_memory"]) == 2 * 2000
     assert int(convert["submit"]["MY.MaxRuntime"]) >= 2 * 60 and convert["environment"]["KRB5CCNAME"]
@@ -225,10 +224,10 @@ def test_submissions_carry_sized_time_memory_and_no_gpu_for_cpu_training(lxbatch
 
 @pytest.mark.services
 @pytest.mark.slow
-def test_a_gpu_job_whose_torch_cannot_use_the_gpu_fails_within_seconds(tmp_path, home, lxbatch_run):
+def test_a_gpu_job_whose_torch_cannot_use_the_gpu_fails_within_seconds(tmp_path, home, lxbatch_run, tiny_data):
     """training.device auto in a GPU slot with this CPU-only torch: one line naming the cause, at once; the GPU
     request and the configured minimum capability are in the submission."""
-    workdir = clone(tmp_path / "gnnjec")
+    workdir = tiny_data(clone(tmp_path / "gnnjec"))  # the inputs, older than the clouds made from them
     shutil.copytree(lxbatch_run[0] / "results" / "clouds", workdir / "results" / "clouds")
     config = copy.deepcopy(TINY)  # device auto
     config["training"]["gpu_min_capability"] = 7.5
@@ -260,11 +259,12 @@ def test_a_gpu_job_whose_torch_cannot_use_the_gpu_fails_within_seconds(tmp_path,
 
 @pytest.mark.services
 @pytest.mark.slow
-def test_a_training_cut_into_consecutive_jobs_ends_as_one_straight_run(tmp_path, home, lxbatch_run, tiny_run):
+def test_a_training_cut_into_consecutive_jobs_ends_as_one_straight_run(tmp_path, home, lxbatch_run, tiny_run,
+                                                                       tiny_data):
     """training.max_job_hours below a point's planned time: each point trains in two jobs of one epoch, the
     second going on from the first's state, which HTCondor file transfer carries between the sandboxes; the
     result is the straight run's (tiny_run), epoch by epoch and in the metrics."""
-    workdir = clone(tmp_path / "gnnjec")
+    workdir = tiny_data(clone(tmp_path / "gnnjec"))  # the inputs, older than the clouds made from them
     shutil.copytree(lxbatch_run[0] / "results" / "clouds", workdir / "results" / "clouds")
     config = copy.deepcopy(CONFIG)
     config["training"]["max_job_hours"] = 0.06  # 4 minutes: less than a point's planned 6
@@ -295,9 +295,9 @@ def test_a_training_cut_into_consecutive_jobs_ends_as_one_straight_run(tmp_path,
 
 @pytest.mark.services
 @pytest.mark.slow
-def test_a_grid_goes_on_past_a_failed_point_and_the_end_names_it(tmp_path, home, lxbatch_run):
+def test_a_grid_goes_on_past_a_failed_point_and_the_end_names_it(tmp_path, home, lxbatch_run, tiny_data):
     """keep-going: one point fails (its hyperparameters are impossible for the model), the other trains."""
-    workdir = clone(tmp_path / "gnnjec")
+    workdir = tiny_data(clone(tmp_path / "gnnjec"))  # the inputs, older than the clouds made from them
     shutil.copytree(lxbatch_run[0] / "results" / "clouds", workdir / "results" / "clouds")
     config = copy.deepcopy(CONFIG)
     config["training"]["grid"] = {"max_abs_target": [1.0, 1.0e-9]}  # the second masks every jet out
@@ -316,11 +316,11 @@ def test_a_grid_goes_on_past_a_failed_point_and_the_end_names_it(tmp_path, home,
 
 
 @pytest.mark.services
-def test_without_a_kerberos_ticket_nothing_is_submitted(tmp_path, home):
+def test_without_a_kerberos_ticket_nothing_is_submitted(tmp_path, home, tiny_data):
     need_plugin()
-    workdir = clone(tmp_path / "gnnjec")
+    workdir = tiny_data(clone(tmp_path / "gnnjec"))
     write_config(workdir, CONFIG)
-    proc = snakemake(workdir, home, "--profile", "htcondor", "results/synthetic/standard_jec.json",
+    proc = snakemake(workdir, home, "--profile", "htcondor", ONE_JOB,
                      fake=["--record", str(tmp_path / "submitted")],
                      env=user_env(home, KRB5CCNAME=f"FILE:{tmp_path / 'no-ticket'}"))
     output = proc.stdout + proc.stderr
@@ -359,27 +359,27 @@ def test_root_inputs_need_a_proxy_and_jobs_get_it(tmp_path, home):
 
 
 @pytest.mark.services
-def test_status_without_event_log_comes_from_the_schedd_and_history(tmp_path, home):
+def test_status_without_event_log_comes_from_the_schedd_and_history(tmp_path, home, tiny_data):
     need_plugin()
-    workdir = clone(tmp_path / "gnnjec")
+    workdir = tiny_data(clone(tmp_path / "gnnjec"))
     write_config(workdir, CONFIG)
     proc = snakemake(workdir, home, "--profile", "htcondor", "--seconds-between-status-checks", "1",
-                     "results/synthetic/standard_jec.json",
+                     ONE_JOB,
                      fake=["--record", str(tmp_path / "submitted"), "--no-event-log"])
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
     assert "Using batch fallback" in output and "was successful" in output
-    assert (workdir / "results" / "synthetic" / "standard_jec.json").exists()
+    assert (workdir / ONE_JOB).exists()
 
 
 @pytest.mark.services
-def test_a_job_without_its_software_fails_with_its_exit_code_and_is_retried_once(tmp_path, home):
+def test_a_job_without_its_software_fails_with_its_exit_code_and_is_retried_once(tmp_path, home, tiny_data):
     """GNNJEC_PYTHON not on the worker: job.sh says so in one line, exit status 2, read from history(); the
     profile's retries: 1."""
     need_plugin()
-    workdir = clone(tmp_path / "gnnjec")
+    workdir = tiny_data(clone(tmp_path / "gnnjec"))
     write_config(workdir, CONFIG)
-    proc = snakemake(workdir, home, "--profile", "htcondor", "results/synthetic/standard_jec.json",
+    proc = snakemake(workdir, home, "--profile", "htcondor", ONE_JOB,
                      "--seconds-between-status-checks", "1",
                      fake=["--record", str(tmp_path / "submitted"), "--no-event-log"],
                      env=user_env(home, GNNJEC_PYTHON="/afs/cern.ch/nowhere/bin/python"))
@@ -392,4 +392,4 @@ def test_a_job_without_its_software_fails_with_its_exit_code_and_is_retried_once
         assert f"Cluster ID {record['cluster']} completed but failed with ExitCode 2" in output
         err = (workdir / record["submit"]["error"].replace("$(ClusterId)", str(record["cluster"]))).read_text()
         assert "GNNJEC_PYTHON '/afs/cern.ch/nowhere/bin/python' is not an executable" in err
-    assert not (workdir / "results" / "synthetic" / "standard_jec.json").exists()
+    assert not (workdir / ONE_JOB).exists()

@@ -95,7 +95,8 @@ def test_a_training_whose_single_epochs_outlast_the_job_limit_is_named_at_planni
     assert max(int(j["runtime"]) for j in jobs["train_rung"]) == 48 * 60
 
 
-def test_a_halving_dry_run_states_the_whole_search(tmp_path):
+def test_a_halving_dry_run_states_the_whole_search(tmp_path, tiny_data):
+    tiny_data(tmp_path)
     config = copy.deepcopy(TINY)
     config["training"]["grid"] = {"lr": [0.001, 0.002, 0.003, 0.005, 0.007, 0.01, 0.02, 0.03, 0.05]}
     config["training"]["defaults"]["epochs"] = 9

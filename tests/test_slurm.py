@@ -1,6 +1,6 @@
 """The workflow through profiles/slurm on a real SLURM cluster (one node, loopback only; see support/slurm_cluster.py).
 
-A successive-halving search (2 synthetic files, 3 points: 1 epoch each, then the best one to 2) runs to
+A successive-halving search (the 2 toy files of TINY, 3 points: 1 epoch each, then the best one to 2) runs to
 completion with the profile as a site user gets it, every rule but the cheap local ones as a SLURM job, and
 its results equal a local run of the same config. Then, on the same cluster, a training job with
 training.device auto is given a GPU that this CPU-only torch cannot use: it asks SLURM for the GPU, gets it,
@@ -32,8 +32,8 @@ HALVING = copy.deepcopy(TINY)
 HALVING["training"]["device"] = "cpu"  # the search itself on the CPU, on purpose: no GPU asked for
 HALVING["training"]["grid"] = {"lr": [0.002, 0.005, 0.01]}
 HALVING["training"]["halving"] = {"eta": 2, "min_epochs": 1}  # rung 0: 3 points x 1 epoch; rung 1: 1 x 2
-CLUSTER_RULES = ["synthetic_jec", "synthetic_pfnano", "synthetic_pfnano", "convert", "convert", "merge_clouds",
-                 "train_rung", "train_rung", "train_rung", "train_rung", "export_onnx", "evaluate", "plots"]
+CLUSTER_RULES = ["convert", "convert", "merge_clouds", "train_rung", "train_rung", "train_rung", "train_rung",
+                 "export_onnx", "evaluate", "plots"]
 GPU_CONFIG = copy.deepcopy(TINY)  # training.device auto
 GPU_CONFIG["training"]["grid"] = {"lr": [0.002]}
 (GPU_POINT,) = training_points(GPU_CONFIG["training"])
@@ -98,7 +98,7 @@ def rule_of(job: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, loopback_only):
+def runs(tmp_path_factory, loopback_only, tiny_data):
     missing = missing_tools()
     need(f"needs {', '.join(missing)} (Debian: munge slurmctld slurmd slurm-client; make test installs them as root)"
          if missing else None)
@@ -108,7 +108,7 @@ def runs(tmp_path_factory, loopback_only):
     search, gpu, local = base / "search", base / "gpu", base / "local"
     for workdir, config in ((search, HALVING), (gpu, GPU_CONFIG), (local, HALVING)):
         workdir.mkdir()
-        write_config(workdir, config)
+        write_config(tiny_data(workdir), config)
     report, log = base / "jobs.txt", base / "snakemake.log"
     status = run_on_cluster(loopback_only, search, gpu, report, log)
     output = log.read_text(errors="replace")

@@ -1,4 +1,4 @@
-"""The Snakemake DAG end to end on a tiny synthetic sample, and what reruns after a config change."""
+"""The Snakemake DAG end to end on two tiny toy files (TINY), and what reruns after a config change."""
 
 import json
 import os
@@ -105,19 +105,19 @@ def test_unknown_feature_is_refused_naming_the_key(tmp_path):
     assert "features.jet: unknown feature 'jet_charge'" in proc.stdout + proc.stderr
 
 
-def test_a_users_configfile_replaces_the_demo(tmp_path, cms_file):
+def test_a_users_configfile_replaces_the_demo(tmp_path, cms_file, tiny_data):
     """`--configfile mine.yaml` runs on the user's files alone: the demo's samples do not join them,
     and what the user leaves out takes the schema's defaults."""
-    write_config(tmp_path, TINY)  # the demo configuration sits where the workflow looks for it
+    write_config(tiny_data(tmp_path), TINY)  # the tiny configuration sits where the workflow looks for it
     mine = tmp_path / "mine.yaml"
     mine.write_text(yaml.safe_dump({"samples": {"real": {"files": [cms_file("pfnano.root")]}},
                                     "dataset_label": "PFNano test file"}))
     jobs = planned_jobs(snakemake(tmp_path, "--configfile", str(mine), "--dry-run"))
     assert jobs["convert"] == 1 and "synthetic_pfnano" not in jobs and "synthetic_jec" not in jobs
     assert jobs["train"] == 1  # no grid given: the defaults are the one point
-    # and without --configfile, the demo configuration is the one used
+    # and without --configfile, the tiny configuration is the one used: its two files and two points
     jobs = planned_jobs(snakemake(tmp_path, "--dry-run"))
-    assert jobs["synthetic_pfnano"] == 2 and jobs["train"] == 2
+    assert jobs["convert"] == 2 and jobs["train"] == 2
 
 
 HALVING = yaml.safe_load(yaml.safe_dump(TINY))
@@ -129,10 +129,10 @@ HALVING["training"]["halving"] = {"eta": 2}
 
 
 @pytest.mark.slow
-def test_successive_halving_continues_the_best_points_and_selects_among_all(tmp_path):
+def test_successive_halving_continues_the_best_points_and_selects_among_all(tmp_path, tiny_data):
     import json
 
-    write_config(tmp_path, HALVING)
+    write_config(tiny_data(tmp_path), HALVING)
     proc = snakemake(tmp_path)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     training = tmp_path / "results" / "training"
@@ -163,7 +163,7 @@ def test_thesis_config_plans_the_thesis_size_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_thesis_plots_evaluate_every_family_and_make_the_report(tmp_path):
+def test_thesis_plots_evaluate_every_family_and_make_the_report(tmp_path, tiny_data):
     """`snakemake thesis_plots` with two model families: each family's best point is exported and
     evaluated beside the standard correction, every plot is made, and Snakemake's report embeds
     each plot with its caption, the tables and the configuration in one HTML file."""
@@ -174,7 +174,7 @@ def test_thesis_plots_evaluate_every_family_and_make_the_report(tmp_path):
     two = yaml.safe_load(yaml.safe_dump(TINY))
     two["training"]["grid"] = {"model": ["pfn", "pfn-lite"]}
     two["training"]["defaults"].update(epochs=1)
-    write_config(tmp_path, two)
+    write_config(tiny_data(tmp_path), two)
     proc = snakemake(tmp_path, "thesis_plots")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     results = tmp_path / "results"
@@ -200,12 +200,14 @@ def test_thesis_plots_evaluate_every_family_and_make_the_report(tmp_path):
 
 
 def _train_processes(workdir: Path) -> list[int]:
-    """The ``gnnjec train`` processes that run in ``workdir``."""
+    """The ``gnnjec train`` processes that run in ``workdir`` (``python -m gnnjec train`` or the installed
+    script, which runs as ``python .../bin/gnnjec train``)."""
     pids = []
     for entry in Path("/proc").iterdir():
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if b"gnnjec" in argv and b"train" in argv and os.readlink(entry / "cwd") == str(workdir):
+            gnnjec = any(a == b"gnnjec" or a.endswith(b"/gnnjec") for a in argv)
+            if gnnjec and b"train" in argv and os.readlink(entry / "cwd") == str(workdir):
                 pids.append(int(entry.name))
         except (OSError, ValueError):
             continue
@@ -271,7 +273,7 @@ def test_a_training_killed_mid_epoch_is_retried_by_the_profile_and_resumes(tiny_
 
 @pytest.mark.slow
 def test_same_config_and_seed_give_identical_outputs(tiny_run, tmp_path):
-    """Everything from the conversion on, made again from the same demo files: the same clouds and
+    """Everything from the conversion on, made again from the same toy files: the same clouds and
     checkpoints byte for byte, the same predictions, and the same metrics file (provenance included,
     but for the checksums that trace back to the histories' timings)."""
     workdir = _copy_run(tiny_run[0], tmp_path / "again")

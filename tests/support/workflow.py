@@ -18,6 +18,23 @@ TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"
 TINY = yaml.safe_load(TEST_CONFIG.read_text())
 """TEST_CONFIG as loaded; a test that changes it changes a copy (copy.deepcopy)."""
 
+TINY_FILES = TINY["samples"]["tiny"]["files"]
+"""TINY's input files, relative to the work directory."""
+
+
+def write_tiny_files(folder: Path) -> None:
+    """TINY_FILES under ``folder``: 1500 toy events each (seed 3, the file's index), with a standard correction
+    derived on 4000 toy events of its own (seed 1)."""
+    from gnnjec import demo
+
+    from support import toy
+
+    correction = demo.derive_standard_correction(seed=1, n_events=4000, generator=toy)
+    for index, name in enumerate(TINY_FILES):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        demo.write_pfnano(folder / name, n_events=1500, seed=3, file_index=index, correction=correction,
+                          generator=toy)
+
 
 def snakemake_command(workdir: Path, *args: str) -> tuple[list[str], dict]:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}

@@ -1,17 +1,15 @@
 """Demo data: simulated events in the NanoAOD/PFNano layout, and their standard correction.
 
-Two generators write the same layout:
+Pythia 8 QCD events with a minimum-bias pileup overlay (:mod:`.events`), a parametric CMS-like
+detector with particle-flow reconstruction, CHS and PUPPI (:mod:`.detector`, :mod:`.vertices`),
+anti-kt jets, flavour labels and matching (:mod:`.jets`), tied together in :mod:`.simulate`; the
+flavour-blind standard correction (:mod:`.correction`) and the writer (:mod:`.pfnano`).
 
-* ``pythia`` (the demo's): Pythia 8 QCD events with a minimum-bias pileup overlay
-  (:mod:`.events`), a parametric CMS-like detector with particle-flow reconstruction, CHS and PUPPI
-  (:mod:`.detector`), anti-kt jets, flavour labels and matching (:mod:`.jets`), tied together in
-  :mod:`.simulate`;
-* ``toy`` (:mod:`.toy`): parametric jets without clustering, thousands of events a second, for
-  fast tests. Its detector hands a network shortcuts a real one does not (a pileup-truth PUPPI
-  weight, identical gen and reco content), so no physics result should come from it.
-
-Both share the flavour-blind standard correction (:mod:`.correction`) and the writer
-(:mod:`.pfnano`).
+An optional part of the package (``pip install -e ".[demo]"``: pythia8mc, fastjet, scipy), imported
+only where the demo runs. A generator is anything with ``chunks(n_events, seed, file_index,
+correction, **options)``, NanoAOD branch dictionaries as :func:`.pfnano.branches` makes them, and
+``derive_standard_correction(seed, n_events, processes)``: the demo's is :mod:`.simulate` (the
+tests pass their fast toy, ``tests/support/toy.py``).
 """
 
 from __future__ import annotations
@@ -21,45 +19,36 @@ import os
 from . import correction as _correction
 from . import pfnano
 
-GENERATORS = ("pythia", "toy")
 
+def _pythia():
+    from . import simulate
 
-def _module(generator: str):
-    if generator == "pythia":
-        from . import simulate
-
-        return simulate
-    if generator == "toy":
-        from . import toy
-
-        return toy
-    raise ValueError(f"generator {generator!r}: use one of {GENERATORS}")
+    return simulate
 
 
 def derive_standard_correction(
-    generator: str, seed: int, n_events: int, processes: int = 1
+    seed: int, n_events: int, processes: int = 1, generator=None
 ) -> _correction.StandardCorrection:
-    """The generator's standard correction, derived on ``n_events`` events of its own (Pythia's
-    in ``processes`` processes; the result does not depend on their number)."""
-    if generator == "pythia":
-        return _module(generator).derive_standard_correction(seed, n_events, processes)
-    return _module(generator).derive_standard_correction(seed, n_events)
+    """The standard correction, derived on ``n_events`` events of the generator's own (Pythia's unless
+    ``generator`` is given) in ``processes`` processes; the result does not depend on their number."""
+    return (generator or _pythia()).derive_standard_correction(seed, n_events, processes)
 
 
 def write_pfnano(
     path: str | os.PathLike,
-    generator: str,
     n_events: int,
     seed: int,
     file_index: int,
     correction: _correction.StandardCorrection,
     layout: str = "run2",
     chunk_events: int | None = None,
+    generator=None,
 ) -> None:
     """Write one file of ``n_events`` events (seeded by ``seed`` and ``file_index``), atomically,
-    simulated ``chunk_events`` at a time (the generator's default when None)."""
+    simulated ``chunk_events`` at a time (the generator's default when None) by the generator
+    (Pythia's unless ``generator`` is given)."""
     options = {} if chunk_events is None else {"chunk_events": chunk_events}
-    chunks = _module(generator).chunks(n_events, seed, file_index, correction, **options)
+    chunks = (generator or _pythia()).chunks(n_events, seed, file_index, correction, **options)
     pfnano.write(path, chunks, layout)
 
 

@@ -1,7 +1,12 @@
-"""The toy generator: seeded, fast, parametric jets written in the NanoAOD/PFNano layout.
+"""The toy generator, a test double of the demo's Pythia generator: seeded, fast, parametric jets written
+in the NanoAOD/PFNano layout by the demo's writer (:func:`gnnjec.demo.pfnano.branches`).
 
 Kept for fast tests: it makes thousands of events a second, but its detector hands a network
-shortcuts the real one does not have (see :mod:`gnnjec.demo`); the demo uses Pythia.
+shortcuts the real one does not have (a pileup-truth PUPPI weight, identical gen and reco content),
+so no physics result should come from it; the demo uses Pythia. It is a generator as
+:func:`gnnjec.demo.write_pfnano` and :func:`gnnjec.demo.derive_standard_correction` take one
+(``generator=toy``): :func:`chunks` and :func:`derive_standard_correction`. Its files have no
+secondary vertices and no PF candidates' track details.
 
 The point is a calibration problem that is *real*: a flavour-blind correction leaves a flavour
 dependence and a resolution that a network looking at the constituents can improve on, but cannot
@@ -61,11 +66,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..kinematics import delta_phi, sum_four_vectors
-from ..ragged import Columns, local_index, parents_from_counts, segment_sum, sort_within_parents
-from . import correction as standard
-from .correction import StandardCorrection
-from .pfnano import jagged
+from gnnjec.demo import correction as standard
+from gnnjec.demo import pfnano
+from gnnjec.demo.correction import StandardCorrection
+from gnnjec.demo.detector import Candidates
+from gnnjec.demo.simulate import JetTable
+from gnnjec.demo.simulate import Sample as Chunk
+from gnnjec.kinematics import delta_phi, sum_four_vectors
+from gnnjec.ragged import Columns, parents_from_counts, segment_sum, sort_within_parents
 
 # internal species codes
 CHARGED_HADRON, PHOTON, NEUTRAL_HADRON, ELECTRON, MUON, NEUTRINO = range(6)
@@ -88,7 +96,6 @@ CALO_JET_SCALE = 0.06
 BEAM_ENERGY = 6500.0
 ETA_MAX = 4.7
 PT_GEN_RANGE = (15.0, 3000.0)
-RECO_JET_PT_MIN = 15.0
 GEN_JET_PT_MIN = 10.0
 
 ETA_EDGES = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.2])
@@ -189,25 +196,10 @@ def _smear_energy(rng, energy, response, stochastic, constant):
     return np.maximum(energy * response * (1.0 + sigma * rng.standard_normal(len(energy))), 0.0)
 
 
-@dataclass
-class Candidates:
-    """Reconstructed PF candidates, NanoAOD field names."""
-
-    jet: np.ndarray
-    pt: np.ndarray
-    eta: np.ndarray
-    phi: np.ndarray
-    mass: np.ndarray
-    charge: np.ndarray
-    pdgId: np.ndarray
-    d0: np.ndarray
-    dz: np.ndarray
-    puppiWeight: np.ndarray
-    pileup: np.ndarray
-
-
-def _reconstruct(rng, p: Particles, chs_keep=0.1) -> Candidates:
-    """Detector response: particle type and region decide what is measured, and how well."""
+def _reconstruct(rng, p: Particles, chs_keep=0.1) -> tuple[Candidates, np.ndarray]:
+    """Detector response: particle type and region decide what is measured, and how well. The
+    candidates (their ``event`` is the jet's until :func:`simulate` sets it; no track details: None)
+    and, per candidate, its jet."""
     n = len(p.pt)
     abseta = np.abs(p.eta)
     energy = p.pt * np.cosh(p.eta)
@@ -288,7 +280,10 @@ def _reconstruct(rng, p: Particles, chs_keep=0.1) -> Candidates:
     puppi_signal = np.clip(1.0 - np.exp(-pt / 2.0) * u * 1.2, 0.0, 1.0)
     puppi_pileup = np.clip(u**3 * (1.0 - np.exp(-pt / 8.0)), 0.0, 1.0)
     puppi = np.where(with_track, np.where(pileup, 0.0, 1.0), np.where(pileup, puppi_pileup, puppi_signal))
-    return Candidates(p.jet[idx], pt, eta, phi, mass, charge, pdg, d0, dz, puppi, pileup)
+    jet = p.jet[idx]
+    no_details = None  # d0Err, dzErr, trkChi2, lostInnerHits, pvAssocQuality, trkQuality, from_pv
+    cands = Candidates(jet, pt, eta, phi, mass, charge, pdg, d0, dz, puppi, *[no_details] * 7, pileup.astype(float))
+    return cands, jet
 
 
 @dataclass
@@ -314,6 +309,8 @@ class Sample:
     area: np.ndarray
     pileup_pt: np.ndarray
     cands: Candidates
+    cand_jet: np.ndarray
+    """Per candidate: index of its jet."""
 
 
 def simulate(rng: np.random.Generator, n_events: int) -> Sample:
@@ -361,10 +358,10 @@ def simulate(rng: np.random.Generator, n_events: int) -> Sample:
     pu_spray.jet = pu_spray.jet + n_h
     pu_spray.pileup[:] = True
     in_cone = _pileup_particles(rng, axis_eta, axis_phi, rho[jet_event], area)
-    cands = _reconstruct(rng, Particles.concat([hard, pu_spray, in_cone]))
+    cands, cand_jet = _reconstruct(rng, Particles.concat([hard, pu_spray, in_cone]))
 
-    raw_pt, raw_eta, raw_phi, raw_mass = sum_four_vectors(cands.pt, cands.eta, cands.phi, cands.mass, cands.jet, n_j)
-    pileup_pt = segment_sum(np.where(cands.pileup, cands.pt, 0.0), cands.jet, n_j)
+    raw_pt, raw_eta, raw_phi, raw_mass = sum_four_vectors(cands.pt, cands.eta, cands.phi, cands.mass, cand_jet, n_j)
+    pileup_pt = segment_sum(cands.pt * cands.pileup_fraction, cand_jet, n_j)
 
     def pad(a, fill):
         return np.concatenate([a, np.full(n_p, fill, dtype=np.asarray(a).dtype)])
@@ -372,7 +369,7 @@ def simulate(rng: np.random.Generator, n_events: int) -> Sample:
     # re-order jets by event (hard then pileup jets inside each event); candidates follow
     inverse = np.empty(n_j, np.int64)
     inverse[order] = np.arange(n_j)
-    cands.jet = inverse[cands.jet]
+    cands.event = jet_event[cand_jet]
     return Sample(
         n_events=n_events,
         npv=npv,
@@ -393,6 +390,7 @@ def simulate(rng: np.random.Generator, n_events: int) -> Sample:
         area=area[order],
         pileup_pt=pileup_pt[order],
         cands=cands,
+        cand_jet=inverse[cand_jet],
     )
 
 
@@ -401,8 +399,9 @@ def simulate(rng: np.random.Generator, n_events: int) -> Sample:
 # --------------------------------------------------------------------------------------------
 
 
-def derive_standard_correction(seed: int, n_events: int = 60_000) -> StandardCorrection:
-    """Derive the correction on a calibration sample of the toy, as CMS does on QCD simulation."""
+def derive_standard_correction(seed: int, n_events: int, processes: int = 1) -> StandardCorrection:
+    """Derive the correction on a calibration sample of the toy, as CMS does on QCD simulation (in this
+    process: ``processes`` is the demo generator's)."""
     sample = simulate(np.random.default_rng(seed), n_events)
     hard = sample.is_hard & (sample.raw_pt > 0)
     return standard.derive(
@@ -421,106 +420,28 @@ def derive_standard_correction(seed: int, n_events: int = 60_000) -> StandardCor
 # --------------------------------------------------------------------------------------------
 
 
-def nanoaod_chunk(sample: Sample, correction: StandardCorrection, first_event: int, lumi: int, rng) -> dict:
-    """Arrange a simulated chunk as NanoAOD/PFNano branches (counters come from uproot)."""
+def as_chunk(sample: Sample) -> Chunk:
+    """The simulated events as the demo's writer takes them (:class:`gnnjec.demo.simulate.Sample`):
+    the reco jets (hard and pileup), GenJets from the hard jets above GEN_JET_PT_MIN (by pt inside
+    each event), the match of each jet to its own GenJet; no secondary vertices."""
     ev = sample.jet_event
-    rho_j = sample.rho[ev]
-    factor = correction.factor(sample.raw_pt, sample.raw_eta, rho_j, sample.area)
-    jet_pt = sample.raw_pt * factor
-    keep = (sample.raw_pt > 0) & (jet_pt > RECO_JET_PT_MIN) & (np.abs(sample.raw_eta) < ETA_MAX)
+    hadron_flavour = np.where(sample.flavour >= 0, HADRON_FLAVOUR[np.maximum(sample.flavour, 0)], 0)
+    reco = JetTable(ev, sample.raw_pt, sample.raw_eta, sample.raw_phi, sample.raw_mass, hadron_flavour,
+                    sample.parton_flavour)
+    gen_idx = np.flatnonzero(sample.is_hard & (sample.gen_pt > GEN_JET_PT_MIN))
+    g = gen_idx[sort_within_parents(ev[gen_idx], sample.gen_pt[gen_idx])]
+    gen = JetTable(ev[g], sample.gen_pt[g], sample.gen_eta[g], sample.gen_phi[g], sample.gen_mass[g],
+                   HADRON_FLAVOUR[sample.flavour[g]], sample.parton_flavour[g])
+    gen_index = np.full(len(ev), -1, np.int64)
+    gen_index[g] = np.arange(len(g))
+    return Chunk(n_events=sample.n_events, rho=sample.rho, npv=sample.npv, mu=sample.mu, reco=reco, area=sample.area,
+                 gen_index=gen_index, pileup_pt=sample.pileup_pt, gen=gen, cands=sample.cands,
+                 cand_jet=sample.cand_jet, vertices=None, vertex_jet=None)
 
-    # gen jets: hard jets above threshold, sorted by pt inside the event
-    gen_keep = sample.is_hard & (sample.gen_pt > GEN_JET_PT_MIN)
-    gen_idx = np.flatnonzero(gen_keep)
-    gen_order = gen_idx[sort_within_parents(ev[gen_idx], sample.gen_pt[gen_idx])]
-    gen_counts = np.bincount(ev[gen_order], minlength=sample.n_events)
-    gen_position = np.full(len(ev), -1, np.int64)
-    gen_position[gen_order] = local_index(gen_counts)
 
-    reco_idx = np.flatnonzero(keep)
-    reco_order = reco_idx[sort_within_parents(ev[reco_idx], jet_pt[reco_idx])]
-    jet_counts = np.bincount(ev[reco_order], minlength=sample.n_events)
-    new_jet_index = np.full(len(ev), -1, np.int64)
-    new_jet_index[reco_order] = local_index(jet_counts)
-
-    # PF candidates: those of stored jets (in jet order, by pt), then some unclustered soft ones
-    c = sample.cands
-    jet_rank = np.full(len(ev), -1, np.int64)
-    jet_rank[reco_order] = np.arange(len(reco_order))
-    in_jet = jet_rank[c.jet] >= 0
-    cand_idx = np.flatnonzero(in_jet)
-    cand_idx = cand_idx[np.lexsort((-c.pt[cand_idx], jet_rank[c.jet[cand_idx]]))]
-    cand_event = ev[c.jet[cand_idx]]
-    n_unclustered = rng.poisson(15, sample.n_events)
-    un_event = parents_from_counts(n_unclustered)
-    m = len(un_event)
-    un_charge = rng.choice([-1, 0, 1], m)
-    unclustered = {
-        "pt": 0.5 + rng.exponential(0.8, m),
-        "eta": rng.uniform(-4.7, 4.7, m),
-        "phi": rng.uniform(-np.pi, np.pi, m),
-        "mass": np.where(un_charge != 0, MASSES[0], 0.0),
-        "charge": un_charge,
-        "pdgId": np.where(un_charge != 0, 211 * un_charge, 22),
-        "d0": np.where(un_charge != 0, rng.normal(0, 0.01, m), 0.0),
-        "dz": np.where(un_charge != 0, rng.normal(0, 5.0, m), 0.0),
-        "puppiWeight": np.where(un_charge != 0, 0.0, rng.random(m) ** 3),
-    }
-    fields = ("pt", "eta", "phi", "mass", "charge", "pdgId", "d0", "dz", "puppiWeight")
-    all_event = np.concatenate([cand_event, un_event])
-    perm = np.argsort(all_event, kind="stable")  # clustered first inside each event
-    pf = {f: np.concatenate([getattr(c, f)[cand_idx], unclustered[f]])[perm] for f in fields}
-    pf_counts = np.bincount(all_event, minlength=sample.n_events)
-    pf_local = np.empty(len(perm), np.int64)
-    pf_local[perm] = local_index(pf_counts)
-    link_jet = new_jet_index[c.jet[cand_idx]]
-    link_cand = pf_local[: len(cand_idx)]
-    link_counts = np.bincount(cand_event, minlength=sample.n_events)
-    n_constituents = np.bincount(jet_rank[c.jet[cand_idx]], minlength=len(reco_order))
-
-    r = reco_order
-    raw_factor = 1.0 - 1.0 / factor[r]
-    jets = {
-        "pt": jet_pt[r].astype(np.float32),
-        "eta": sample.raw_eta[r].astype(np.float32),
-        "phi": sample.raw_phi[r].astype(np.float32),
-        "mass": (sample.raw_mass[r] * factor[r]).astype(np.float32),
-        "rawFactor": raw_factor.astype(np.float32),
-        "area": sample.area[r].astype(np.float32),
-        "genJetIdx": gen_position[r].astype(np.int32),
-        "hadronFlavour": np.where(
-            sample.flavour[r] >= 0, HADRON_FLAVOUR[np.maximum(sample.flavour[r], 0)], 0
-        ).astype(np.int32),
-        "partonFlavour": sample.parton_flavour[r].astype(np.int32),
-        "nConstituents": np.minimum(n_constituents, 255).astype(np.uint8),
-    }
-    g = gen_order
-    gen = {
-        "pt": sample.gen_pt[g].astype(np.float32),
-        "eta": sample.gen_eta[g].astype(np.float32),
-        "phi": sample.gen_phi[g].astype(np.float32),
-        "mass": sample.gen_mass[g].astype(np.float32),
-        "partonFlavour": sample.parton_flavour[g].astype(np.int32),
-        "hadronFlavour": HADRON_FLAVOUR[sample.flavour[g]].astype(np.int32),
-    }
-    pf_branches = {k: v.astype(np.int32 if k in ("charge", "pdgId") else np.float32) for k, v in pf.items()}
-    n = sample.n_events
-    return {
-        "run": np.ones(n, np.uint32),
-        "luminosityBlock": np.full(n, lumi, np.uint32),
-        "event": np.arange(first_event, first_event + n, dtype=np.uint64),
-        "fixedGridRhoFastjetAll": sample.rho.astype(np.float32),
-        "PV_npvs": sample.npv.astype(np.int32),
-        "PV_npvsGood": sample.npv.astype(np.int32),
-        "Pileup_nTrueInt": sample.mu.astype(np.float32),
-        "genWeight": np.ones(n, np.float32),
-        "Jet": jagged(jets, jet_counts),
-        "GenJet": jagged(gen, gen_counts),
-        "PFCands": jagged(pf_branches, pf_counts),
-        "JetPFCands": jagged(
-            {"jetIdx": link_jet.astype(np.int32), "pFCandsIdx": link_cand.astype(np.int32)}, link_counts
-        ),
-    }
+def nanoaod_chunk(sample: Sample, correction: StandardCorrection, first_event: int, lumi: int) -> dict:
+    """A simulated chunk as NanoAOD/PFNano branches (the demo's writer; counters come from uproot)."""
+    return pfnano.branches(as_chunk(sample), correction, first_event, lumi)
 
 
 def chunks(n_events: int, seed: int, file_index: int, correction: StandardCorrection, chunk_events: int = 10_000):
@@ -529,5 +450,5 @@ def chunks(n_events: int, seed: int, file_index: int, correction: StandardCorrec
     done = 0
     while done < n_events:
         n = min(chunk_events, n_events - done)
-        yield nanoaod_chunk(simulate(rng, n), correction, 1 + file_index * 10_000_000 + done, 1 + file_index, rng)
+        yield nanoaod_chunk(simulate(rng, n), correction, 1 + file_index * 10_000_000 + done, 1 + file_index)
         done += n
