@@ -24,7 +24,7 @@ profiles:
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(if $(TORCH),$(BIN)/pip install --quiet "$(TORCH)")
-	$(BIN)/pip install --quiet -e ".[slurm,htcondor]"
+	$(BIN)/pip install --quiet -e ".[slurm,htcondor,demo]"
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
