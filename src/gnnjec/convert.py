@@ -12,14 +12,14 @@ import dataclasses
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 
 from . import features as F
 from .clouds import arrow_table, list_column, parquet_writer
-from .command import Command, json_value
+from .command import Command, config_default, json_value
 from .errors import ConfigError, InputError
 from .files import atomic_output
 from .kinematics import delta_phi
@@ -34,11 +34,14 @@ log = logging.getLogger(__name__)
 class Selection:
     """Which jets become training/evaluation examples (config key ``selection``)."""
 
-    min_gen_pt: float = 15.0
-    max_abs_gen_eta: float = 5.0
-    max_constituents: int = 256  # per collection; the hardest are kept
-    require_gen_match: bool = True  # False keeps unmatched jets too (pt_gen and target are NaN)
-    invalid_jets: str = "error"
+    # each default is the configuration's (the schema's selection.*)
+    min_gen_pt: float = field(default_factory=lambda: config_default("selection.min_gen_pt"))
+    max_abs_gen_eta: float = field(default_factory=lambda: config_default("selection.max_abs_gen_eta"))
+    # per collection; the hardest are kept
+    max_constituents: int = field(default_factory=lambda: config_default("selection.max_constituents"))
+    # False keeps unmatched jets too (pt_gen and target are NaN)
+    require_gen_match: bool = field(default_factory=lambda: config_default("selection.require_gen_match"))
+    invalid_jets: str = field(default_factory=lambda: config_default("selection.invalid_jets"))
     """Jets with a non-finite (NaN, ±inf) value in their kinematics, their constituents', vertices' or
     matched generator jet's, or with constituent links that disagree with ``Jet_nConstituents``:
     ``error`` refuses the file naming the branch; ``drop`` leaves those jets out and logs how many per
@@ -71,9 +74,10 @@ def _known_keys(cls, cfg: dict, key: str) -> dict:
 class Split:
     """Reproducible train/val/test assignment from a hash of (run, luminosityBlock, event)."""
 
-    train: float = 0.7
-    val: float = 0.15
-    seed: int = 0
+    # each default is the configuration's (the schema's split.*)
+    train: float = field(default_factory=lambda: config_default("split.train"))
+    val: float = field(default_factory=lambda: config_default("split.val"))
+    seed: int = field(default_factory=lambda: config_default("split.seed"))
 
     @classmethod
     def from_config(cls, cfg: dict) -> Split:
