@@ -355,7 +355,8 @@ class _Gather:
         return self._cache[name]
 
 
-def convert_file(path: str, output: str, selection: Selection, split: Split, step_size: int | str = "50 MB") -> dict:
+def convert_file(path: str, output: str, selection: Selection, split: Split,
+                 step_size: int | str | None = None) -> dict:
     """Convert one NanoAOD/PFNano file to a Parquet file of particle clouds (written atomically).
 
     The file is read in chunks of ``step_size`` (events, or bytes in memory like ``"100 MB"``), one ahead, while the
@@ -399,7 +400,8 @@ def _arguments(p) -> None:
     p.add_argument("--output", required=True)
     p.add_argument("--selection", type=json_value, default={}, help="config key selection (JSON)")
     p.add_argument("--split", type=json_value, default={}, help="config key split (JSON)")
-    p.add_argument("--step-size", default="50 MB", help="events per chunk, or memory per chunk like '100 MB'")
+    p.add_argument("--step-size", default=config_default("convert.step_size"),
+                   help="events per chunk, or memory per chunk like '100 MB'")
 
 
 def _run(a) -> None:

@@ -255,9 +255,14 @@ def chunk_from_arrays(arrays, names: dict, track_details: bool, vertices: bool, 
     )
 
 
-def iterate_chunks(path: str, step_size: int | str = "50 MB") -> Iterator[EventChunk]:
+def iterate_chunks(path: str, step_size: int | str | None = None) -> Iterator[EventChunk]:
     """Read ``path`` in chunks of ``step_size`` events, or of about that many bytes in memory
-    (``"100 MB"``, sized from the file's metadata by :func:`events_per_chunk`)."""
+    (``"100 MB"``, sized from the file's metadata by :func:`events_per_chunk`; the configuration's
+    ``convert.step_size`` when None)."""
+    if step_size is None:
+        from .command import config_default
+
+        step_size = config_default("convert.step_size")
     tree = open_events(path)
     names = branch_map(tree, path)
     track_details = names.pop("track_details")
