@@ -58,6 +58,6 @@ def write_json(path: str, data: dict) -> None:
 
 def config_default(key: str):
     """The schema's default of config key ``key`` (dotted): an argument's default is the config's."""
-    from .config import schema_default
+    from .schema import schema_default
 
     return schema_default(key)

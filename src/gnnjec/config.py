@@ -6,7 +6,6 @@ Kept here (not in the .smk files) so that it is imported, tested, and the rules 
 
 from __future__ import annotations
 
-import functools
 import glob
 import json
 import os
@@ -16,28 +15,9 @@ from pathlib import Path
 from .command import Command
 from .errors import ConfigError
 from .hparams import DEFAULTS
+from .schema import SCHEMA, load_schema, schema_default  # noqa: F401 (the configuration's API)
 from .search import grid, random_points
 from .spec import SYNTHETIC_FILE, file_index
-
-SCHEMA = Path(__file__).with_name("config.schema.yaml")
-"""The configuration schema: ``workflow/schemas/config.schema.yaml`` (a link to it in the package)."""
-
-
-@functools.lru_cache(maxsize=4)
-def load_schema(schema_path: str | os.PathLike = SCHEMA) -> dict:
-    """The configuration schema as written on disk (its generated parts included: :func:`render_schema`)."""
-    import yaml
-
-    return yaml.safe_load(Path(schema_path).read_text())
-
-
-def schema_default(key: str, schema_path: str | os.PathLike = SCHEMA):
-    """The default of config key ``key`` (dotted, like ``plots.energy_tev``) in the schema."""
-    node = load_schema(schema_path)
-    for part in key.split("."):
-        node = node["properties"][part]
-    return node["default"]
-
 
 # --- the schema's generated parts ---------------------------------------------------------------------------------
 # Every hyperparameter of definitions.hparams may appear in training.grid as a list of such values, and in

@@ -39,7 +39,7 @@ class Label:
     @classmethod
     def default(cls) -> Label:
         """The configuration's defaults (the schema's ``plots.energy_tev`` and ``plots.cms_text``)."""
-        from .config import schema_default
+        from .schema import schema_default
 
         return cls(schema_default("plots.energy_tev"), schema_default("plots.cms_text"))
 
