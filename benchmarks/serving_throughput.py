@@ -2,8 +2,8 @@
 """Inference throughput of each exported model family: ONNX Runtime in-process, torch, and served by
 `gnnjec serve` through NVIDIA's tritonclient, with the FLOP/s they reach against a large matmul.
 
-    python benchmarks/serving_throughput.py                       # the demo's results/
-    python benchmarks/serving_throughput.py --results other/results --batches 1 16 256 1024
+    python benchmarks/serving_throughput.py                       # the demo's results/ (here)
+    python benchmarks/serving_throughput.py --workdir other/run --batches 1 16 256 1024
     python benchmarks/serving_throughput.py --untrained particlenet-lite particlenet   # families the run lacks
 
 Per family (results/triton/<family>/ with the checkpoint named in results/training/best.json) and
@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 from machine import describe
+
+from gnnjec import spec
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -92,14 +94,13 @@ def start_server(repository: Path, threads: int):
     raise RuntimeError(f"gnnjec serve did not start: {proc.stderr.read()}")
 
 
-def checkpoint_of(point: Path) -> str:
-    """A point's final checkpoint: its folder's, or with successive halving its last rung's."""
-    if (point / "model.pt").exists():
-        return str(point / "model.pt")
-    return str(max(point.glob("rung*/model.pt"), key=lambda p: int(p.parent.name[4:])))
+def checkpoint_of(best: dict, point: str, workdir: Path) -> str:
+    """A point's final checkpoint: beside the history best.json ranked it by (its folder's, or its last rung's)."""
+    (history,) = [entry["history"] for entry in best["ranking"] if entry["name"] == point]
+    return str(workdir / Path(history).with_name("model.pt"))
 
 
-def untrained(preset: str, model_dir: Path, workdir: Path, results: Path, inputs: dict):
+def untrained(preset: str, model_dir: Path, workdir: Path, run: Path, inputs: dict):
     """A ``preset`` network with fresh weights (standardisation fitted on the training split),
     exported and written into the repository as ``model_dir``; returns the torch network."""
     from gnnjec import checkpoint, triton
@@ -111,7 +112,7 @@ def untrained(preset: str, model_dir: Path, workdir: Path, results: Path, inputs
 
     hp = complete({"model": preset})
     model = build_model(hp, inputs)
-    fit_standardization(model, CloudData(str(results / "clouds" / "val.parquet"), inputs))
+    fit_standardization(model, CloudData(str(run / spec.clouds_split("val")), inputs))
     path = workdir / f"{preset}.pt"
     checkpoint.save(str(path), {"hparams": hp, "inputs": inputs, "state_dict": model.state_dict()})
     export_onnx(str(path), str(workdir / f"{preset}.onnx"), name=f"{preset} (untrained)")
@@ -121,7 +122,7 @@ def untrained(preset: str, model_dir: Path, workdir: Path, results: Path, inputs
 
 def main() -> None:
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    a.add_argument("--results", default="results", help="a finished workflow's results folder")
+    a.add_argument("--workdir", default=".", help="a finished workflow's working directory (with results/)")
     a.add_argument("--families", nargs="*", help="default: every family in results/triton")
     a.add_argument("--batches", type=int, nargs="*", default=[1, 4, 16, 64, 256, 1024])
     a.add_argument("--seconds", type=float, default=2.0, help="per measurement")
@@ -138,18 +139,19 @@ def main() -> None:
     from gnnjec.dataset import CloudData
     from gnnjec.inference import OnnxRegressor
 
-    results = Path(args.results)
-    best = json.loads((results / "training" / "best.json").read_text())
-    trained = args.families or sorted(d.name for d in (results / "triton").iterdir() if (d / "config.pbtxt").exists())
+    run = Path(args.workdir)
+    best = json.loads((run / spec.BEST).read_text())
+    trained = args.families or [family for family in best["families"]
+                                if (run / spec.TRITON_CONFIG.format(family=family)).exists()]
     workdir = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     repository = workdir / "triton"
     models = {}  # name in the repository -> the torch network
     for family in trained:
-        shutil.copytree(results / "triton" / family, repository / family)
-        models[family] = load_model(checkpoint_of(results / "training" / best["families"][family]))[0]
+        shutil.copytree((run / spec.TRITON_CONFIG.format(family=family)).parent, repository / family)
+        models[family] = load_model(checkpoint_of(best, best["families"][family], run))[0]
     for preset in args.untrained:
         inputs = OnnxRegressor(str(repository / trained[0] / "1" / "model.onnx")).inputs
-        models[f"{preset}-untrained"] = untrained(preset, repository / f"{preset}-untrained", workdir, results, inputs)
+        models[f"{preset}-untrained"] = untrained(preset, repository / f"{preset}-untrained", workdir, run, inputs)
     families = list(models)
     torch.set_num_threads(args.threads)
     print(f"# {describe(('torch', 'onnxruntime', 'numpy'))}; {args.threads} threads")
@@ -165,7 +167,7 @@ def main() -> None:
         for family in families:
             regressor = OnnxRegressor(str(repository / family / "1" / "model.onnx"), args.threads)
             model = models[family]
-            data = CloudData(str(results / "clouds" / "test.parquet"), regressor.inputs)
+            data = CloudData(str(run / spec.clouds_split("test")), regressor.inputs)
             rows = np.random.default_rng(0).permutation(data.n)
             for batch in args.batches:
                 arrays = data.batch(rows[:batch], regressor.hparams["max_constituents"])

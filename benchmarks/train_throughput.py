@@ -22,11 +22,12 @@ from pathlib import Path
 
 from machine import describe
 
+from gnnjec import spec
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(1, str(REPO / "tests"))  # support.toy: the tests' fast generator
 
-PRESETS = ("pfn-lite", "pfn", "particlenet-lite", "particlenet")
 
 
 def make_clouds(workdir: Path, events: int) -> str:
@@ -104,7 +105,7 @@ def measure(preset: str, data, device, batch_size: int, steps: int, warmup: int,
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--presets", nargs="+", default=list(PRESETS), choices=PRESETS)
+    p.add_argument("--presets", nargs="+", default=list(spec.FAMILIES), choices=spec.FAMILIES)
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA only)")
     p.add_argument("--batch-size", type=int, default=512)
