@@ -120,7 +120,7 @@ def test_conversion_is_sized_by_the_file_and_memory_grows_with_each_attempt(cms_
     local, remote = sizes.convert("real", 0), sizes.convert("real", 1)
     assert "3 MB at 20 MB/s (local)" in local.how and "4000 MB at 8 MB/s (xrootd)" in remote.how
     assert local.minutes < remote.minutes and remote.minutes >= 4000 / 8 / 60 * resources.SAFETY
-    job = resources.job_resources(lambda w: remote)
+    job = resources.job_resources(lambda w, threads: remote)
     assert job["mem_mb"](None, attempt=2) == 2 * job["mem_mb"](None, attempt=1) == 2 * remote.mem_mb
     assert job["classad_MaxRuntime"](None) == 60 * job["runtime"](None)
 

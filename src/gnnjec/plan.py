@@ -104,6 +104,29 @@ class Plan:
         """Per trained point of ``family``, its checkpoint."""
         return {p: m for p, m in self.trained("model.pt", promoted).items() if self.points[p]["model"] == family}
 
+    def job_cost(self, rule: str, wildcards, threads: int = 1):
+        """The time and memory a job of ``rule`` needs, estimated from the configuration (:mod:`gnnjec.resources`)."""
+        sizes, w = self.sizes, wildcards
+        if rule == "synthetic_jec":
+            return sizes.synthetic_jec(threads)
+        if rule == "synthetic_pfnano":
+            return sizes.synthetic_pfnano(w.sample)
+        if rule == "convert":  # memory flat in the file's size
+            return sizes.convert(w.sample, int(w.index))
+        if rule == "merge_clouds":
+            return sizes.merge()
+        if rule == "train":
+            return sizes.train(w.point)
+        if rule == "train_rung":  # the epochs this rung adds to the point's training
+            return sizes.train(w.point, self.rung_epochs[int(w.rung)])
+        if rule == "export_onnx":
+            return sizes.export(w.family)
+        if rule == "evaluate":
+            return sizes.evaluate(self.families, threads)
+        if rule == "plots":  # all test-split predictions in memory
+            return sizes.plots(self.families)
+        raise ValueError(f"no job size for rule {rule!r}")
+
     def planning_lines(self) -> list[str]:
         """What planning says: the whole search's cost, and warnings for what would not fit a job."""
         lines = [f"gnnjec: {training_plan(self.sizes, self.rungs, halving=bool(self.halving))}"]

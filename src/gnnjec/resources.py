@@ -154,24 +154,22 @@ class Sizes:
 
 
 def job_resources(cost_of, limit: int = LONGEST) -> dict:
-    """A rule's resources from ``cost_of(wildcards) -> Cost``: mem_mb and runtime (Snakemake's, read by SLURM),
-    and HTCondor's request_memory and +MaxRuntime (seconds: lxbatch's limit, which sets the job's time class;
-    a number, which Snakemake adds up for a group of jobs, where a +JobFlavour string would have to be the same
-    for all). Memory grows with each attempt (a job held or killed for its memory is retried with more); the
+    """A rule's resources from ``cost_of(wildcards, threads) -> Cost``: mem_mb and runtime (Snakemake's, read by
+    SLURM), and HTCondor's request_memory and +MaxRuntime (seconds: lxbatch's limit, which sets the job's time
+    class; a number, which Snakemake adds up for a group of jobs, where a +JobFlavour string would have to be the
+    same for all). Memory grows with each attempt (a job held or killed for its memory is retried with more); the
     runtime stops at ``limit`` minutes (see :func:`too_long`)."""
 
-    def mem_mb(wildcards, attempt=1):
-        return cost_of(wildcards).mem_mb * attempt
+    def mem_mb(wildcards, threads=1, attempt=1):
+        return cost_of(wildcards, threads).mem_mb * attempt
 
-    def runtime(wildcards):
-        return min(cost_of(wildcards).minutes, limit)
+    def runtime(wildcards, threads=1):
+        return min(cost_of(wildcards, threads).minutes, limit)
 
-    return {
-        "mem_mb": mem_mb,
-        "request_memory": mem_mb,
-        "runtime": runtime,
-        "classad_MaxRuntime": lambda wildcards: 60 * runtime(wildcards),
-    }
+    def max_runtime(wildcards, threads=1):
+        return 60 * runtime(wildcards, threads)
+
+    return {"mem_mb": mem_mb, "request_memory": mem_mb, "runtime": runtime, "classad_MaxRuntime": max_runtime}
 
 
 def legs(sizes: Sizes) -> int:

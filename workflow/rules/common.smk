@@ -59,10 +59,10 @@ if not workflow.remote_exec:  # planning (a dry run too): the whole search's cos
         print(line, file=sys.stderr)
 
 
-def sized(cost_of):
-    """A rule's time and memory requests from ``cost_of(wildcards)`` (gnnjec.resources), capped at the longest a
-    job may run."""
-    return job_resources(cost_of, PLAN.sizes.max_minutes)
+def sized(rule):
+    """The time and memory requests of ``rule``'s jobs (gnnjec.plan.Plan.job_cost), capped at the longest a job
+    may run."""
+    return job_resources(lambda wildcards, threads: PLAN.job_cost(rule, wildcards, threads), PLAN.sizes.max_minutes)
 
 
 def promoted(rung):

@@ -21,7 +21,7 @@ rule convert:
     benchmark:
         "results/benchmarks/convert/{sample}/{index}.tsv"
     resources:
-        **sized(lambda w: PLAN.sizes.convert(w.sample, int(w.index))),  # memory flat in the file's size
+        **sized("convert"),
         # HTCondor sends the X509 proxy with a job that reads over XRootD
         htcondor_submit_use_x509userproxy=lambda w: PLAN.source(w.sample, w.index) in PLAN.urls,
     conda:
@@ -41,7 +41,7 @@ rule merge_clouds:
     benchmark:
         "results/benchmarks/merge_clouds.tsv"
     resources:
-        **sized(lambda w: PLAN.sizes.merge()),
+        **sized("merge_clouds"),
     conda:
         ENV
     shell:

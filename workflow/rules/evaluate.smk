@@ -20,7 +20,7 @@ rule evaluate:
     benchmark:
         "results/benchmarks/evaluate.tsv"
     resources:
-        **sized(lambda w: PLAN.sizes.evaluate(PLAN.families, threads=2)),
+        **sized("evaluate"),
     conda:
         ENV
     shell:
@@ -46,7 +46,7 @@ rule plots:
     benchmark:
         "results/benchmarks/plots.tsv"
     resources:
-        **sized(lambda w: PLAN.sizes.plots(PLAN.families)),  # all test-split predictions in memory
+        **sized("plots"),
     conda:
         ENV
     shell:

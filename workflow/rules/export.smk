@@ -20,7 +20,7 @@ rule export_onnx:
     benchmark:
         "results/benchmarks/export_onnx/{family}.tsv"
     resources:
-        **sized(lambda w: PLAN.sizes.export(w.family)),
+        **sized("export_onnx"),
     conda:
         ENV
     shell:

@@ -14,7 +14,7 @@ rule synthetic_jec:
         "results/benchmarks/synthetic_jec.tsv"
     threads: 2
     resources:
-        **sized(lambda w: PLAN.sizes.synthetic_jec(threads=2)),
+        **sized("synthetic_jec"),
     conda:
         ENV
     shell:
@@ -37,7 +37,7 @@ rule synthetic_pfnano:
     benchmark:
         "results/benchmarks/synthetic_pfnano/{sample}/{index}.tsv"
     resources:
-        **sized(lambda w: PLAN.sizes.synthetic_pfnano(w.sample)),
+        **sized("synthetic_pfnano"),
     conda:
         ENV
     shell:

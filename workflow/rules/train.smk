@@ -24,7 +24,7 @@ rule train:
     benchmark:
         "results/benchmarks/train/{point}.tsv"
     resources:
-        **sized(lambda w: PLAN.sizes.train(w.point)),
+        **sized("train"),
         **PLAN.gpu_resources,
     conda:
         ENV
@@ -56,8 +56,7 @@ rule train_rung:
     benchmark:
         "results/benchmarks/train/{point}/rung{rung}.tsv"
     resources:
-        # the epochs this rung adds to the point's training
-        **sized(lambda w: PLAN.sizes.train(w.point, PLAN.rung_epochs[int(w.rung)])),
+        **sized("train_rung"),
         **PLAN.gpu_resources,
     conda:
         ENV
