@@ -22,7 +22,6 @@ Promoted = Callable[[int], list]
 class Plan:
     def __init__(self, config: dict):
         """``config`` validated, with its defaults filled in (:func:`gnnjec.config.config_error`)."""
-        self.config = config
         training = config["training"]
         self.sample_files = sample_files(config)
         self.points = training_points(training)
