@@ -149,3 +149,68 @@ def test_headline_errors_script_puts_runs_side_by_side(tmp_path):
     assert numbers("b ") == [12.0, 2.0, -20.0, 10.0]
     assert numbers("mean") == pytest.approx([11.0, 1.4, -20.0, 0.0], abs=0.05)  # std of 10 and 12: 1.41
 
+
+
+def test_thesis_flavour_classes_follow_hadron_then_parton_flavour():
+    from gnnjec.features import THESIS_FLAVOURS, thesis_flavour_class
+
+    hadron = np.array([5, 4, 0, 0, 0, 0, 0, 0])
+    parton = np.array([21, 1, -2, 1, -3, 21, 0, 4])
+    assert [THESIS_FLAVOURS[c] if c >= 0 else None for c in thesis_flavour_class(hadron, parton)] == [
+        "b", "c", "u", "d", "s", "g", None, "c"]
+
+
+def test_thesis_flavour_spread_pools_six_classes_above_the_pt_cut():
+    """Known answer: class medians 1.00, 1.02, 0.98, 1.00, 0.96, 0.94 (u, d, s, c, b, g) give a spread of 0.14;
+    a network whose only deviation is g at 0.99 gives 5 * 0.01/6 + 0.05/6 = 0.01667; jets below the cut, far off,
+    count for nothing."""
+    per_class = 50
+    codes = np.repeat(np.arange(6), per_class)
+    standard = np.repeat([1.00, 1.02, 0.98, 1.00, 0.96, 0.94], per_class)
+    net = np.repeat([1.0, 1.0, 1.0, 1.0, 1.0, 0.99], per_class)
+    low = np.arange(6).repeat(10)  # below the cut, with responses of 5
+    flavour6 = np.concatenate([codes, low])
+    responses = {"standard": np.concatenate([standard, np.full(60, 5.0)]),
+                 "net": np.concatenate([net, np.full(60, 5.0)])}
+    pt = np.concatenate([np.full(len(codes), 100.0), np.full(60, 25.0)])
+    eta = np.zeros(len(pt))
+    summary = metrics.summarize(responses, pt, eta, np.zeros(len(pt), int), np.array([20.0, 50.0, 200.0]), [[0, 2.5]],
+                                min_pt=30, n_bootstrap=5, thesis_flavour=flavour6)["0<|eta|<2.5"]
+    assert summary["standard"]["thesis_flavour_spread"] == pytest.approx(0.14)
+    assert summary["net"]["thesis_flavour_spread"] == pytest.approx(0.1 / 6)
+    assert summary["net"]["thesis_flavour_spread_change"] == pytest.approx(0.1 / 6 / 0.14 - 1)
+    assert summary["net"]["thesis_flavour_medians"] == {"u": 1.0, "d": 1.0, "s": 1.0, "c": 1.0, "b": 1.0, "g": 0.99}
+    # a missing class leaves no spread rather than a spread of five
+    summary = metrics.summarize({k: v[flavour6 != 2] for k, v in responses.items()}, pt[flavour6 != 2],
+                                eta[flavour6 != 2], np.zeros(len(pt), int)[flavour6 != 2], np.array([20.0, 200.0]),
+                                [[0, 2.5]], min_pt=30, thesis_flavour=flavour6[flavour6 != 2])["0<|eta|<2.5"]
+    assert summary["standard"]["thesis_flavour_spread"] is None
+
+
+def test_thesis_resolution_gain_is_one_minus_the_mean_of_every_bins_ratio():
+    """Known answer: per gen-pt bin the network's spread is 0.9, 0.8 and 0.7 of the standard's (same median 1):
+    the thesis's gain is 1 - mean(0.9, 0.8, 0.7) = 0.2 over all three bins, the 20-40 GeV one included; ours,
+    over the bins above 30 GeV, is 1 - mean(0.8, 0.7) = 0.25. A bin with fewer than MIN_JETS jets counts in
+    neither."""
+    n = 401
+    q = np.linspace(-1, 1, n)  # quartiles at -0.5 and 0.5, median 0: scaling it scales the IQR exactly
+    edges = np.array([20.0, 40.0, 80.0, 160.0, 320.0])
+    pt, standard, net = [], [], []
+    for (lo, hi), width, ratio in zip([(20, 40), (40, 80), (80, 160)], (0.3, 0.2, 0.1), (0.9, 0.8, 0.7)):
+        pt.append(np.full(n, (lo + hi) / 2))
+        standard.append(1 + width * q)
+        net.append(1 + ratio * width * q)
+    pt.append(np.full(metrics.MIN_JETS - 1, 200.0))  # too few jets in the last bin
+    standard.append(np.linspace(0.5, 1.5, metrics.MIN_JETS - 1))
+    net.append(np.full(metrics.MIN_JETS - 1, 1.0))
+    pt, standard, net = map(np.concatenate, (pt, standard, net))
+    flavour6 = np.arange(len(pt)) % 6
+    summary = metrics.summarize({"standard": standard, "net": net}, pt, np.zeros(len(pt)), flavour6 % 4, edges,
+                                [[0, 2.5]], min_pt=30, n_bootstrap=5, thesis_flavour=flavour6)["0<|eta|<2.5"]
+    assert summary["net"]["thesis_resolution_gain"] == pytest.approx(0.2)
+    assert summary["net"]["thesis_bins"] == 3
+    assert summary["net"]["resolution_gain_mean"] == pytest.approx(0.25)
+    assert summary["standard"]["thesis_resolution_gain"] == 0
+    assert summary["net"]["thesis_resolution_gain_err"] is not None and summary["net"]["thesis_flavour_spread_err"]
+    text = metrics.format_summary({"0<|eta|<2.5": summary})
+    assert "The thesis's definitions" in text and "+20.0 ±" in text

@@ -16,13 +16,14 @@ from . import provenance
 from .command import Command
 from .dataset import CloudData
 from .errors import InputError
+from .features import thesis_flavour_class
 from .files import atomic_output, reading
 from .inference import OnnxRegressor
-from .metrics import STANDARD, TABLE_COLUMNS, binned_metrics, format_summary, strict, summarize, table_rows
+from .metrics import MIN_JETS, STANDARD, TABLE_COLUMNS, binned_metrics, format_summary, strict, summarize, table_rows
 
 log = logging.getLogger(__name__)
 
-TRUTH_COLUMNS = ("pt_gen", "eta_gen", "flavour", "pt_raw", "pt_std", "target")
+TRUTH_COLUMNS = ("pt_gen", "eta_gen", "flavour", "hadron_flavour", "parton_flavour", "pt_raw", "pt_std", "target")
 
 
 def corrected_column(model: str) -> str:
@@ -66,14 +67,17 @@ def read_responses(predictions_path: str) -> tuple[dict[str, np.ndarray], dict[s
     with reading(predictions_path, "predictions Parquet file", "rerun the evaluate rule"):
         p = ak.from_parquet(predictions_path)
     fields = set(p.fields)
-    missing = [c for c in ("pt_gen", "eta_gen", "flavour", "pt_std") if c not in fields]
+    missing = [c for c in ("pt_gen", "eta_gen", "flavour", "hadron_flavour", "parton_flavour", "pt_std")
+               if c not in fields]
     if missing:
-        raise InputError(f"{predictions_path}: no column {missing[0]!r}; not a predictions file of gnnjec evaluate")
+        raise InputError(f"{predictions_path}: no column {missing[0]!r}; not a predictions file of this gnnjec "
+                         "evaluate: rerun the evaluate rule")
     pt_gen = np.asarray(p.pt_gen, np.float64)
     ok = np.isfinite(pt_gen) & (pt_gen > 0)
     pt_gen = pt_gen[ok]
     truth = {"pt_gen": pt_gen, "abs_eta": np.abs(np.asarray(p.eta_gen, np.float64))[ok],
-             "flavour": np.asarray(p.flavour)[ok]}
+             "flavour": np.asarray(p.flavour)[ok],
+             "thesis_flavour": thesis_flavour_class(np.asarray(p.hadron_flavour), np.asarray(p.parton_flavour))[ok]}
     prefix = corrected_column("")
     responses = {STANDARD: np.asarray(p.pt_std, np.float64)[ok] / pt_gen}
     for column in p.fields:
@@ -94,7 +98,8 @@ def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, models:
                              n_bootstrap=cfg["n_bootstrap"], seed=cfg.get("seed", 0))
     regions = [*cfg["eta_bins"], *cfg.get("headline_eta_bins", [])]
     summary = summarize(responses, pt_gen, abs_eta, flavour, edges, regions, reference=STANDARD,
-                        min_pt=cfg["summary_min_pt"], n_bootstrap=cfg["n_bootstrap"], seed=cfg.get("seed", 0))
+                        min_pt=cfg["summary_min_pt"], n_bootstrap=cfg["n_bootstrap"], seed=cfg.get("seed", 0),
+                        thesis_flavour=truth["thesis_flavour"])
     metrics["summary"] = summary
     metrics["models"] = models or {}
     metrics["definitions"] = {
@@ -106,6 +111,10 @@ def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, models:
                                  f"pt_gen > {cfg['summary_min_pt']} GeV",
         "errors": f"standard deviation over {cfg['n_bootstrap']} bootstrap resamples of the jets (per bin; in the "
                   "summary the same resample for every method)",
+        "thesis_resolution_gain": "the thesis's: 1 - mean over every gen-pt bin (from pt_min; bins with fewer than "
+                                  f"{MIN_JETS} jets left out) of res / res_standard",
+        "thesis_flavour_spread": "the thesis's: sum over u, d, s, c, b, g of |median_f - mean of the six medians|, "
+                                 f"each pooled over the range's jets with pt_gen > {cfg['summary_min_pt']} GeV",
     }
     with atomic_output(metrics_path) as tmp:
         Path(tmp).write_text(json.dumps(strict(provenance.with_provenance(metrics)), indent=1, allow_nan=False))

@@ -16,6 +16,9 @@ from .ragged import segment_sum
 FLAVOURS = ("b", "c", "uds", "g")
 """Flavour classes, indexed by the stored ``flavour`` code (-1: undefined)."""
 
+THESIS_FLAVOURS = ("u", "d", "s", "c", "b", "g")
+"""The six classes of the thesis's flavour spread, indexed by :func:`thesis_flavour_class`'s code."""
+
 _KINEMATICS = {
     "pt": "constituent pt [GeV]",
     "log_pt": "log(pt / GeV)",
@@ -137,6 +140,15 @@ def flavour_class(hadron_flavour: np.ndarray, parton_flavour: np.ndarray) -> np.
     """hadronFlavour if non-zero else |partonFlavour|, mapped to b=0, c=1, uds=2, g=3, other -1."""
     label = np.where(hadron_flavour != 0, hadron_flavour, np.abs(parton_flavour))
     classes = np.select([label == 5, label == 4, (label >= 1) & (label <= 3), label == 21], [0, 1, 2, 3], -1)
+    return classes.astype(np.int8)
+
+
+def thesis_flavour_class(hadron_flavour: np.ndarray, parton_flavour: np.ndarray) -> np.ndarray:
+    """hadronFlavour if non-zero else |partonFlavour|, mapped to the thesis's six classes u=0, d=1, s=2, c=3, b=4,
+    g=5 (:data:`THESIS_FLAVOURS`), other -1."""
+    label = np.where(hadron_flavour != 0, hadron_flavour, np.abs(parton_flavour))
+    classes = np.select([label == 2, label == 1, label == 3, label == 4, label == 5, label == 21],
+                        [0, 1, 2, 3, 4, 5], -1)
     return classes.astype(np.int8)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .features import FLAVOURS
+from .features import FLAVOURS, THESIS_FLAVOURS
 from .spec import STANDARD
 
 MIN_JETS = 20  # a bin with fewer jets gets no numbers (null in the metrics file)
@@ -142,17 +142,54 @@ ERROR_KEYS = ("median_response", "resolution", "resolution_gain_mean", "flavour_
 """The headline numbers that get a bootstrap error (``<key>_err``)."""
 
 
+def _thesis_headline(responses: dict[str, np.ndarray], bin_index: np.ndarray, n_bins: int, above: np.ndarray,
+                     flavour6: np.ndarray, reference: str) -> dict[str, dict]:
+    """The thesis's two headline numbers (its plotting code's definitions) on one set of jets: the resolution
+    gain 1 - mean over the gen-pt bins of res / res_reference (bins with fewer than MIN_JETS jets left out, as
+    NaN), and the spread of the medians of six classes u, d, s, c, b, g, each pooled over the jets ``above``."""
+    counts = np.bincount(bin_index[(bin_index >= 0) & (bin_index < n_bins)], minlength=n_bins)
+    stats = {}
+    for method, r in responses.items():
+        medians = {f: float(np.median(r[above & (flavour6 == c)])) if np.any(above & (flavour6 == c)) else np.nan
+                   for c, f in enumerate(THESIS_FLAVOURS)}
+        stats[method] = {
+            "bin_resolution": np.array([resolution(r[bin_index == b]) if counts[b] >= MIN_JETS else np.nan
+                                        for b in range(n_bins)]),
+            "thesis_flavour_medians": medians,
+            "thesis_flavour_spread": flavour_spread(list(medians.values())),
+        }
+    ref = stats[reference]
+    ref_bins = ref["bin_resolution"]
+    for s in stats.values():
+        with np.errstate(invalid="ignore", divide="ignore"):  # bins without enough jets are NaN
+            ratios = s.pop("bin_resolution") / ref_bins
+        s["thesis_bins"] = int(np.sum(np.isfinite(ratios)))
+        s["thesis_resolution_gain"] = float(1 - np.nanmean(ratios)) if s["thesis_bins"] else np.nan
+        s["thesis_flavour_spread_change"] = (s["thesis_flavour_spread"] / ref["thesis_flavour_spread"] - 1
+                                             if ref["thesis_flavour_spread"] > 0 else np.nan)
+    return stats
+
+
+THESIS_ERROR_KEYS = ("thesis_resolution_gain", "thesis_flavour_spread", "thesis_flavour_spread_change")
+
+
 def summarize(responses: dict[str, np.ndarray], pt_gen, abs_eta_gen, flavour, pt_edges, regions,
-              reference: str = STANDARD, min_pt: float = 30.0, n_bootstrap: int = 0, seed: int = 0) -> dict:
+              reference: str = STANDARD, min_pt: float = 30.0, n_bootstrap: int = 0, seed: int = 0,
+              thesis_flavour=None) -> dict:
     """Headline numbers per |eta| range: each method's resolution and flavour spread against the reference.
 
     * resolution gain: mean over the gen-pt bins above ``min_pt`` (with at least MIN_JETS jets) of
       1 - res / res_reference, and how many bins improve
-    * flavour spread: from the flavour medians of all jets with pt_gen > ``min_pt`` in the range
+    * flavour spread: from the four flavour medians (b, c, uds, g) of all jets with pt_gen > ``min_pt`` in the range
+    * with ``thesis_flavour`` (:func:`gnnjec.features.thesis_flavour_class` per jet), also the thesis's own
+      definitions (``thesis_*``, :func:`_thesis_headline`): the mean of the per-bin resolution ratios over every
+      gen-pt bin of ``pt_edges``, and the spread of six classes pooled above ``min_pt``
     * errors (``<key>_err``): standard deviation over ``n_bootstrap`` resamples of the range's jets,
-      the same resample for every method, so that a gain's error includes the methods' correlation
+      the same resample for every method, so that a gain's error includes the methods' correlation (the thesis's
+      numbers are resampled from all the range's jets, with a generator of their own)
     """
     rng = np.random.default_rng(seed)
+    thesis_rng = np.random.default_rng([seed, 1])
     pt_edges = np.asarray(pt_edges, dtype=float)
     summary = {}
     for lo_eta, hi_eta in regions:
@@ -173,12 +210,40 @@ def summarize(responses: dict[str, np.ndarray], pt_gen, abs_eta_gen, flavour, pt
                 samples.append(_headline({m: r[i] for m, r in rs.items()}, bin_index[i], bins, fl[i], reference))
         for method, s in region.items():
             s["n_jets"] = int(len(rows))
-            for k in ERROR_KEYS:
-                values = np.array([x[method][k] for x in samples], dtype=float)
-                ok = np.isfinite(values)
-                s[f"{k}_err"] = float(np.std(values[ok], ddof=1)) if ok.sum() > 1 and np.isfinite(s[k]) else None
+            _bootstrap_errors(s, [x[method] for x in samples], ERROR_KEYS)
+        if thesis_flavour is not None:
+            _add_thesis(region, responses, pt_gen, abs_eta_gen, np.asarray(thesis_flavour), (lo_eta, hi_eta),
+                        pt_edges, min_pt, reference, n_bootstrap, thesis_rng)
         summary[key] = region
     return strict(summary)
+
+
+def _bootstrap_errors(stats: dict, samples: list[dict], keys) -> None:
+    """``<key>_err`` for each of ``keys``: the standard deviation of its values over the bootstrap ``samples``."""
+    for k in keys:
+        values = np.array([x[k] for x in samples], dtype=float)
+        ok = np.isfinite(values)
+        stats[f"{k}_err"] = float(np.std(values[ok], ddof=1)) if ok.sum() > 1 and np.isfinite(stats[k]) else None
+
+
+def _add_thesis(region: dict, responses, pt_gen, abs_eta_gen, flavour6, eta_range, pt_edges, min_pt, reference,
+                n_bootstrap, rng) -> None:
+    """The thesis's headline numbers of one |eta| range, with bootstrap errors, into each method's ``region`` entry."""
+    rows = np.flatnonzero((abs_eta_gen >= eta_range[0]) & (abs_eta_gen < eta_range[1]))
+    rs = {m: np.asarray(r)[rows] for m, r in responses.items()}
+    pt, fl6 = pt_gen[rows], flavour6[rows]
+    bin_index = np.searchsorted(pt_edges, pt, side="right") - 1
+    n_bins = len(pt_edges) - 1
+    nominal = _thesis_headline(rs, bin_index, n_bins, pt > min_pt, fl6, reference)
+    samples = []
+    if n_bootstrap > 1 and len(rows):
+        for _ in range(n_bootstrap):
+            i = rng.integers(0, len(rows), len(rows))
+            samples.append(_thesis_headline({m: r[i] for m, r in rs.items()}, bin_index[i], n_bins, pt[i] > min_pt,
+                                            fl6[i], reference))
+    for method, s in nominal.items():
+        _bootstrap_errors(s, [x[method] for x in samples], THESIS_ERROR_KEYS)
+        region[method].update(s)
 
 
 TABLE_COLUMNS = (
@@ -226,4 +291,19 @@ def format_summary(summary: dict, reference: str = STANDARD) -> str:
             change = "" if ref else pm(r, "flavour_spread_change", 100, 0, "+")
             lines.append(f"{key:<16}{method:<18}{r['n_jets']:>8}{pm(r, 'median_response'):>18}{pm(r, 'resolution'):>18}"
                          f"{gain:>16}{better:>13}{pm(r, 'flavour_spread'):>18}{change:>12}")
+    if any("thesis_flavour_spread" in r for region in summary.values() for r in region.values()):
+        lines += ["",
+                  "The thesis's definitions: resolution gain = 1 - mean of the per-bin ratios res / res_standard over "
+                  "every gen-pt bin;",
+                  "flavour spread of six classes u, d, s, c, b, g, each pooled over the range's jets above the "
+                  "summary's pt cut.",
+                  f"{'region':<16}{'method':<18}{'res. gain %':>16}{'bins':>6}{'flav. spread (6)':>20}{'change %':>12}"]
+        for key, region in summary.items():
+            for method, r in region.items():
+                ref = method == reference
+                gain = "" if ref else pm(r, "thesis_resolution_gain", 100, 1, "+")
+                bins = "" if ref else str(r["thesis_bins"])
+                change = "" if ref else pm(r, "thesis_flavour_spread_change", 100, 0, "+")
+                lines.append(f"{key:<16}{method:<18}{gain:>16}{bins:>6}{pm(r, 'thesis_flavour_spread'):>20}"
+                             f"{change:>12}")
     return "\n".join(lines)
