@@ -3,7 +3,10 @@
 errors, and the mean and spread of the runs.
 
     python scripts/headline_errors.py results/evaluation/metrics.json other/results/evaluation/metrics.json
-        [--labels seed1 seed2 ...] [--region '0<|eta|<2.5' ...]
+        [--labels seed1 seed2 ...] [--region '0<|eta|<2.5' ...] [--thesis]
+
+``--thesis``: the thesis's definitions (the summary's ``thesis_*`` numbers: the mean of the per-bin resolution
+ratios over every gen-pt bin, the spread of six flavour classes) instead of ours.
 
 Each metrics.json (``gnnjec evaluate`` writes one) holds the summary per |eta| range with errors from
 bootstrap resamples of its test jets (evaluation.n_bootstrap); this table puts the runs side by side, so
@@ -32,7 +35,10 @@ def main() -> None:
     a.add_argument("metrics", nargs="+", help="metrics.json files")
     a.add_argument("--labels", nargs="*")
     a.add_argument("--region", nargs="*", help="summary regions to show (default: all)")
+    a.add_argument("--thesis", action="store_true", help="the thesis's definitions (metrics.json's thesis_* numbers)")
     args = a.parse_args()
+    gain_key, change_key = (("thesis_resolution_gain", "thesis_flavour_spread_change") if args.thesis else
+                            ("resolution_gain_mean", "flavour_spread_change"))
     labels = args.labels or [str(Path(p).parent.parent.parent) for p in args.metrics]
     runs = {label: json.loads(Path(p).read_text())["summary"] for label, p in zip(labels, args.metrics)}
     regions = args.region or list(next(iter(runs.values())))
@@ -43,11 +49,11 @@ def main() -> None:
             for model, r in summary[region].items():
                 if model == STANDARD:
                     continue
-                gain, change = r["resolution_gain_mean"], r["flavour_spread_change"]
+                gain, change = r.get(gain_key), r.get(change_key)
                 collected.setdefault(model, []).append((np.nan if gain is None else gain,
                                                         np.nan if change is None else change))
-                print(f"{label:<24}{region:<16}{model:<18}{fmt(gain, r['resolution_gain_mean_err']):>22}"
-                      f"{fmt(change, r['flavour_spread_change_err'], digits=0):>26}")
+                print(f"{label:<24}{region:<16}{model:<18}{fmt(gain, r.get(f'{gain_key}_err')):>22}"
+                      f"{fmt(change, r.get(f'{change_key}_err'), digits=0):>26}")
         if len(runs) > 1:
             for model, values in collected.items():
                 v = np.array(values, dtype=float)

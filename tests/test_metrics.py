@@ -133,7 +133,10 @@ def test_headline_errors_script_puts_runs_side_by_side(tmp_path):
     for i, gain in enumerate((0.10, 0.12)):
         summary = {"0<|eta|<2.5": {"standard": {"resolution_gain_mean": 0.0, "flavour_spread_change": 0.0},
                                    "pfn": {"resolution_gain_mean": gain, "resolution_gain_mean_err": 0.02,
-                                           "flavour_spread_change": -0.2, "flavour_spread_change_err": 0.1}}}
+                                           "flavour_spread_change": -0.2, "flavour_spread_change_err": 0.1,
+                                           "thesis_resolution_gain": gain + 0.01, "thesis_resolution_gain_err": 0.03,
+                                           "thesis_flavour_spread_change": -0.3 - i / 10,
+                                           "thesis_flavour_spread_change_err": 0.05}}}
         path = tmp_path / f"m{i}.json"
         path.write_text(json.dumps({"summary": summary}))
         paths.append(str(path))
@@ -148,6 +151,11 @@ def test_headline_errors_script_puts_runs_side_by_side(tmp_path):
     assert numbers("a ") == [10.0, 2.0, -20.0, 10.0]
     assert numbers("b ") == [12.0, 2.0, -20.0, 10.0]
     assert numbers("mean") == pytest.approx([11.0, 1.4, -20.0, 0.0], abs=0.05)  # std of 10 and 12: 1.41
+    out = subprocess.run([sys.executable, str(script), *paths, "--labels", "a", "b", "--thesis"], capture_output=True,
+                         text=True, check=True).stdout  # the thesis's definitions, from the same files
+    assert numbers("a ") == [11.0, 3.0, -30.0, 5.0]
+    assert numbers("b ") == [13.0, 3.0, -40.0, 5.0]
+    assert numbers("mean") == pytest.approx([12.0, 1.4, -35.0, 7.0], abs=0.05)
 
 
 
