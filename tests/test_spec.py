@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gnnjec import cli, config, spec
+from gnnjec import cli, config, schema, spec
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,10 +59,10 @@ def test_every_plot_has_a_caption_and_every_caption_a_subject():
 def test_the_schema_on_disk_is_complete_and_current():
     text = config.SCHEMA.read_text()
     assert config.render_schema(text) == text, "run python -m gnnjec.config --write-schema"
-    schema = yaml.safe_load(text)
-    hparams = schema["definitions"]["hparams"]["properties"]
+    document = yaml.safe_load(text)
+    hparams = document["definitions"]["hparams"]["properties"]
     assert hparams["model"]["enum"] == list(spec.FAMILIES)
-    training = schema["properties"]["training"]["properties"]
+    training = document["properties"]["training"]["properties"]
     assert set(training["grid"]["properties"]) == set(hparams)
     assert set(training["random"]["properties"]["space"]["properties"]) == set(hparams)
     # the package reads the file the workflow validates with
@@ -87,4 +87,4 @@ def test_command_defaults_are_the_configurations():
         ("training-plots", "energy"): "plots.energy_tev", ("train", "device"): "training.device",
     }
     for (stage, argument), key in defaults.items():
-        assert cli.stage_parser(stage).get_default(argument) == config.schema_default(key), (stage, argument)
+        assert cli.stage_parser(stage).get_default(argument) == schema.schema_default(key), (stage, argument)

@@ -15,7 +15,7 @@ from pathlib import Path
 from .command import Command
 from .errors import ConfigError
 from .hparams import DEFAULTS
-from .schema import SCHEMA, load_schema, schema_default  # noqa: F401 (the configuration's API)
+from .schema import SCHEMA, load_schema
 from .search import grid, random_points
 from .spec import SYNTHETIC_FILE, file_index
 

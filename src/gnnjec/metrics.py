@@ -14,7 +14,6 @@ from .features import FLAVOURS, THESIS_FLAVOURS
 from .spec import STANDARD
 
 MIN_JETS = 20  # a bin with fewer jets gets no numbers (null in the metrics file)
-"""The method name of the flavour-blind standard correction (pt_std): the reference of every comparison."""
 
 
 def quantiles(x: np.ndarray) -> tuple[float, float, float]:
@@ -109,6 +108,11 @@ def region_key(lo: float, hi: float) -> str:
     return f"{lo:g}<|eta|<{hi:g}"
 
 
+def _class_medians(r: np.ndarray, codes: np.ndarray, names) -> dict[str, float]:
+    """The median response of each class (``names[code]``); NaN for a class without jets."""
+    return {name: float(np.median(r[codes == c])) if np.any(codes == c) else np.nan for c, name in enumerate(names)}
+
+
 def _headline(responses: dict[str, np.ndarray], bin_index: np.ndarray, bins: list[int], flavour: np.ndarray,
               reference: str) -> dict[str, dict]:
     """Each method's headline numbers on one set of jets (the region's, or a resample of them)."""
@@ -117,8 +121,7 @@ def _headline(responses: dict[str, np.ndarray], bin_index: np.ndarray, bins: lis
 
     stats = {}
     for method, r in responses.items():
-        medians = {f: float(np.median(r[flavour == c])) if np.any(flavour == c) else np.nan
-                   for c, f in enumerate(FLAVOURS)}
+        medians = _class_medians(r, flavour, FLAVOURS)
         stats[method] = {
             "median_response": float(np.median(r)) if len(r) else np.nan,
             "resolution": res(r) if len(r) >= MIN_JETS else np.nan,
@@ -150,8 +153,7 @@ def _thesis_headline(responses: dict[str, np.ndarray], bin_index: np.ndarray, n_
     counts = np.bincount(bin_index[(bin_index >= 0) & (bin_index < n_bins)], minlength=n_bins)
     stats = {}
     for method, r in responses.items():
-        medians = {f: float(np.median(r[above & (flavour6 == c)])) if np.any(above & (flavour6 == c)) else np.nan
-                   for c, f in enumerate(THESIS_FLAVOURS)}
+        medians = _class_medians(r[above], flavour6[above], THESIS_FLAVOURS)
         stats[method] = {
             "bin_resolution": np.array([resolution(r[bin_index == b]) if counts[b] >= MIN_JETS else np.nan
                                         for b in range(n_bins)]),

@@ -30,7 +30,8 @@ PFN with Phi [64, 128, 256] and head [1024, 512, 256, 128, 64]; ParticleNet with
 FAMILIES = tuple(PRESETS)
 
 STANDARD = "standard"
-"""The standard correction's name beside the families' in predictions, metrics and plots."""
+"""The flavour-blind standard correction's name (pt_std) beside the families' in predictions, metrics and plots:
+the reference of every comparison."""
 
 METHOD_LABELS = {STANDARD: "Standard (L1L2L3)", "pfn": "PFN", "pfn-lite": "PFN-Lite", "particlenet": "ParticleNet",
                  "particlenet-lite": "ParticleNet-Lite"}
