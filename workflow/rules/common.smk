@@ -22,6 +22,13 @@ except InputError as err:
 
 ENV = "../../envs/gnnjec.yaml"
 
+# the parameters of rules train and train_rung
+TRAIN_PARAMS = dict(
+    launcher=PLAN.train_launcher,
+    hparams=lambda w: json_arg(PLAN.points[w.point]),
+    inputs=json_arg(config["features"]),
+    device=config["training"]["device"],
+)
 # the command of rules train and train_rung (filled into their shell at parse time). The GPU's least compute
 # capability, checked by the job too, comes from the job's resources, which (unlike params) a change does not
 # retrain for.

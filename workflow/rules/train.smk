@@ -14,10 +14,7 @@ rule train:
     wildcard_constraints:
         point=spec.POINT_PATTERN,
     params:
-        launcher=PLAN.train_launcher,
-        hparams=lambda w: json_arg(PLAN.points[w.point]),
-        inputs=json_arg(config["features"]),
-        device=config["training"]["device"],
+        **TRAIN_PARAMS,
     threads: config["training"]["threads"]
     log:
         "results/logs/train/{point}.log",
@@ -44,10 +41,7 @@ rule train_rung:
         point=spec.POINT_PATTERN,
         rung=r"\d+",
     params:
-        launcher=PLAN.train_launcher,
-        hparams=lambda w: json_arg(PLAN.points[w.point]),
-        inputs=json_arg(config["features"]),
-        device=config["training"]["device"],
+        **TRAIN_PARAMS,
         until=lambda w: PLAN.rungs[int(w.rung)]["epochs"],
         start=lambda w, input: f"--continue-from {input.state}" if int(w.rung) > 0 else "",
     threads: config["training"]["threads"]
