@@ -23,12 +23,21 @@ from .metrics import MIN_JETS, STANDARD, TABLE_COLUMNS, binned_metrics, format_s
 
 log = logging.getLogger(__name__)
 
-TRUTH_COLUMNS = ("pt_gen", "eta_gen", "flavour", "hadron_flavour", "parton_flavour", "pt_raw", "pt_std", "target")
+TRUTH_COLUMNS = ("pt_gen", "eta_gen", "flavour", "hadron_flavour", "parton_flavour", "pt_raw", "pt_std", "target",
+                 "rho", "npv")
+"""What the predictions file keeps of each test jet besides the corrections: truth, the standard correction, and
+the pileup (rho, number of vertices) of its event."""
 
 
 def corrected_column(model: str) -> str:
-    """The predictions file's column of ``model``'s corrected pt."""
+    """The predictions file's column of ``model``'s corrected pt (with its residual correction, where it has one)."""
     return f"pt_corr_{model}"
+
+
+def network_column(model: str) -> str:
+    """The predictions file's column of ``model``'s network alone, before its residual correction: only for a model
+    with a residual correction (:mod:`gnnjec.residual`)."""
+    return f"pt_network_{model}"
 
 
 def pt_bin_edges(cfg: dict) -> np.ndarray:
@@ -37,8 +46,8 @@ def pt_bin_edges(cfg: dict) -> np.ndarray:
 
 def run_inference(models: dict[str, str], clouds_path: str, predictions_path: str, threads: int | None = None) -> dict:
     """Predict every test jet with each ONNX model (name -> path); write the truth, pt_raw, pt_std and
-    per model its prediction and corrected pt (``pt_corr_<name>``) to Parquet. Returns per model the
-    exported point and the inference speed."""
+    per model its prediction and corrected pt (``pt_corr_<name>``; and ``pt_network_<name>``, the network alone, for a
+    model with a residual correction) to Parquet. Returns per model the exported point and the inference speed."""
     columns, info, data = {}, {}, None
     for name, onnx_path in models.items():
         regressor = OnnxRegressor(onnx_path, threads)
@@ -51,6 +60,9 @@ def run_inference(models: dict[str, str], clouds_path: str, predictions_path: st
         seconds = time.perf_counter() - start
         columns[f"prediction_{name}"] = prediction
         columns[corrected_column(name)] = (data.truth["pt_raw"] * np.exp(prediction)).astype(np.float32)
+        if "network_prediction" in regressor.outputs:
+            network = regressor.predict(data, output="network_prediction")
+            columns[network_column(name)] = (data.truth["pt_raw"] * np.exp(network)).astype(np.float32)
         info[name] = {"point": regressor.name, "jets": data.n, "seconds": seconds,
                       "jets_per_second": data.n / max(seconds, 1e-9)}
         log.info("%s (%s), ONNX Runtime: %d jets in %.1f s (%.0f jets/s)", name, regressor.name, data.n, seconds,

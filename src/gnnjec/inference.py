@@ -42,12 +42,15 @@ class OnnxRegressor:
         self.hparams = json.loads(meta["hparams"])
         self.name = meta.get("name", self.hparams.get("model", "model"))  # the exported training point
         self.names = [i.name for i in self.session.get_inputs()]
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        """``prediction``, and ``network_prediction`` (the network alone) when a residual correction is grafted on
+        (:mod:`gnnjec.residual`)."""
 
-    def predict_batch(self, arrays: list[np.ndarray]) -> np.ndarray:
-        return self.session.run(["prediction"], dict(zip(self.names, arrays)))[0]
+    def predict_batch(self, arrays: list[np.ndarray], output: str = "prediction") -> np.ndarray:
+        return self.session.run([output], dict(zip(self.names, arrays)))[0]
 
-    def predict(self, data: CloudData, batch_size: int = 2048) -> np.ndarray:
-        """Predictions for every jet of ``data``, in its order.
+    def predict(self, data: CloudData, batch_size: int = 2048, output: str = "prediction") -> np.ndarray:
+        """Predictions (or another ``output``) for every jet of ``data``, in its order.
 
         Jets are batched by constituent count, so that each batch is padded only to about its own
         jets' length (the networks are exact under padding, so this changes no prediction; it makes
@@ -59,5 +62,5 @@ class OnnxRegressor:
         order = np.argsort(length, kind="stable") if length is not None else np.arange(data.n)
         for start in range(0, data.n, batch_size):
             rows = order[start : start + batch_size]
-            out[rows] = self.predict_batch(data.batch(rows, self.hparams["max_constituents"]))
+            out[rows] = self.predict_batch(data.batch(rows, self.hparams["max_constituents"]), output)
         return out
