@@ -63,7 +63,9 @@ a misspelt key stops it with the key's name. The main keys:
 * `training.defaults`: the hyperparameters of every point (each one's type, range and default below).
   `model` is one of the thesis's presets, `pfn` (Φ [64, 128, 256], head [1024, 512, 256, 128, 64]),
   `pfn-lite`, `particlenet` (EdgeConv k = 16, (64,)×3, (128,)×3, (256,)×3, head [512, 256, 128, 64])
-  and `particlenet-lite`; sizes given in the config (`phi_sizes`, `head_sizes`, `edge_channels`, `k`)
+  and `particlenet-lite`, or `dnn`, the jet-level baseline (fixed summaries of each collection: its
+  number of points, pt fraction and pt-weighted mean of each input, so PF energy fractions by type; head
+  [256, 256, 128, 64]); sizes given in the config (`phi_sizes`, `head_sizes`, `edge_channels`, `k`)
   replace the preset's (the demo trains a smaller PFN). Other keys: `optimizer` (adam, adamw), `lr`,
   `schedule` (`plateau` as in the thesis, or `cosine` with `warmup_epochs`), `patience` (early
   stopping), `loss` (mae, huber), `amp` (bfloat16 on CUDA), `compile` (torch.compile on CUDA: it pays

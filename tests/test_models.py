@@ -1,4 +1,4 @@
-"""PFN and ParticleNet: gradients, exact padding invariance, and ONNX export with dynamic axes."""
+"""PFN, ParticleNet and the jet-level DNN: gradients, exact padding invariance, and ONNX export with dynamic axes."""
 
 import numpy as np
 import onnxruntime as ort
@@ -13,6 +13,7 @@ SMALL = {
     "pfn": {"model": "pfn", "phi_sizes": [16, 32], "head_sizes": [32, 16], "dropout": 0.0},
     "particlenet": {"model": "particlenet", "edge_channels": [[8, 8], [16]], "head_sizes": [16], "k": 4,
                     "coordinates": ["a", "b"], "dropout": 0.0},
+    "dnn": {"model": "dnn", "head_sizes": [32, 16], "dropout": 0.0},
 }
 
 
@@ -142,7 +143,7 @@ def test_onnx_export_matches_torch_for_any_batch_and_length(model, hp, tmp_path)
 
 
 @pytest.mark.parametrize("preset, thesis", [("pfn", 1.47e6), ("pfn-lite", 41e3), ("particlenet", 1.20e6),
-                                            ("particlenet-lite", 38e3)])
+                                            ("particlenet-lite", 38e3), ("dnn", 124e3)])  # dnn: ours, not the thesis's
 def test_thesis_presets_train_and_export(preset, thesis, tmp_path):
     """Each preset at full size: one training step, its size near the thesis's, and ONNX = torch."""
     from gnnjec.features import DEFAULT_INPUTS
@@ -198,3 +199,91 @@ def test_knn_never_picks_self_or_padding():
     index, valid = knn(torch.tensor([[[0.0, 0.0], [1.0, 0.0], [9.0, 9.0]]]), torch.tensor([[1.0, 1.0, 0.0]]), 3)
     assert valid[0].sum(-1).tolist() == [1.0, 1.0, 0.0]
     assert index[0, 0, 0].item() == 1 and index[0, 1, 0].item() == 0
+
+
+def test_dnn_summaries_are_counts_pt_fractions_and_pt_weighted_means():
+    """A hand-made jet: 2 photons (rel_pt 0.2, 0.1) and a neutral hadron (0.3), weighted by exp(log_rel_pt);
+    two charged particles weighted by rel_pt; one vertex, unweighted."""
+    inputs = {"charged": ["rel_pt", "charge"], "neutral": ["log_rel_pt", "is_photon", "is_hadron", "deta"],
+              "sv": ["mass"], "jet": ["x"]}
+    model = build_model({"model": "dnn", "head_sizes": [8]}, inputs).eval()
+    pad = 1e6  # padding must not count
+    neutral = torch.tensor([[[np.log(0.2), 1, 0, 0.1], [np.log(0.1), 1, 0, -0.2], [np.log(0.3), 0, 1, 0.3],
+                             [pad, pad, pad, pad]]])
+    charged = torch.tensor([[[0.3, 1.0], [0.1, -1.0], [pad, pad]]])
+    sv = torch.tensor([[[1.5], [pad]]])
+    summary = {name: model.summarize(name, points, (points[..., 0] != pad).float())[0].tolist()
+               for name, points in (("charged", charged), ("neutral", neutral), ("sv", sv))}
+    mean_log_rel_pt = (0.2 * np.log(0.2) + 0.1 * np.log(0.1) + 0.3 * np.log(0.3)) / 0.6
+    # [count, sum of weights (the pt fraction), weighted mean of each input]
+    np.testing.assert_allclose(summary["neutral"], [3, 0.6, mean_log_rel_pt, 0.3 / 0.6, 0.3 / 0.6,
+                                                    (0.02 - 0.02 + 0.09) / 0.6], rtol=1e-6)
+    np.testing.assert_allclose(summary["charged"], [2, 0.4, (0.09 + 0.01) / 0.4, (0.3 - 0.1) / 0.4], rtol=1e-6)
+    np.testing.assert_allclose(summary["sv"], [1, 1, 1.5], rtol=1e-6)
+    empty = model.summarize("sv", sv, torch.zeros(1, 2))
+    assert empty.tolist() == [[0.0, 0.0, 0.0]]
+
+
+def test_dnn_sees_only_the_summaries_not_the_points():
+    """Permuting each jet's points leaves the DNN's prediction as it was; so does spreading two photons apart
+    in eta about their pt centroid (the same summaries, which a graph network would tell apart); a change of
+    the photons' energy fraction does not."""
+    torch.manual_seed(0)
+    model = build_model(SMALL["dnn"], INPUTS).train()
+    rng = np.random.default_rng(7)
+    model(*[torch.from_numpy(a) for a in random_jets(64, rng)])  # BatchNorm statistics
+    model.eval()
+    arrays = random_jets(20, rng)
+    shuffled = list(arrays)
+    for i in (1, 3):
+        x, mask = arrays[i].copy(), arrays[i + 1]
+        for jet in range(len(x)):
+            n = int(mask[jet].sum())
+            x[jet, :n] = x[jet, rng.permutation(n)]
+        shuffled[i] = x
+    with torch.no_grad():
+        ref = model(*[torch.from_numpy(a) for a in arrays]).numpy()
+        permuted = model(*[torch.from_numpy(a) for a in shuffled]).numpy()
+    np.testing.assert_allclose(permuted, ref, atol=1e-5)
+
+    inputs = {"neutral": ["log_rel_pt", "deta", "is_photon", "is_hadron"], "jet": ["x"]}
+    m = build_model({"model": "dnn", "head_sizes": [16, 8]}, inputs).eval()
+    jet, mask = torch.zeros(1, 1), torch.ones(1, 3)
+
+    def predict(points):  # (rel_pt, deta, is_photon) per particle
+        x = torch.tensor([[[np.log(r), d, p, 1 - p] for r, d, p in points]], dtype=torch.float32)
+        with torch.no_grad():
+            return m(jet, x, mask).item()
+
+    together = predict([(0.15, 0.0, 1), (0.15, 0.0, 1), (0.3, 0.1, 0)])
+    apart = predict([(0.15, -0.1, 1), (0.15, 0.1, 1), (0.3, 0.1, 0)])
+    assert apart == pytest.approx(together, abs=1e-6)
+    assert predict([(0.15, 0.0, 1), (0.15, 0.0, 0), (0.3, 0.1, 0)]) != pytest.approx(together, abs=1e-4)
+
+
+def test_dnn_standardises_its_summaries_with_the_training_statistics():
+    """fit_standardization gives the DNN's collection layers the statistics of the jets' summaries (not of
+    the points): the standardised summaries of the training jets are centred, of unit width."""
+    from types import SimpleNamespace
+
+    from gnnjec.dataset import Ragged
+    from gnnjec.training import fit_standardization
+
+    rng = np.random.default_rng(8)
+    n = 5000
+    jet = rng.normal(size=(n, 4)).astype(np.float32)
+    clouds = {}
+    for name, n_feat in (("charged", 3), ("neutral", 2)):
+        counts = rng.integers(0, 20, n)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        clouds[name] = Ragged(rng.normal(3.0, 2.0, size=(offsets[-1], n_feat)).astype(np.float32), offsets)
+    data = SimpleNamespace(n=n, jet=jet, clouds=clouds, collections=list(clouds))
+    model = build_model(SMALL["dnn"], INPUTS).eval()
+    fit_standardization(model, data)
+    for name in clouds:
+        x, mask = clouds[name].pad(np.arange(n), 64)
+        with torch.no_grad():
+            z = model.encode(name, torch.from_numpy(x), torch.from_numpy(mask)).numpy()
+        assert z.shape == (n, 2 + len(INPUTS[name]))
+        np.testing.assert_allclose(np.median(z, axis=0), 0, atol=0.05)
+        np.testing.assert_allclose(np.percentile(z, 84, axis=0) - np.percentile(z, 16, axis=0), 2, atol=0.25)

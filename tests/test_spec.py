@@ -71,7 +71,8 @@ def test_the_schema_on_disk_is_complete_and_current():
 
 def test_a_stale_generated_part_is_written_anew_and_the_check_fails(tmp_path):
     text = config.SCHEMA.read_text()
-    stale = text.replace("enum: [\"pfn\", \"pfn-lite\", \"particlenet\", \"particlenet-lite\"]", "enum: [\"pfn\"]")
+    families = ", ".join(f'"{f}"' for f in spec.FAMILIES)
+    stale = text.replace(f"enum: [{families}]", "enum: [\"pfn\"]")
     assert stale != text
     assert config.render_schema(stale) == text
     proc = subprocess.run([sys.executable, "-m", "gnnjec.config", "--check-schema"], capture_output=True, text=True)
@@ -88,3 +89,12 @@ def test_command_defaults_are_the_configurations():
     }
     for (stage, argument), key in defaults.items():
         assert cli.stage_parser(stage).get_default(argument) == schema.schema_default(key), (stage, argument)
+
+
+def test_every_family_has_a_label_and_measured_rates():
+    """A family added to the presets is named in plots and tables, and the plan can size its jobs."""
+    from gnnjec import resources
+
+    assert set(spec.FAMILIES) | {spec.STANDARD} == set(spec.METHOD_LABELS)
+    for table in (*resources.TRAIN_PER_S.values(), *resources.VALIDATE_PER_S.values(), resources.INFER_PER_S):
+        assert set(table) == set(spec.FAMILIES)

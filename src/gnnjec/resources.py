@@ -32,14 +32,18 @@ CONVERT_JETS_PER_S = 30_000.0  # measured 124 k jets/s: synthetic files, whose s
 UNKNOWN_FILE_BYTES = 4e9  # a root:// file's size, unknown at planning
 
 # training, jets/s of one process: a GPU at a third of an H100's measured speed (lxbatch's T4, V100, A100 are
-# slower than an H100); the CPU at the speed measured on 2 cores
-TRAIN_PER_S = {"cuda": {"pfn": 23_000, "pfn-lite": 29_000, "particlenet": 1_900, "particlenet-lite": 7_700},
-               "cpu": {"pfn": 9_600, "pfn-lite": 59_000, "particlenet": 15, "particlenet-lite": 226}}
+# slower than an H100); the CPU at the speed measured on 2 cores. The jet-level dnn is not measured on a GPU: it
+# is taken as pfn-lite there (both wait for their batches more than they compute)
+TRAIN_PER_S = {"cuda": {"pfn": 23_000, "pfn-lite": 29_000, "particlenet": 1_900, "particlenet-lite": 7_700,
+                        "dnn": 29_000},
+               "cpu": {"pfn": 9_600, "pfn-lite": 59_000, "particlenet": 15, "particlenet-lite": 226, "dnn": 80_000}}
 # inference, jets/s: the training's validation (torch; a GPU at a third of an H100), and ONNX Runtime on 2 CPU
 # threads at batch 1024 (the evaluate job, the export's check)
-VALIDATE_PER_S = {"cuda": {"pfn": 160_000, "pfn-lite": 130_000, "particlenet": 9_300, "particlenet-lite": 25_000},
-                  "cpu": {"pfn": 26_000, "pfn-lite": 292_000, "particlenet": 59, "particlenet-lite": 1_000}}
-INFER_PER_S = {"pfn": 48_000, "pfn-lite": 85_000, "particlenet": 129, "particlenet-lite": 1_200}
+VALIDATE_PER_S = {"cuda": {"pfn": 160_000, "pfn-lite": 130_000, "particlenet": 9_300, "particlenet-lite": 25_000,
+                           "dnn": 130_000},
+                  "cpu": {"pfn": 26_000, "pfn-lite": 292_000, "particlenet": 59, "particlenet-lite": 1_000,
+                          "dnn": 290_000}}
+INFER_PER_S = {"pfn": 48_000, "pfn-lite": 85_000, "particlenet": 129, "particlenet-lite": 1_200, "dnn": 210_000}
 
 
 @dataclass(frozen=True)

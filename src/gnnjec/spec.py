@@ -22,10 +22,12 @@ PRESETS = {
                     "head_sizes": [512, 256, 128, 64]},
     "particlenet-lite": {"architecture": "particlenet", "k": 16, "coordinates": ["deta", "dphi"],
                          "edge_channels": [[16, 16], [32, 32], [48, 48]], "head_sizes": [64, 32, 16]},
+    "dnn": {"architecture": "dnn", "head_sizes": [256, 256, 128, 64]},
 }
 """Per model family (``training.defaults.model``), its architecture and sizes: the thesis's (Holmberg 2022),
 PFN with Phi [64, 128, 256] and head [1024, 512, 256, 128, 64]; ParticleNet with EdgeConv blocks (64,)*3,
-(128,)*3, (256,)*3 at k = 16 and head [512, 256, 128, 64]; and their "Lite" versions."""
+(128,)*3, (256,)*3 at k = 16 and head [512, 256, 128, 64]; and their "Lite" versions. Beside them ``dnn``, the
+jet-level baseline (:class:`gnnjec.models.dnn.DNN`: fixed summaries of each collection, head [256, 256, 128, 64])."""
 
 FAMILIES = tuple(PRESETS)
 
@@ -34,7 +36,7 @@ STANDARD = "standard"
 the reference of every comparison."""
 
 METHOD_LABELS = {STANDARD: "Standard (L1L2L3)", "pfn": "PFN", "pfn-lite": "PFN-Lite", "particlenet": "ParticleNet",
-                 "particlenet-lite": "ParticleNet-Lite"}
+                 "particlenet-lite": "ParticleNet-Lite", "dnn": "DNN (jet-level)"}
 """How plots and tables name each method."""
 
 POINT_PATTERN = rf"(?:{'|'.join(FAMILIES)})-[0-9a-f]{{8}}"

@@ -78,9 +78,9 @@ def _optimizer(hp: dict, params):
 
 
 def fit_standardization(model, data: CloudData) -> None:
-    """Set every Standardize layer from the training split (stored in the model's buffers)."""
-    stats = {"jet": data.jet, **{k: data.clouds[k].values for k in data.collections}}
-    for name, values in stats.items():
+    """Set every Standardize layer from the training split (stored in the model's buffers), from the values
+    the model says each standardises (:meth:`gnnjec.models.base.CloudRegressor.standardization_inputs`)."""
+    for name, values in model.standardization_inputs(data).items():
         center, scale = robust_standardization(values)
         model.norm[name].center.copy_(torch.from_numpy(center))
         model.norm[name].scale.copy_(torch.from_numpy(scale))

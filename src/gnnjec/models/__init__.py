@@ -1,6 +1,6 @@
-"""Network architectures, built by preset name (:data:`gnnjec.spec.PRESETS`, the thesis's sizes) from a
-hyperparameter point. Any size given explicitly in the hyperparameters (``phi_sizes``, ``head_sizes``,
-``edge_channels``, ``k``, ``coordinates``) replaces the preset's.
+"""Network architectures, built by preset name (:data:`gnnjec.spec.PRESETS`: the thesis's sizes, and the
+jet-level DNN) from a hyperparameter point. Any size given explicitly in the hyperparameters (``phi_sizes``,
+``head_sizes``, ``edge_channels``, ``k``, ``coordinates``) replaces the preset's.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from torch import nn
 
 from ..hparams import ARCHITECTURE_KEYS
 from ..spec import PRESETS
+from .dnn import DNN
 from .particlenet import ParticleNet
 from .pfn import PFN
 
@@ -27,5 +28,7 @@ def build_model(hparams: dict, inputs: dict[str, list[str]]) -> nn.Module:
     dropout = hparams.get("dropout", 0.0)
     if arch["architecture"] == "pfn":
         return PFN(inputs, arch["phi_sizes"], arch["head_sizes"], dropout)
+    if arch["architecture"] == "dnn":
+        return DNN(inputs, arch["head_sizes"], dropout)
     return ParticleNet(inputs, arch["edge_channels"], arch["head_sizes"], arch["k"], tuple(arch["coordinates"]),
                        dropout)

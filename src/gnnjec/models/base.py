@@ -46,6 +46,12 @@ class CloudRegressor(nn.Module):
     def encode(self, name: str, points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def standardization_inputs(self, data) -> dict:
+        """What each layer of :attr:`norm` standardises, as rows of values over the jets of ``data`` (a
+        :class:`gnnjec.dataset.CloudData`; the training sets each layer's statistics from them): the jet
+        features, and every collection's points."""
+        return {"jet": data.jet, **{k: data.clouds[k].values for k in self.collections}}
+
     def forward(self, jet: torch.Tensor, *clouds: torch.Tensor) -> torch.Tensor:
         encoded = [self.encode(name, clouds[2 * i], clouds[2 * i + 1]) for i, name in enumerate(self.collections)]
         return self.head(torch.cat([*encoded, self.norm["jet"](jet)], dim=1)).squeeze(-1)
