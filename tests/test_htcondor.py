@@ -152,7 +152,7 @@ def test_the_workflow_completes_in_sandboxes_and_equals_a_local_run(lxbatch_run,
     assert_same_results(workdir, tiny_run[0])
     # every job but the cheap ones went to the pool, each once and each fine; the cheap ones ran here
     batch = {rule_of(r) for r in records}
-    assert batch == {"convert", "merge_clouds", "train", "export_onnx", "evaluate", "plots"}
+    assert batch == {"convert", "merge_clouds", "train", "export_onnx", "residual_correction", "evaluate", "plots"}
     assert not batch & LOCAL_RULES
     assert all(r["status"] == 4 and r["exit_code"] == 0 for r in records)
     assert "Using batch fallback" not in output and (workdir / JOBDIR / "snakemake-rules.log").stat().st_size > 0
@@ -271,7 +271,7 @@ def test_a_training_cut_into_consecutive_jobs_ends_as_one_straight_run(tmp_path,
     write_config(workdir, config)
     proc = snakemake(workdir, home, "--profile", "htcondor", "results/evaluation/metrics.json",
                      "--seconds-between-status-checks", "1", "--allowed-rules", "train_rung", "select_model",
-                     "export_onnx", "evaluate", fake=["--record", str(tmp_path / "submitted")])
+                     "export_onnx", "residual_correction", "evaluate", fake=["--record", str(tmp_path / "submitted")])
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-4000:]
     assert "each in 2 jobs of consecutive epochs (up to 1, 2; training.max_job_hours)" in output

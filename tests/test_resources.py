@@ -42,8 +42,8 @@ def test_the_thesis_run_plans_jobs_that_fit_their_limits(tmp_path, profile):
     config = yaml.safe_load(THESIS.read_text())
     files = config["samples"]["qcd_pythia"]["synthetic"]["files"]
     assert len(jobs["synthetic_pfnano"]) == len(jobs["convert"]) == files
-    for rule in ("synthetic_jec", "synthetic_pfnano", "convert", "merge_clouds", "train", "export_onnx", "evaluate",
-                 "plots"):
+    for rule in ("synthetic_jec", "synthetic_pfnano", "convert", "merge_clouds", "train", "export_onnx",
+                 "residual_correction", "evaluate", "plots"):
         for job in jobs[rule]:
             minutes = int(job["runtime"])
             assert 0 < minutes <= resources.LONGEST, (rule, job)

@@ -33,7 +33,7 @@ HALVING["training"]["device"] = "cpu"  # the search itself on the CPU, on purpos
 HALVING["training"]["grid"] = {"lr": [0.002, 0.005, 0.01]}
 HALVING["training"]["halving"] = {"eta": 2, "min_epochs": 1}  # rung 0: 3 points x 1 epoch; rung 1: 1 x 2
 CLUSTER_RULES = ["convert", "convert", "merge_clouds", "train_rung", "train_rung", "train_rung", "train_rung",
-                 "export_onnx", "evaluate", "plots"]
+                 "export_onnx", "residual_correction", "evaluate", "plots"]
 GPU_CONFIG = copy.deepcopy(TINY)  # training.device auto
 GPU_CONFIG["training"]["grid"] = {"lr": [0.002]}
 (GPU_POINT,) = training_points(GPU_CONFIG["training"])

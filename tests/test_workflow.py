@@ -19,7 +19,8 @@ from support.workflow import REPO, TINY, planned_jobs, snakemake, snakemake_comm
 def test_whole_dag_produces_model_metrics_and_plots(tiny_run):
     workdir, proc = tiny_run
     results = workdir / "results"
-    for path in ("export/pfn/model.onnx", "export/pfn/onnx_check.json", "evaluation/metrics.json",
+    for path in ("export/pfn/network.onnx", "export/pfn/onnx_check.json", "export/pfn/residual.json",
+                 "export/pfn/model.onnx", "evaluation/metrics.json",
                  "evaluation/summary.txt", "training/best.json", "triton/pfn/config.pbtxt", "triton/pfn/1/model.onnx"):
         assert (results / path).stat().st_size > 0, path
     from gnnjec import spec
@@ -67,15 +68,15 @@ def test_config_change_reruns_only_what_it_touches(tiny_run):
         changed["training"]["grid"]["lr"].append(0.01)  # one new grid point; the two trained ones stay
         write_config(workdir, changed)
         assert planned_jobs(snakemake(workdir, "--dry-run")) == {
-            "train": 1, "select_model": 1, "export_onnx": 1, "triton_model": 1, "evaluate": 1, "plots": 1,
-            "training_plots": 1, "all": 1}
+            "train": 1, "select_model": 1, "export_onnx": 1, "residual_correction": 1, "triton_model": 1, "evaluate": 1,
+            "plots": 1, "training_plots": 1, "all": 1}
 
         changed = yaml.safe_load(yaml.safe_dump(TINY))
         changed["training"]["grid"]["lr"][1] = 0.004  # one point's hyperparameter: only that point retrains
         write_config(workdir, changed)
         jobs = planned_jobs(snakemake(workdir, "--dry-run"))
-        assert jobs == {"train": 1, "select_model": 1, "export_onnx": 1, "triton_model": 1, "evaluate": 1, "plots": 1,
-                        "training_plots": 1, "all": 1}
+        assert jobs == {"train": 1, "select_model": 1, "export_onnx": 1, "residual_correction": 1, "triton_model": 1,
+                        "evaluate": 1, "plots": 1, "training_plots": 1, "all": 1}
 
         changed = yaml.safe_load(yaml.safe_dump(TINY))
         changed["selection"]["min_gen_pt"] = 20.0
@@ -172,19 +173,19 @@ def test_thesis_plots_evaluate_every_family_and_make_the_report(tmp_path, tiny_d
     from gnnjec import plotting
 
     two = yaml.safe_load(yaml.safe_dump(TINY))
-    two["training"]["grid"] = {"model": ["pfn", "pfn-lite"]}
+    two["training"]["grid"] = {"model": ["pfn", "dnn"]}
     two["training"]["defaults"].update(epochs=1)
     write_config(tiny_data(tmp_path), two)
     proc = snakemake(tmp_path, "thesis_plots")
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
     results = tmp_path / "results"
     best = json.loads((results / "training" / "best.json").read_text())
-    assert sorted(best["families"]) == ["pfn", "pfn-lite"]
+    assert sorted(best["families"]) == ["dnn", "pfn"]
     for family, point in best["families"].items():
         check = json.loads((results / "export" / family / "onnx_check.json").read_text())
         assert check["model"] == point and check["passed"]
     metrics = json.loads((results / "evaluation" / "metrics.json").read_text())
-    assert list(metrics["methods"]) == ["standard", "pfn", "pfn-lite"]
+    assert list(metrics["methods"]) == ["standard", "dnn", "pfn"]
     assert metrics["models"] == best["families"]
     assert list(metrics["summary"]) == ["0<|eta|<1.3", "1.3<|eta|<2.5", "2.5<|eta|<3", "3<|eta|<5", "0<|eta|<2.5",
                                         "2.5<|eta|<5"]

@@ -124,7 +124,7 @@ def config_error(config: dict, schema_path: str | os.PathLike) -> str | None:
 
 
 def _check_meaning(config: dict) -> None:
-    """What a schema cannot say: fractions that add up, ordered ranges, a search that fits the budget."""
+    """What a schema cannot say: fractions that add up, ordered ranges and edges, a search that fits the budget."""
     split, ev, training = config["split"], config["evaluation"], config["training"]
     if split["train"] + split["val"] >= 1:
         raise ConfigError("split", f"train + val = {split['train'] + split['val']:g} leaves no test jets; "
@@ -138,6 +138,12 @@ def _check_meaning(config: dict) -> None:
                 raise ConfigError(f"evaluation.{key}.{i}", f"[{lo}, {hi}] must have lo < hi and start at or after the "
                         f"previous bin's end ({max(previous, 0):g}); list the |eta| ranges in increasing order")
             previous = hi
+    residual = config["residual"]
+    edges = residual["eta_edges"]
+    if edges[0] != 0 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ConfigError("residual.eta_edges", f"{edges} must start at 0 and increase; list the |eta| edges in order")
+    if not residual["pt_range"][0] < residual["pt_range"][1]:
+        raise ConfigError("residual.pt_range", f"{residual['pt_range']} is not [low, high]; swap or fix them")
     if "grid" in training and "random" in training:
         raise ConfigError("training", "both grid and random are given; keep one "
                           "(random draws its points instead of the grid)")

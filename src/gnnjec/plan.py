@@ -120,6 +120,8 @@ class Plan:
             return sizes.train(w.point, self.rung_epochs[int(w.rung)])
         if rule == "export_onnx":
             return sizes.export(w.family)
+        if rule == "residual_correction":
+            return sizes.residual(w.family, threads)
         if rule == "evaluate":
             return sizes.evaluate(self.families, threads)
         if rule == "plots":  # all test-split predictions in memory

@@ -71,8 +71,14 @@ RUNG_TRAINED = "results/training/{point}/rung{rung}/{name}"
 PROMOTION = "results/training/rung{rung}.json"
 BEST = "results/training/best.json"
 POINTS_TABLE = "results/training/points.tsv"
-ONNX = "results/export/{family}/model.onnx"
+NETWORK_ONNX = "results/export/{family}/network.onnx"
+"""A family's best network, as export-onnx writes it (checked against torch: ``ONNX_CHECK``)."""
 ONNX_CHECK = "results/export/{family}/onnx_check.json"
+ONNX = "results/export/{family}/model.onnx"
+"""A family's model: its network with the residual correction grafted on (or the network, with the residual
+correction off): what evaluation, Triton, the server and analyses use."""
+RESIDUAL = "results/export/{family}/residual.json"
+"""The residual correction's table, its derivation sample's closure and the graft's check."""
 PREDICTIONS = "results/evaluation/predictions.parquet"
 METRICS = "results/evaluation/metrics.json"
 SUMMARY = "results/evaluation/summary.txt"
@@ -111,6 +117,8 @@ STAGES = {
     "promote": ("gnnjec.search", "successive halving: the best points of a rung go on to the next"),
     "select-model": ("gnnjec.search", "choose each family's point with the lowest validation loss"),
     "export-onnx": ("gnnjec.export", "export a model family's best point to ONNX and check it against torch"),
+    "residual-correction": ("gnnjec.residual", "derive a network's residual correction on the validation split and "
+                                               "graft it onto the ONNX model"),
     "evaluate": ("gnnjec.evaluate", "ONNX inference on the test split and physics metrics"),
     "plots": ("gnnjec.plotting", "physics plots from the predictions and metrics"),
     "training-plots": ("gnnjec.plotting", "loss curves and the validation loss of every point"),
