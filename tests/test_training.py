@@ -185,3 +185,17 @@ def test_tensorboard_logs_hold_the_history(trained_model):
     for record in summary["epochs"]:
         assert scalars[("val_loss", record["epoch"])] == pytest.approx(record["val_loss"], rel=1e-6)
         assert ("data_wait_share", record["epoch"]) in scalars
+
+
+def test_standardization_passes_constants_through_even_with_rounding_noise():
+    """A column that is 1 up to float rounding (the jet-level DNN's mean charged PUPPI weight, 1 for every point)
+    is a constant: scaling its 1e-7 of rounding to unit width would turn the noise into an input (the DNN's ONNX
+    export then differed from torch by 0.05). A column of real spread keeps its scale."""
+    from gnnjec.dataset import robust_standardization
+
+    rng = np.random.default_rng(0)
+    values = np.stack([1 + rng.choice([-1, 0, 1], 1000) * np.finfo(np.float32).eps,
+                       np.zeros(1000), rng.normal(3.0, 1e-3, 1000)], axis=1).astype(np.float32)
+    center, scale = robust_standardization(values)
+    assert list(center[:2]) == [0, 0] and list(scale[:2]) == [1, 1]
+    assert center[2] == pytest.approx(3.0, abs=1e-4) and scale[2] == pytest.approx(1e-3, rel=0.2)

@@ -134,7 +134,9 @@ def _stack(columns, n) -> np.ndarray:
 def robust_standardization(values: np.ndarray, max_samples: int = 1_000_000, seed: int = 0):
     """weaver-style centre (median) and scale (half the 16-84 % width) per feature column.
 
-    Columns with no spread (one-hot flags, constants) are passed through unchanged.
+    Columns with no spread (one-hot flags, constants) are passed through unchanged. "No spread" is relative to
+    the column's size: a constant that float rounding has left a few ulps wide (a mean over a jet's points of a
+    feature that is 1 for every point) is a constant, not a feature to be scaled up by 10^7.
     """
     if len(values) > max_samples:
         values = values[np.random.default_rng(seed).choice(len(values), max_samples, replace=False)]
@@ -142,7 +144,7 @@ def robust_standardization(values: np.ndarray, max_samples: int = 1_000_000, see
         return np.zeros(values.shape[1], np.float32), np.ones(values.shape[1], np.float32)
     p16, p50, p84 = np.percentile(values, [16, 50, 84], axis=0)
     width = np.maximum(p84 - p50, p50 - p16)
-    flat = width <= 1e-8
+    flat = width <= 1e-6 * np.maximum(1.0, np.abs(p50))
     center = np.where(flat, 0.0, p50)
     scale = np.where(flat, 1.0, width)
     return center.astype(np.float32), scale.astype(np.float32)
