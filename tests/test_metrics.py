@@ -58,9 +58,10 @@ def test_summary_errors_match_the_scatter_of_independent_samples():
         return {"standard": standard, "net": net}, pt, np.zeros(n), flavour
 
     edges = np.geomspace(20, 1000, 8)
-    nominal = [metrics.summarize(*sample(seed), edges, [[0, 2.5]], n_bootstrap=0)["0<|eta|<2.5"]["net"]
+    nominal = [metrics.summarize(*sample(seed), edges, [[0, 2.5]], min_pt=30, n_bootstrap=0)["0<|eta|<2.5"]["net"]
                for seed in range(12)]
-    booted = metrics.summarize(*sample(99), edges, [[0, 2.5]], n_bootstrap=60, seed=1)["0<|eta|<2.5"]["net"]
+    booted = metrics.summarize(*sample(99), edges, [[0, 2.5]], min_pt=30, n_bootstrap=60,
+                               seed=1)["0<|eta|<2.5"]["net"]
     for key in ("resolution_gain_mean", "flavour_spread_change", "median_response"):
         scatter = np.std([x[key] for x in nominal], ddof=1)
         assert 0.6 < booted[f"{key}_err"] / scatter < 1.6, (key, booted[f"{key}_err"], scatter)
@@ -222,3 +223,112 @@ def test_thesis_resolution_gain_is_one_minus_the_mean_of_every_bins_ratio():
     assert summary["net"]["thesis_resolution_gain_err"] is not None and summary["net"]["thesis_flavour_spread_err"]
     text = metrics.format_summary({"0<|eta|<2.5": summary})
     assert "The thesis's definitions" in text and "+20.0 ±" in text
+
+
+def test_tail_fraction_counts_the_jets_beyond_three_sigma_equivalents():
+    """Known answer: 2001 jets evenly spread over 1 +- w (IQR about w, 3 sigma-equivalents 3 * IQR / 1.349 > w: none
+    beyond) and 10 outliers at each of 1 -+ 10 w: the tail fraction is 20 / 2021, in a group, a gen-pt bin and the
+    summary; a Gaussian's is about 0.27 %."""
+    w = 0.1
+    core = 1 + w * np.linspace(-1, 1, 2001)
+    r = np.concatenate([core, np.full(10, 1 - 10 * w), np.full(10, 1 + 10 * w)])
+    stats = metrics.group_stats({"standard": r}, 0, np.random.default_rng(0))["standard"]
+    assert stats["tail_fraction"] == pytest.approx(20 / 2021) and stats["tail_fraction_err"] is None
+    gauss = np.random.default_rng(1).normal(1, 0.1, 400_000)
+    assert metrics.group_stats({"g": gauss}, 0, None, reference="g")["g"]["tail_fraction"] == pytest.approx(
+        metrics.GAUSSIAN_TAIL, rel=0.1)
+    pt, eta, flavour = np.full(len(r), 50.0), np.zeros(len(r)), np.arange(len(r)) % 4
+    binned = metrics.binned_metrics({"standard": r}, pt, eta, flavour, np.array([20.0, 100.0]), [[0, 2.5]],
+                                    n_bootstrap=20)
+    entry = binned["methods"]["standard"][0]["bins"][0]["all"]
+    assert entry["tail_fraction"] == pytest.approx(20 / 2021) and entry["tail_fraction_err"] > 0
+    summary = metrics.summarize({"standard": r}, pt, eta, flavour, np.array([20.0, 40.0, 100.0]), [[0, 2.5]],
+                                min_pt=30, n_bootstrap=20)["0<|eta|<2.5"]["standard"]
+    assert summary["tail_fraction"] == pytest.approx(20 / 2021) and summary["tail_fraction_err"] > 0
+    assert "Tails" in metrics.format_summary({"0<|eta|<2.5": {"standard": summary}})
+
+
+def test_ratio_error_is_the_scatter_of_the_ratio_over_shared_resamples():
+    """The resolution ratio's error is the standard deviation of res_net / res_standard over the resamples, each
+    resample the same jets for both (recomputed here from the same generator); a network that only scales the
+    standard correction has the same resolution in every resample, so its ratio is 1 with no error, where the two
+    errors in quadrature would claim about 1.4 times either."""
+    rng = np.random.default_rng(3)
+    n, n_boot = 500, 40
+    standard = rng.normal(1.0, 0.15, n)
+    net = 0.7 * standard + 0.3 + rng.normal(0, 0.05, n)
+    stats = metrics.group_stats({"standard": standard, "net": net, "scaled": 2 * standard}, n_boot,
+                                np.random.default_rng(11))
+    idx = np.random.default_rng(11).integers(0, n, size=(n_boot, n))
+    ratios = [metrics.resolution(net[i]) / metrics.resolution(standard[i]) for i in idx]
+    assert stats["net"]["resolution_ratio"] == pytest.approx(metrics.resolution(net) / metrics.resolution(standard))
+    assert stats["net"]["resolution_ratio_err"] == pytest.approx(np.std(ratios, ddof=1), rel=1e-9)
+    assert stats["net"]["resolution_err"] == pytest.approx(np.std([metrics.resolution(net[i]) for i in idx], ddof=1),
+                                                           rel=1e-9)
+    assert stats["scaled"]["resolution_ratio"] == pytest.approx(1.0)
+    assert stats["scaled"]["resolution_ratio_err"] == pytest.approx(0.0, abs=1e-12)
+    quadrature = np.hypot(stats["scaled"]["resolution_err"], stats["standard"]["resolution_err"]) / stats[
+        "standard"]["resolution"]
+    assert quadrature > 0.01
+    assert "resolution_ratio" not in stats["standard"]
+
+
+def test_views_bin_the_jets_in_pileup_terciles_and_per_flavour():
+    """Known answer: jets in three equal groups of rho (0-10, 10-20, 20-30) and of the number of vertices, their
+    responses centred on 1.00, 1.02 and 1.04 by group, all at 50 GeV in the barrel; jets above the view's pt range
+    (far off) count for nothing. Terciles of rho recover the groups' medians; per flavour, each flavour's median."""
+    n = 3 * 1001
+    group = np.repeat(np.arange(3), n // 3)
+    u = np.tile(np.linspace(-1, 1, n // 3), 3)
+    rng = np.random.default_rng(0)
+    rho = 10 * group + rng.uniform(0, 10, n)
+    npv = 20 * group + rng.integers(1, 20, n)
+    response = 1 + 0.02 * group + 0.05 * u
+    flavour = np.arange(n) % 4
+    far = 200  # jets above max_pt with responses of 5
+    truth = {"pt_gen": np.concatenate([np.full(n, 50.0), np.full(far, 500.0)]),
+             "abs_eta": np.zeros(n + far), "flavour": np.concatenate([flavour, np.zeros(far, int)]),
+             "rho": np.concatenate([rho, np.full(far, 5.0)]), "npv": np.concatenate([npv, np.full(far, 5.0)])}
+    responses = {"standard": np.concatenate([response, np.full(far, 5.0)]),
+                 "net": np.concatenate([1 + 0.04 * rng.permutation(u), np.full(far, 5.0)])}
+    v = metrics.views(responses, truth, min_pt=30, n_bootstrap=10, regions=((0.0, 1.3),))
+    assert v["pt_range"] == [30.0, 100.0]
+    for variable in ("rho", "npv"):
+        bins = v["pileup"][variable]["regions"][0]["bins"]
+        assert [b["n"] for b in bins] == [n // 3] * 3
+        assert [b["methods"]["standard"]["median"] for b in bins] == pytest.approx([1.00, 1.02, 1.04], abs=1e-3)
+        assert [b["methods"]["net"]["median"] for b in bins] == pytest.approx([1.0] * 3, abs=1e-3)
+        assert all(b["methods"]["net"]["resolution_ratio_err"] > 0 for b in bins)
+    assert v["pileup"]["rho"]["edges"][1:3] == pytest.approx([10, 20], abs=0.2)
+    per_flavour = v["flavour"][0]
+    assert per_flavour["n"] == {"b": n // 4 + 1, "c": n // 4 + 1, "uds": n // 4 + 1, "g": n // 4}
+    for f in ("b", "c", "uds", "g"):
+        assert per_flavour["flavours"][f]["standard"]["median"] == pytest.approx(1.02, abs=0.01)
+    # without rho and npv (an older predictions file) there is no pileup view, the rest stays
+    older = {k: x for k, x in truth.items() if k not in ("rho", "npv")}
+    assert metrics.views(responses, older, min_pt=30, n_bootstrap=0)["pileup"] == {}
+
+
+def test_closure_bins_each_correction_in_its_own_corrected_pt():
+    """Known answer: every jet has pt_gen 50 GeV; the standard correction's response is 1 (reco pt 50), the
+    network's 0.8 (reco pt 40), its network alone 0.9 (reco pt 45). On edges 30, 42, 100 the network's jets are
+    in the 42-100 bin of gen pt but the 30-42 bin of their own pt; the summary's largest |median - 1| is 0.2 for
+    the network and 0.1 before its residual correction."""
+    n = 200
+    pt, eta = np.full(n, 50.0), np.zeros(n)
+    u = np.linspace(-1, 1, n) * 1e-3
+    responses = {"standard": 1 + u, "net": 0.8 + u}
+    c = metrics.closure(responses, pt, eta, np.array([30.0, 42.0, 100.0]), [[0, 1.3]], min_pt=30, n_bootstrap=10,
+                        network={"net": 0.9 + u})
+    gen, reco = c["methods"]["net"]["gen"][0], c["methods"]["net"]["reco"][0]
+    assert [b["n"] for b in gen] == [0, n] and [b["n"] for b in reco] == [n, 0]
+    assert reco[0]["median"] == pytest.approx(0.8) and reco[0]["median_err"] > 0 and reco[1]["median"] is None
+    assert [b["n"] for b in c["methods"]["standard"]["reco"][0]] == [0, n]
+    assert [b["n"] for b in c["network"]["net"]["reco"][0]] == [0, n]  # 45 GeV
+    worst = c["summary"]["methods"]["net"]
+    assert worst["reco"]["deviation"] == pytest.approx(0.2) and worst["reco"]["pt_low"] == 30
+    assert worst["gen"]["deviation"] == pytest.approx(0.2) and worst["gen"]["pt_low"] == 42
+    assert c["summary"]["network"]["net"]["gen"]["deviation"] == pytest.approx(0.1)
+    assert c["summary"]["methods"]["standard"]["reco"]["deviation"] == pytest.approx(0.0, abs=1e-3)
+    text = metrics.format_summary({}, closure_summary=c["summary"])
+    assert "net, network alone" in text and "20.00 ±" in text and "10.00 ±" in text

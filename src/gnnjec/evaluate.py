@@ -19,7 +19,23 @@ from .errors import InputError
 from .features import thesis_flavour_class
 from .files import atomic_output, reading
 from .inference import OnnxRegressor
-from .metrics import MIN_JETS, STANDARD, TABLE_COLUMNS, binned_metrics, format_summary, strict, summarize, table_rows
+from .metrics import (
+    IQR_PER_SIGMA,
+    MIN_JETS,
+    PILEUP_QUANTILES,
+    STANDARD,
+    TABLE_COLUMNS,
+    TAIL_SIGMAS,
+    VIEW_MAX_PT,
+    binned_metrics,
+    closure,
+    format_summary,
+    strict,
+    summarize,
+    table_rows,
+    views,
+)
+from .spec import PRESETS
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +89,12 @@ def run_inference(models: dict[str, str], clouds_path: str, predictions_path: st
     return info
 
 
-def read_responses(predictions_path: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """The jets of a predictions file with a valid gen pt: their truth (pt_gen, abs_eta, flavour) and the
-    response pt_corr / pt_gen of each method (the standard correction first, then each model)."""
+def read_responses(predictions_path: str, network: bool = False):
+    """The jets of a predictions file with a valid gen pt: their truth (pt_gen, abs_eta, flavour, thesis_flavour,
+    and rho and npv where the file has them) and the response pt_corr / pt_gen of each method (the standard
+    correction first, then the jet-level DNN, then the other models). With ``network``, also a third dict: the
+    response of each model's network alone, before its residual correction (``pt_network_<model>``, for the
+    models that have one)."""
     with reading(predictions_path, "predictions Parquet file", "rerun the evaluate rule"):
         p = ak.from_parquet(predictions_path)
     fields = set(p.fields)
@@ -90,49 +109,69 @@ def read_responses(predictions_path: str) -> tuple[dict[str, np.ndarray], dict[s
     truth = {"pt_gen": pt_gen, "abs_eta": np.abs(np.asarray(p.eta_gen, np.float64))[ok],
              "flavour": np.asarray(p.flavour)[ok],
              "thesis_flavour": thesis_flavour_class(np.asarray(p.hadron_flavour), np.asarray(p.parton_flavour))[ok]}
-    prefix = corrected_column("")
+    truth.update({k: np.asarray(p[k], np.float64)[ok] for k in ("rho", "npv") if k in fields})
+    prefix, network_prefix = corrected_column(""), network_column("")
     responses = {STANDARD: np.asarray(p.pt_std, np.float64)[ok] / pt_gen}
+    networks = {}
     for column in p.fields:
         if column.startswith(prefix):
             responses[column[len(prefix):]] = np.asarray(p[column], np.float64)[ok] / pt_gen
-    return truth, responses
+        elif column.startswith(network_prefix):
+            networks[column[len(network_prefix):]] = np.asarray(p[column], np.float64)[ok] / pt_gen
+    # the jet-level baseline before the networks on constituents: tables and plots read standard, DNN, GNN
+    order = sorted(responses, key=lambda m: m != STANDARD and PRESETS.get(m, {}).get("architecture") != "dnn")
+    responses = {m: responses[m] for m in order}
+    return (truth, responses, networks) if network else (truth, responses)
 
 
 def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, models: dict | None = None,
                     table_path: str | None = None) -> str:
-    """Binned metrics (strict JSON, and a CSV table per bin when ``table_path`` is given) and the
-    headline summary with bootstrap errors, for each model and the standard correction; returns the
-    summary's text. ``models`` (name -> its exported training point) is recorded in the metrics file."""
-    truth, responses = read_responses(predictions_path)
+    """Binned metrics (strict JSON, and a CSV table per bin when ``table_path`` is given), the headline summary,
+    the calibrator's views (pileup, flavour, |eta|) and closure in gen-pt and reco-pt bins, all with bootstrap
+    errors, for each model and the standard correction; returns the summary's text. ``models`` (name -> its
+    exported training point) is recorded in the metrics file."""
+    truth, responses, networks = read_responses(predictions_path, network=True)
     pt_gen, abs_eta, flavour = truth["pt_gen"], truth["abs_eta"], truth["flavour"]
     edges = pt_bin_edges(cfg)
-    metrics = binned_metrics(responses, pt_gen, abs_eta, flavour, edges, cfg["eta_bins"],
-                             n_bootstrap=cfg["n_bootstrap"], seed=cfg.get("seed", 0))
+    min_pt, n_bootstrap, seed = cfg["summary_min_pt"], cfg["n_bootstrap"], cfg.get("seed", 0)
+    metrics = binned_metrics(responses, pt_gen, abs_eta, flavour, edges, cfg["eta_bins"], n_bootstrap=n_bootstrap,
+                             seed=seed)
     regions = [*cfg["eta_bins"], *cfg.get("headline_eta_bins", [])]
-    summary = summarize(responses, pt_gen, abs_eta, flavour, edges, regions, reference=STANDARD,
-                        min_pt=cfg["summary_min_pt"], n_bootstrap=cfg["n_bootstrap"], seed=cfg.get("seed", 0),
-                        thesis_flavour=truth["thesis_flavour"])
+    summary = summarize(responses, pt_gen, abs_eta, flavour, edges, regions, reference=STANDARD, min_pt=min_pt,
+                        n_bootstrap=n_bootstrap, seed=seed, thesis_flavour=truth["thesis_flavour"])
     metrics["summary"] = summary
+    metrics["summary_min_pt"] = min_pt
+    metrics["views"] = views(responses, truth, min_pt=min_pt, n_bootstrap=n_bootstrap, seed=seed)
+    metrics["closure"] = closure(responses, pt_gen, abs_eta, edges, cfg["eta_bins"], min_pt=min_pt,
+                                 n_bootstrap=n_bootstrap, seed=seed, network=networks)
     metrics["models"] = models or {}
     metrics["definitions"] = {
         "response": "pt_corr / pt_gen",
         "resolution": "IQR / median of the response",
         "flavour_spread": "sum over b, c, uds, g of |median_f - mean of the flavour medians|",
-        "resolution_gain_mean": f"mean over gen-pt bins above {cfg['summary_min_pt']} GeV of 1 - res / res_standard",
-        "flavour_spread_change": "spread / spread_standard - 1, medians of all jets with "
-                                 f"pt_gen > {cfg['summary_min_pt']} GeV",
-        "errors": f"standard deviation over {cfg['n_bootstrap']} bootstrap resamples of the jets (per bin; in the "
-                  "summary the same resample for every method)",
+        "resolution_gain_mean": f"mean over gen-pt bins above {min_pt} GeV of 1 - res / res_standard",
+        "flavour_spread_change": f"spread / spread_standard - 1, medians of all jets with pt_gen > {min_pt} GeV",
+        "tail_fraction": f"fraction of jets whose response lies beyond {TAIL_SIGMAS:g} IQR / {IQR_PER_SIGMA} of the "
+                         "median (per bin; in the summary, of each jet's gen-pt bin above the pt cut)",
+        "resolution_ratio": "resolution / resolution_standard on the same jets; its error the scatter of the ratio "
+                            "over the resamples",
+        "errors": f"standard deviation over {n_bootstrap} bootstrap resamples of the jets (per bin, and in the "
+                  "summary, the same resample for every method)",
         "thesis_resolution_gain": "the thesis's: 1 - mean over every gen-pt bin (from pt_min; bins with fewer than "
                                   f"{MIN_JETS} jets left out) of res / res_standard",
         "thesis_flavour_spread": "the thesis's: sum over u, d, s, c, b, g of |median_f - mean of the six medians|, "
-                                 f"each pooled over the range's jets with pt_gen > {cfg['summary_min_pt']} GeV",
+                                 f"each pooled over the range's jets with pt_gen > {min_pt} GeV",
+        "views": f"jets with {min_pt} <= pt_gen < {VIEW_MAX_PT:g} GeV per |eta_gen| region: in {PILEUP_QUANTILES} "
+                 "quantiles of rho and of the number of vertices (pileup), per flavour (flavour); all jets above "
+                 f"{min_pt} GeV in |eta_gen| bins (eta)",
+        "closure": "median response in bins of gen pt (gen) and of each correction's own corrected pt (reco); "
+                   "network: a model's network alone, before its residual correction",
     }
     with atomic_output(metrics_path) as tmp:
         Path(tmp).write_text(json.dumps(strict(provenance.with_provenance(metrics)), indent=1, allow_nan=False))
     if table_path:
         write_table(table_rows(metrics), table_path)
-    return format_summary(summary)
+    return format_summary(summary, closure_summary=metrics["closure"]["summary"])
 
 
 def write_table(rows: list[dict], path: str) -> None:

@@ -32,22 +32,121 @@ def flavour_spread(medians) -> float:
     return float(np.sum(np.abs(m - m.mean())))
 
 
-def _bootstrap(x: np.ndarray, stat, n: int, rng) -> float | None:
-    """Standard deviation of ``stat`` over ``n`` bootstrap resamples of ``x`` (None without any)."""
-    if n <= 1:
-        return None
-    idx = rng.integers(0, len(x), size=(n, len(x)))
-    return float(np.std([stat(x[i]) for i in idx], ddof=1))
+IQR_PER_SIGMA = 1.349
+"""A Gaussian's interquartile range in units of its sigma: IQR / 1.349 is the "sigma-equivalent" of a response."""
+
+TAIL_SIGMAS = 3.0
+"""The tail fraction counts jets whose response lies more than this many sigma-equivalents from the median (a
+Gaussian leaves 0.27 % there)."""
+
+GAUSSIAN_TAIL = 0.0027
+"""A Gaussian's fraction beyond 3 sigma, for comparison."""
 
 
-def _spread_error(groups: list[np.ndarray], n: int, rng) -> float | None:
-    """Bootstrap error of the flavour spread: each flavour's jets resampled, the spread recomputed."""
-    if n <= 1:
-        return None
-    spreads = []
-    for _ in range(n):
-        spreads.append(flavour_spread([np.median(g[rng.integers(0, len(g), len(g))]) for g in groups]))
-    return float(np.std(spreads, ddof=1))
+def _std(values) -> float | None:
+    """Standard deviation (ddof 1) of the finite ``values``; None with fewer than two."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(np.std(v, ddof=1)) if len(v) > 1 else None
+
+
+def _stats(x: np.ndarray) -> dict:
+    """Median, resolution (IQR / median) and tail fraction of one set of responses."""
+    q25, q50, q75 = quantiles(x)
+    width = TAIL_SIGMAS * (q75 - q25) / IQR_PER_SIGMA
+    return {"n": int(len(x)), "median": q50, "resolution": (q75 - q25) / q50,
+            "tail_fraction": float(np.mean(np.abs(x - q50) > width))}
+
+
+def _sorted_quantile(s: np.ndarray, k: np.ndarray, q: float) -> np.ndarray:
+    """Quantile ``q`` of each row of ``s`` (sorted, NaN last, ``k`` values), interpolated as numpy's default."""
+    last = np.maximum(k - 1, 0)
+    pos = q * last
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, last)
+    rows = np.arange(len(s))
+    with np.errstate(invalid="ignore"):
+        return s[rows, lo] + (s[rows, hi] - s[rows, lo]) * (pos - lo)
+
+
+def _row_stats(r: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`_stats` of each row of ``r`` (one bootstrap resample a row; NaN marks a jet outside the group)."""
+    k = np.sum(~np.isnan(r), axis=1)
+    s = np.sort(r, axis=1)
+    q25, q50, q75 = (_sorted_quantile(s, k, q) for q in (0.25, 0.5, 0.75))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        width = TAIL_SIGMAS * (q75 - q25) / IQR_PER_SIGMA
+        outside = np.sum(np.abs(r - q50[:, None]) > width[:, None], axis=1)
+        return {"median": np.where(k > 0, q50, np.nan), "resolution": (q75 - q25) / q50,
+                "tail_fraction": outside / k}
+
+
+STAT_KEYS = ("median", "resolution", "tail_fraction")
+"""What :func:`group_stats` gives each method (with ``<key>_err``), besides the number of jets ``n``."""
+
+_CHUNK = 4_000_000  # resampled responses held at once
+
+
+def _resamples(n: int, n_bootstrap: int, rng):
+    """The bootstrap resamples of ``n`` jets, as index arrays of a few resamples each (their rows)."""
+    per_chunk = max(1, _CHUNK // max(n, 1))
+    for start in range(0, n_bootstrap, per_chunk):
+        yield rng.integers(0, n, size=(min(per_chunk, n_bootstrap - start), n))
+
+
+def group_stats(responses: dict[str, np.ndarray], n_bootstrap: int, rng, reference: str = STANDARD,
+                classes: np.ndarray | None = None) -> dict[str, dict]:
+    """Each method's numbers on one group of jets (``responses``: method -> the responses of the same jets).
+
+    Per method, under ``"all"`` (and, with ``classes``, a :data:`FLAVOURS` code per jet, under each flavour's
+    name): ``n``, ``median``, ``resolution`` (IQR / median), ``tail_fraction`` (the fraction of jets beyond
+    TAIL_SIGMAS sigma-equivalents IQR / 1.349 of the median) and, for a method other than ``reference``,
+    ``resolution_ratio`` (its resolution over the reference's); None for fewer than MIN_JETS jets. With
+    ``classes`` also ``flavour_spread`` of the four flavour medians.
+
+    Errors (``<key>_err``): the standard deviation over ``n_bootstrap`` resamples of the group's jets, the same
+    resamples for every method, so that the ratio's error is the scatter of the ratio itself (the two corrections
+    share their jets), not the two errors in quadrature; None without resamples.
+    """
+    n = len(next(iter(responses.values()))) if responses else 0
+    subsets = {"all": np.ones(n, bool)}
+    if classes is not None:
+        subsets.update({f: np.asarray(classes) == code for code, f in enumerate(FLAVOURS)})
+    out = {m: {name: (_stats(r[mask]) if mask.sum() >= MIN_JETS else None) for name, mask in subsets.items()}
+           for m, r in responses.items()}
+    boots = {m: {name: {k: [] for k in STAT_KEYS} for name in subsets} for m in responses}
+    if n_bootstrap > 1 and n >= MIN_JETS:
+        for idx in _resamples(n, n_bootstrap, rng):
+            masks = {name: mask[idx] for name, mask in subsets.items()}
+            for m, r in responses.items():
+                resampled = r[idx]
+                for name, mask in masks.items():
+                    if out[m][name] is not None:
+                        for k, v in _row_stats(np.where(mask, resampled, np.nan)).items():
+                            boots[m][name][k].append(v)
+    boots = {m: {name: {k: np.concatenate(v) if v else np.array([]) for k, v in by_key.items()}
+                 for name, by_key in by_name.items()} for m, by_name in boots.items()}
+    for m, by_name in out.items():
+        for name, s in by_name.items():
+            if s is None:
+                continue
+            for k in STAT_KEYS:
+                s[f"{k}_err"] = _std(boots[m][name][k])
+            ref = out.get(reference, {}).get(name)
+            if m != reference and ref is not None:
+                s["resolution_ratio"] = s["resolution"] / ref["resolution"]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    ratios = boots[m][name]["resolution"] / boots[reference][name]["resolution"]
+                s["resolution_ratio_err"] = _std(ratios)
+        if classes is not None:
+            if all(by_name[f] for f in FLAVOURS):
+                by_name["flavour_spread"] = flavour_spread([by_name[f]["median"] for f in FLAVOURS])
+                medians = np.array([boots[m][f]["median"] for f in FLAVOURS])
+                by_name["flavour_spread_err"] = (_std(np.sum(np.abs(medians - medians.mean(axis=0)), axis=0))
+                                                 if medians.size else None)
+            else:
+                by_name["flavour_spread"] = by_name["flavour_spread_err"] = None
+    return out if classes is not None else {m: by_name["all"] for m, by_name in out.items()}
 
 
 def strict(value):
@@ -63,43 +162,25 @@ def strict(value):
     return value
 
 
-def bin_summary(response: np.ndarray, n_bootstrap: int, rng) -> dict | None:
-    if len(response) < MIN_JETS:
-        return None
-    q25, q50, q75 = quantiles(response)
-    return {
-        "n": int(len(response)),
-        "median": q50,
-        "resolution": (q75 - q25) / q50,
-        "median_err": _bootstrap(response, np.median, n_bootstrap, rng),
-        "resolution_err": _bootstrap(response, resolution, n_bootstrap, rng),
-    }
-
-
-def binned_metrics(responses: dict[str, np.ndarray], pt_gen, abs_eta_gen, flavour, pt_edges, eta_bins,
-                   n_bootstrap: int = 30, seed: int = 0) -> dict:
-    """Median, resolution and flavour spread per (|eta| range, gen-pt bin) for each method."""
+def binned_metrics(responses: dict[str, np.ndarray], pt_gen, abs_eta_gen, flavour, pt_edges, eta_bins, *,
+                   n_bootstrap: int, seed: int = 0, reference: str = STANDARD) -> dict:
+    """Per (|eta| range, gen-pt bin) and method, :func:`group_stats` of all jets and of each flavour, and the flavour
+    spread: the same bootstrap resamples of a bin for every method (each bin its own)."""
     rng = np.random.default_rng(seed)
-    out = {"pt_edges": [float(e) for e in pt_edges], "eta_bins": [list(map(float, b)) for b in eta_bins], "methods": {}}
-    for method, response in responses.items():
-        regions = []
-        for lo_eta, hi_eta in eta_bins:
-            in_eta = (abs_eta_gen >= lo_eta) & (abs_eta_gen < hi_eta)
-            bins = []
-            for lo, hi in zip(pt_edges[:-1], pt_edges[1:]):
-                sel = in_eta & (pt_gen >= lo) & (pt_gen < hi)
-                entry = {"pt_low": float(lo), "pt_high": float(hi), "all": bin_summary(response[sel], n_bootstrap, rng)}
-                for code, name in enumerate(FLAVOURS):
-                    entry[name] = bin_summary(response[sel & (flavour == code)], n_bootstrap, rng)
-                if all(entry[f] for f in FLAVOURS):
-                    entry["flavour_spread"] = flavour_spread([entry[f]["median"] for f in FLAVOURS])
-                    groups = [response[sel & (flavour == code)] for code in range(len(FLAVOURS))]
-                    entry["flavour_spread_err"] = _spread_error(groups, n_bootstrap, rng)
-                else:
-                    entry["flavour_spread"] = entry["flavour_spread_err"] = None
-                bins.append(entry)
-            regions.append({"abs_eta": [float(lo_eta), float(hi_eta)], "bins": bins})
-        out["methods"][method] = regions
+    pt_edges = np.asarray(pt_edges, dtype=float)
+    out = {"pt_edges": [float(e) for e in pt_edges], "eta_bins": [list(map(float, b)) for b in eta_bins],
+           "methods": {m: [] for m in responses}}
+    for lo_eta, hi_eta in eta_bins:
+        in_eta = (abs_eta_gen >= lo_eta) & (abs_eta_gen < hi_eta)
+        bins = {m: [] for m in responses}
+        for lo, hi in zip(pt_edges[:-1], pt_edges[1:]):
+            rows = np.flatnonzero(in_eta & (pt_gen >= lo) & (pt_gen < hi))
+            stats = group_stats({m: r[rows] for m, r in responses.items()}, n_bootstrap, rng, reference,
+                                classes=np.asarray(flavour)[rows])
+            for m in responses:
+                bins[m].append({"pt_low": float(lo), "pt_high": float(hi), **stats[m]})
+        for m in responses:
+            out["methods"][m].append({"abs_eta": [float(lo_eta), float(hi_eta)], "bins": bins[m]})
     return out
 
 
@@ -116,16 +197,17 @@ def _class_medians(r: np.ndarray, codes: np.ndarray, names) -> dict[str, float]:
 def _headline(responses: dict[str, np.ndarray], bin_index: np.ndarray, bins: list[int], flavour: np.ndarray,
               reference: str) -> dict[str, dict]:
     """Each method's headline numbers on one set of jets (the region's, or a resample of them)."""
-    def res(x):
-        return resolution(x) if len(x) else np.nan
-
     stats = {}
     for method, r in responses.items():
         medians = _class_medians(r, flavour, FLAVOURS)
+        per_bin = [_stats(r[bin_index == b]) if np.any(bin_index == b) else None for b in bins]
+        in_bins = sum(x["n"] for x in per_bin if x)
         stats[method] = {
             "median_response": float(np.median(r)) if len(r) else np.nan,
-            "resolution": res(r) if len(r) >= MIN_JETS else np.nan,
-            "bin_resolution": np.array([res(r[bin_index == b]) for b in bins]),
+            "resolution": resolution(r) if len(r) >= MIN_JETS else np.nan,
+            "bin_resolution": np.array([x["resolution"] if x else np.nan for x in per_bin]),
+            "tail_fraction": (sum(x["n"] * x["tail_fraction"] for x in per_bin if x) / in_bins if in_bins
+                              else np.nan),
             "flavour_medians": medians,
             "flavour_spread": flavour_spread(list(medians.values())),
         }
@@ -141,7 +223,8 @@ def _headline(responses: dict[str, np.ndarray], bin_index: np.ndarray, bins: lis
     return stats
 
 
-ERROR_KEYS = ("median_response", "resolution", "resolution_gain_mean", "flavour_spread", "flavour_spread_change")
+ERROR_KEYS = ("median_response", "resolution", "resolution_gain_mean", "tail_fraction", "flavour_spread",
+              "flavour_spread_change")
 """The headline numbers that get a bootstrap error (``<key>_err``)."""
 
 
@@ -175,14 +258,15 @@ def _thesis_headline(responses: dict[str, np.ndarray], bin_index: np.ndarray, n_
 THESIS_ERROR_KEYS = ("thesis_resolution_gain", "thesis_flavour_spread", "thesis_flavour_spread_change")
 
 
-def summarize(responses: dict[str, np.ndarray], pt_gen, abs_eta_gen, flavour, pt_edges, regions,
-              reference: str = STANDARD, min_pt: float = 30.0, n_bootstrap: int = 0, seed: int = 0,
-              thesis_flavour=None) -> dict:
+def summarize(responses: dict[str, np.ndarray], pt_gen, abs_eta_gen, flavour, pt_edges, regions, *, min_pt: float,
+              reference: str = STANDARD, n_bootstrap: int = 0, seed: int = 0, thesis_flavour=None) -> dict:
     """Headline numbers per |eta| range: each method's resolution and flavour spread against the reference.
 
     * resolution gain: mean over the gen-pt bins above ``min_pt`` (with at least MIN_JETS jets) of
       1 - res / res_reference, and how many bins improve
     * flavour spread: from the four flavour medians (b, c, uds, g) of all jets with pt_gen > ``min_pt`` in the range
+    * tail fraction: the fraction of the jets in those gen-pt bins whose response lies more than TAIL_SIGMAS
+      sigma-equivalents (IQR / 1.349) from the median of their bin
     * with ``thesis_flavour`` (:func:`gnnjec.features.thesis_flavour_class` per jet), also the thesis's own
       definitions (``thesis_*``, :func:`_thesis_headline`): the mean of the per-bin resolution ratios over every
       gen-pt bin of ``pt_edges``, and the spread of six classes pooled above ``min_pt``
@@ -248,9 +332,135 @@ def _add_thesis(region: dict, responses, pt_gen, abs_eta_gen, flavour6, eta_rang
         region[method].update(s)
 
 
+VIEW_MAX_PT = 100.0
+"""The views of :func:`views` (pileup, flavour) take the jets from the summary's pt cut up to this gen pt (GeV):
+where pileup and flavour matter most and every flavour has jets."""
+
+VIEW_REGIONS = ((0.0, 1.3), (1.3, 2.5))
+"""The |eta_gen| regions of :func:`views`: the barrel and the endcap within the tracker (beyond it the demo has
+too few b and c jets for a flavour view)."""
+
+PILEUP_QUANTILES = 3
+"""The pileup views bin the jets in this many quantiles (terciles) of rho and of the number of vertices."""
+
+ETA_EDGES = (0.0, 0.5, 1.0, 1.3, 1.7, 2.0, 2.5, 2.75, 3.0, 3.5, 4.0, 5.0)
+"""|eta_gen| bins of the response and resolution versus |eta|."""
+
+CLOSURE_REGION = (0.0, 1.3)
+"""The |eta_gen| range of the summary's closure table: the barrel."""
+
+
+def _quantile_edges(values: np.ndarray, n: int) -> np.ndarray:
+    """``n`` quantile bins of ``values`` (fewer where values repeat, as the number of vertices may)."""
+    return np.unique(np.quantile(values, np.linspace(0, 1, n + 1))) if len(values) else np.array([])
+
+
+def _in_bins(values: np.ndarray, edges: np.ndarray):
+    """Each bin's (low, high, mask) of ``values``; the last bin includes its upper edge."""
+    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        upper = values <= hi if i == len(edges) - 2 else values < hi
+        yield float(lo), float(hi), (values >= lo) & upper
+
+
+def views(responses: dict[str, np.ndarray], truth: dict[str, np.ndarray], *, min_pt: float, n_bootstrap: int,
+          seed: int = 0, reference: str = STANDARD, max_pt: float = VIEW_MAX_PT, regions=VIEW_REGIONS,
+          n_quantiles: int = PILEUP_QUANTILES, eta_edges=ETA_EDGES) -> dict:
+    """What a calibrator looks at besides the gen-pt bins, each bin's numbers from :func:`group_stats` (median,
+    resolution, tail fraction, the resolution's ratio to the reference, all with bootstrap errors):
+
+    * ``pileup``: for ``rho`` and ``npv`` (where ``truth`` has them), jets with ``min_pt`` <= pt_gen < ``max_pt``
+      in each of ``regions``, binned in ``n_quantiles`` quantiles of all those jets (the same edges in every
+      region); each bin with the mean of the variable;
+    * ``flavour``: the same jets, per region and flavour (b, c, uds, g);
+    * ``eta``: all jets with pt_gen > ``min_pt``, in |eta_gen| bins ``eta_edges``.
+    """
+    rng = np.random.default_rng([seed, 2])
+    pt, abs_eta, flavour = truth["pt_gen"], truth["abs_eta"], np.asarray(truth["flavour"])
+    in_pt = (pt >= min_pt) & (pt < max_pt)
+    in_region = [(abs_eta >= lo) & (abs_eta < hi) for lo, hi in regions]
+    out = {"pt_range": [float(min_pt), float(max_pt)], "regions": [[float(lo), float(hi)] for lo, hi in regions],
+           "pileup": {}, "flavour": []}
+
+    def group(rows, **kwargs):
+        return group_stats({m: r[rows] for m, r in responses.items()}, n_bootstrap, rng, reference, **kwargs)
+
+    for variable in ("rho", "npv"):
+        if variable not in truth:
+            continue
+        v = np.asarray(truth[variable], dtype=float)
+        edges = _quantile_edges(v[in_pt & np.logical_or.reduce(in_region)], n_quantiles)
+        entries = []
+        for (lo_eta, hi_eta), sel in zip(regions, in_region):
+            bins = []
+            for lo, hi, in_bin in _in_bins(v, edges):
+                rows = np.flatnonzero(in_pt & sel & in_bin)
+                bins.append({"low": lo, "high": hi, "mean": float(np.mean(v[rows])) if len(rows) else None,
+                             "n": int(len(rows)), "methods": group(rows)})
+            entries.append({"abs_eta": [float(lo_eta), float(hi_eta)], "bins": bins})
+        out["pileup"][variable] = {"edges": [float(e) for e in edges], "regions": entries}
+    for (lo_eta, hi_eta), sel in zip(regions, in_region):
+        rows = np.flatnonzero(in_pt & sel)
+        per_flavour = {f: group(rows[flavour[rows] == code]) for code, f in enumerate(FLAVOURS)}
+        out["flavour"].append({"abs_eta": [float(lo_eta), float(hi_eta)],
+                               "n": {f: int(np.sum(flavour[rows] == code)) for code, f in enumerate(FLAVOURS)},
+                               "flavours": per_flavour})
+    above = pt > min_pt
+    out["eta"] = {"min_pt": float(min_pt), "bins": [
+        {"low": lo, "high": hi, "n": int(np.sum(above & in_bin)), "methods": group(np.flatnonzero(above & in_bin))}
+        for lo, hi, in_bin in _in_bins(abs_eta, np.asarray(eta_edges, dtype=float))]}
+    return out
+
+
+def closure(responses: dict[str, np.ndarray], pt_gen, abs_eta_gen, pt_edges, eta_bins, *, min_pt: float,
+            n_bootstrap: int, seed: int = 0, network: dict[str, np.ndarray] | None = None,
+            region=CLOSURE_REGION) -> dict:
+    """Closure, the median response with its bootstrap error, per |eta_gen| range of ``eta_bins`` in bins of gen pt
+    (``gen``) and of each method's own corrected pt (``reco``, response * pt_gen), on the same ``pt_edges``: of each
+    method (``methods``) and of each model's network alone before its residual correction (``network``, from
+    ``pt_network_<model>``).
+
+    ``summary``: in ``region`` (the barrel), over the bins from ``min_pt`` with at least MIN_JETS jets, the largest
+    |median - 1| of each, in reco-pt and in gen-pt bins, with its bin and that median's error.
+    """
+    rng = np.random.default_rng([seed, 3])
+    pt_edges = np.asarray(pt_edges, dtype=float)
+    pt_gen, abs_eta_gen = np.asarray(pt_gen), np.asarray(abs_eta_gen)
+    out = {"pt_edges": [float(e) for e in pt_edges], "eta_bins": [list(map(float, b)) for b in eta_bins],
+           "methods": {}, "network": {}, "summary": {"abs_eta": [float(x) for x in region], "min_pt": float(min_pt),
+                                                     "methods": {}, "network": {}}}
+
+    def binned(r, pt, in_eta):
+        bins = []
+        for lo, hi in zip(pt_edges[:-1], pt_edges[1:]):
+            stats = group_stats({"r": r[in_eta & (pt >= lo) & (pt < hi)]}, n_bootstrap, rng, reference="r")["r"]
+            stats = stats or {}
+            bins.append({"pt_low": float(lo), "pt_high": float(hi), "n": int(np.sum(in_eta & (pt >= lo) & (pt < hi))),
+                         "median": stats.get("median"), "median_err": stats.get("median_err")})
+        return bins
+
+    def worst(bins):
+        kept = [b for b in bins if b["pt_low"] >= min_pt and b["median"] is not None]
+        if not kept:
+            return None
+        b = max(kept, key=lambda x: abs(x["median"] - 1))
+        return {"deviation": abs(b["median"] - 1), "median": b["median"], "median_err": b["median_err"],
+                "pt_low": b["pt_low"], "pt_high": b["pt_high"]}
+
+    for kind, group in (("methods", responses), ("network", network or {})):
+        for name, r in group.items():
+            r = np.asarray(r, dtype=float)
+            pts = {"gen": pt_gen, "reco": r * pt_gen}
+            out[kind][name] = {axis: [binned(r, pt, (abs_eta_gen >= lo) & (abs_eta_gen < hi)) for lo, hi in eta_bins]
+                               for axis, pt in pts.items()}
+            in_region = (abs_eta_gen >= region[0]) & (abs_eta_gen < region[1])
+            out["summary"][kind][name] = {axis: worst(binned(r, pt, in_region)) for axis, pt in pts.items()}
+    return out
+
+
 TABLE_COLUMNS = (
     "method", "abs_eta_low", "abs_eta_high", "pt_low", "pt_high", "n", "median", "median_err", "resolution",
-    "resolution_err", *(f"{k}_{f}" for f in FLAVOURS for k in ("n", "median", "median_err")),
+    "resolution_err", "resolution_ratio", "resolution_ratio_err", "tail_fraction", "tail_fraction_err",
+    *(f"{k}_{f}" for f in FLAVOURS for k in ("n", "median", "median_err")),
     "flavour_spread", "flavour_spread_err",
 )
 
@@ -263,7 +473,8 @@ def table_rows(metrics: dict) -> list[dict]:
             for b in region["bins"]:
                 row = {"method": method, "abs_eta_low": region["abs_eta"][0], "abs_eta_high": region["abs_eta"][1],
                        "pt_low": b["pt_low"], "pt_high": b["pt_high"]}
-                for key in ("n", "median", "median_err", "resolution", "resolution_err"):
+                for key in ("n", "median", "median_err", "resolution", "resolution_err", "resolution_ratio",
+                            "resolution_ratio_err", "tail_fraction", "tail_fraction_err"):
                     row[key] = (b["all"] or {}).get(key)
                 for f in FLAVOURS:
                     for key in ("n", "median", "median_err"):
@@ -274,8 +485,10 @@ def table_rows(metrics: dict) -> list[dict]:
     return rows
 
 
-def format_summary(summary: dict, reference: str = STANDARD) -> str:
-    """A plain-text table of the headline numbers with their errors, for the log and the terminal."""
+def format_summary(summary: dict, reference: str = STANDARD, closure_summary: dict | None = None) -> str:
+    """A plain-text table of the headline numbers with their errors, for the log and the terminal; then the
+    thesis's definitions (where the summary has them), the tail fractions and, with ``closure_summary``
+    (:func:`closure`'s ``summary``), the closure table."""
     def pm(r, key, scale=1.0, digits=4, sign=""):
         value, err = r.get(key), r.get(f"{key}_err")
         if value is None:
@@ -308,4 +521,40 @@ def format_summary(summary: dict, reference: str = STANDARD) -> str:
                 change = "" if ref else pm(r, "thesis_flavour_spread_change", 100, 0, "+")
                 lines.append(f"{key:<16}{method:<18}{gain:>16}{bins:>6}{pm(r, 'thesis_flavour_spread'):>20}"
                              f"{change:>12}")
+    if any("tail_fraction" in r for region in summary.values() for r in region.values()):
+        lines += ["", f"Tails: the fraction of jets whose response lies beyond {TAIL_SIGMAS:g} sigma-equivalents "
+                  "(IQR / 1.349) of their gen-pt bin's median,",
+                  f"over the bins of the resolution gain (a Gaussian leaves {100 * GAUSSIAN_TAIL:.2f} % there).",
+                  f"{'region':<16}{'method':<18}{'tails %':>16}"]
+        for key, region in summary.items():
+            for method, r in region.items():
+                lines.append(f"{key:<16}{method:<18}{pm(r, 'tail_fraction', 100, 2):>16}")
+    if closure_summary:
+        lines += ["", _format_closure(closure_summary)]
+    return "\n".join(lines)
+
+
+def _format_closure(closure_summary: dict) -> str:
+    """The closure table of :func:`closure`'s ``summary``: per method (and network alone) the largest |median - 1|
+    in reco-pt and in gen-pt bins, with its bin."""
+    lo, hi = closure_summary["abs_eta"]
+    lines = [f"Closure in {region_key(lo, hi)} from {closure_summary['min_pt']:g} GeV: the largest "
+             f"|median response - 1| over the bins with at least {MIN_JETS} jets,",
+             "in bins of each correction's own corrected pt (reco) and of gen pt; 'network alone': before its residual "
+             "correction.",
+             f"{'method':<34}{'reco pt: |R-1| %':>20}{'bin, GeV':>12}{'gen pt: |R-1| %':>20}{'bin, GeV':>12}"]
+
+    def cells(worst):
+        if worst is None:
+            return f"{'n/a':>20}{'':>12}"
+        err = "" if worst["median_err"] is None else f" ± {100 * worst['median_err']:.2f}"
+        where = f"{worst['pt_low']:.0f}-{worst['pt_high']:.0f}"
+        return f"{100 * worst['deviation']:.2f}{err}".rjust(20) + where.rjust(12)
+
+    network = closure_summary.get("network", {})
+    for method, worst in closure_summary["methods"].items():
+        lines.append(f"{method:<34}{cells(worst['reco'])}{cells(worst['gen'])}")
+        if method in network:  # the same model before its residual correction
+            lines.append(f"{method + ', network alone':<34}{cells(network[method]['reco'])}"
+                         f"{cells(network[method]['gen'])}")
     return "\n".join(lines)
