@@ -35,10 +35,21 @@ def parse_pbtxt(text: str) -> dict:
     return config
 
 
+RESIDUAL_TABLE = {"eta_edges": [0.0, 1.3, 5.0], "log_pt_knots": [np.log(15.0), np.log(200.0)],
+                  "log_correction": [[0.05, -0.02], [0.1, -0.1]]}
+"""A residual correction grafted onto the test's network: the repository's ``pfn_residual``, as the workflow's
+``model.onnx`` is (two outputs)."""
+
+
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory, exported_model):
+    from gnnjec import residual
+
     root = tmp_path_factory.mktemp("triton")
     triton.write_model("pfn", exported_model, str(root / "pfn"), max_batch_size=MAX_BATCH, max_queue_delay_us=5000)
+    grafted = root.parent / "pfn_residual.onnx"
+    residual.graft(exported_model, RESIDUAL_TABLE, str(grafted))
+    triton.write_model("pfn_residual", str(grafted), str(root / "pfn_residual"), max_batch_size=MAX_BATCH)
     return root
 
 
@@ -126,6 +137,24 @@ def test_tritonclient_gets_what_onnx_runtime_computes_in_process(server, exporte
         result = client.infer("pfn", _inputs(arrays, regressor.names, binary),
                               outputs=[httpclient.InferRequestedOutput("prediction", binary_data=binary)])
         np.testing.assert_allclose(result.as_numpy("prediction"), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_with_a_residual_correction_serves_the_corrected_and_the_network_prediction(
+        server, repository, exported_model, synthetic_clouds):
+    import tritonclient.http as httpclient
+
+    from gnnjec.residual import NETWORK_OUTPUT
+
+    config = parse_pbtxt((repository / "pfn_residual" / "config.pbtxt").read_text())
+    assert [t["name"] for t in config["output"]] == ["prediction", NETWORK_OUTPUT]
+    network = OnnxRegressor(exported_model)
+    grafted = OnnxRegressor(str(repository / "pfn_residual" / "1" / "model.onnx"))
+    arrays = CloudData(synthetic_clouds["test"], network.inputs).batch(np.arange(30), 128)
+    client = httpclient.InferenceServerClient(server[0])
+    result = client.infer("pfn_residual", _inputs(arrays, network.names))  # every output, as Triton answers
+    np.testing.assert_allclose(result.as_numpy(NETWORK_OUTPUT), network.predict_batch(arrays), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.as_numpy("prediction"), grafted.predict_batch(arrays), rtol=1e-5, atol=1e-6)
+    assert np.abs(result.as_numpy("prediction") - result.as_numpy(NETWORK_OUTPUT)).max() > 0.01  # it is applied
 
 
 def test_concurrent_requests_of_different_lengths_are_batched_and_answered_exactly(server, exported_model,
