@@ -101,8 +101,10 @@ a misspelt key stops it with the key's name. The main keys:
   |η| bins of the metrics and plots (default 0–1.3, 1.3–2.5, 2.5–3, 3–5: barrel, endcap within the
   tracker, endcap beyond it, forward); `headline_eta_bins`, the ranges also summarised (default the
   thesis's 0–2.5 and 2.5–5); `n_bootstrap`, the resamples behind every error; `summary_min_pt`.
-* `dataset_label` and `plots`: the plots' dataset name, and their CMS label: `energy_tev` (13 for Run 2,
-  13.6 for Run 3, the default) and `cms_text` ("Private Work"); changing them reruns only the plots.
+* `dataset_label` and `plots`: the plots' dataset name, and the label over them: `energy_tev` (13 for Run 2,
+  13.6 for Run 3, the default), `experiment` (empty: none; "CMS" only for CMS's own samples) and `label`
+  ("Simulation"; with CMS, "Simulation Private Work" for anything not CMS-approved); changing them reruns only
+  the plots.
 
 Only what a change touches reruns: each rule receives its slice of the configuration as parameters, so
 changing `evaluation` (its binning, say) reruns `evaluate` and `plots`, a new or changed grid value

@@ -101,28 +101,46 @@ def test_evaluate_and_plot(exported_model, synthetic_clouds, tmp_path):
     # even this tiny model must correct jets: median response near 1 above 30 GeV in the barrel
     assert abs(central["median_response"] - 1) < 0.05
     paths = plotting.make_plots(str(pred_path), str(metrics_path), str(tmp_path / "plots"), "test sample")
-    assert len(paths) == len(plotting.PLOTS) == 7
+    assert len(paths) == len(plotting.PLOTS) == 10
     for p in paths:
         data = open(p, "rb").read()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
         assert open(p.replace(".png", ".pdf"), "rb").read(4) == b"%PDF"
 
 
-def test_cms_label_sits_over_the_axes_with_the_configured_text_and_energy():
+def test_label_sits_over_the_axes_with_the_configured_experiment_text_and_energy():
     import matplotlib.pyplot as plt
 
     plotting._style()
     fig, ax = plt.subplots()
     try:
-        plotting._label(ax, plotting.Label(13.0, "Work in progress"))  # what plots.energy_tev and plots.cms_text set
+        # what plots.energy_tev, plots.experiment and plots.label set
+        plotting._label(ax, plotting.Label(13.0, "CMS", "Simulation Private Work"))
         fig.canvas.draw()
         texts = {t.get_text(): t.get_window_extent() for t in ax.texts}
-        assert set(texts) == {"CMS", " Simulation Work in progress", "(13 TeV)"}
-        frame, cms, words, energy = (ax.get_window_extent(), texts["CMS"], texts[" Simulation Work in progress"],
+        assert set(texts) == {"CMS", " Simulation Private Work", "(13 TeV)"}
+        frame, cms, words, energy = (ax.get_window_extent(), texts["CMS"], texts[" Simulation Private Work"],
                                      texts["(13 TeV)"])
         assert cms.y0 >= frame.y1 - 1 and energy.y0 >= frame.y1 - 1  # above the axes, not over the data
         assert abs(cms.x0 - frame.x0) < 2 and abs(energy.x1 - frame.x1) < 2  # left and right aligned
         assert abs(words.x0 - cms.x1) < 2 and words.x1 < energy.x0  # the words follow 'CMS', clear of the energy
+    finally:
+        plt.close(fig)
+
+
+def test_the_default_label_names_no_experiment():
+    """The demo is no experiment's simulation: by default the label is a plain "Simulation", no "CMS"."""
+    import matplotlib.pyplot as plt
+
+    plotting._style()
+    fig, ax = plt.subplots()
+    ax.set_title("a panel's title")
+    try:
+        plotting._label(ax, plotting.Label.default())
+        fig.canvas.draw()
+        texts = {t.get_text(): t.get_window_extent() for t in ax.texts}
+        assert set(texts) == {"Simulation", "(13.6 TeV)"}
+        assert texts["Simulation"].y0 >= ax.title.get_window_extent().y1 - 1  # over the panel's title
     finally:
         plt.close(fig)
 

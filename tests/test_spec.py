@@ -84,8 +84,9 @@ def test_command_defaults_are_the_configurations():
         ("export-onnx", "jets"): "export.check_jets", ("export-onnx", "tolerance"): "export.tolerance",
         ("triton-model", "max_batch_size"): "serving.max_batch_size",
         ("triton-model", "max_queue_delay_us"): "serving.max_queue_delay_us",
-        ("plots", "energy"): "plots.energy_tev", ("plots", "cms_text"): "plots.cms_text",
-        ("training-plots", "energy"): "plots.energy_tev", ("train", "device"): "training.device",
+        ("plots", "energy"): "plots.energy_tev", ("plots", "experiment"): "plots.experiment",
+        ("plots", "label"): "plots.label", ("training-plots", "energy"): "plots.energy_tev",
+        ("training-plots", "label"): "plots.label", ("train", "device"): "training.device",
     }
     for (stage, argument), key in defaults.items():
         assert cli.stage_parser(stage).get_default(argument) == schema.schema_default(key), (stage, argument)

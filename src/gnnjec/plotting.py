@@ -1,4 +1,9 @@
-"""Physics plots in CMS style (mplhep): response, resolution and flavour dependence."""
+"""Physics plots (mplhep's CMS style, sized for a page): response, resolution, closure, flavour and pileup views.
+
+Every figure is at most WIDTH inches (WIDTH * DPI pixels) wide, with fonts sized for that width printed at page
+width. Statistical points are markers with error bars, never joined by lines; points beyond an axis's range are
+drawn as open triangles on its frame with their value; legends sit below the panels, over no points.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, NullFormatter
 
 matplotlib.use("Agg")
@@ -15,14 +21,20 @@ import mplhep as hep  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import hparams, provenance  # noqa: E402
-from .command import Command
+from .command import Command  # noqa: E402
 from .features import FLAVOURS  # noqa: E402
 from .files import atomic_output, canonical_json, read_json  # noqa: E402
-from .metrics import MIN_JETS, quantiles  # noqa: E402
+from .metrics import GAUSSIAN_TAIL, MIN_JETS, TAIL_SIGMAS, quantiles  # noqa: E402
 from .spec import METHOD_LABELS, PLOTS, STANDARD, TRAINING_PLOTS  # noqa: E402
 
-FLAVOUR_STYLE = {"b": ("tab:red", "b"), "c": ("tab:orange", "c"), "uds": ("tab:blue", "uds"), "g": ("tab:green", "g")}
-MARKERS = ("o", "s", "^", "v", "D", "P", "X")
+WIDTH = 15.0
+"""A full-width figure's width in inches: 1650 pixels at DPI."""
+DPI = 110
+
+FLAVOUR_COLOURS = {"b": "tab:red", "c": "tab:orange", "uds": "tab:blue", "g": "tab:green"}
+NETWORK_COLOURS = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:brown", "tab:cyan")
+NETWORK_MARKERS = ("s", "D", "P", "X", "h", "p")  # no triangles: those mark points off scale
+PT_TICKS = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 
 
 def _name(method: str) -> str:
@@ -31,50 +43,52 @@ def _name(method: str) -> str:
 
 @dataclass(frozen=True)
 class Label:
-    """The CMS label of the plots: 'CMS Simulation <text>' and the centre-of-mass energy (config key ``plots``)."""
+    """The label over the plots (config key ``plots``): the experiment's name in bold (none unless the samples are
+    that experiment's own), then ``text`` ("Simulation", "Simulation Private Work"), and the centre-of-mass energy."""
 
     energy: float
+    experiment: str
     text: str
 
     @classmethod
     def default(cls) -> Label:
-        """The configuration's defaults (the schema's ``plots.energy_tev`` and ``plots.cms_text``)."""
+        """The configuration's defaults (the schema's ``plots.energy_tev``, ``plots.experiment``, ``plots.label``)."""
         from .schema import schema_default
 
-        return cls(schema_default("plots.energy_tev"), schema_default("plots.cms_text"))
-
-PT_TICKS = (10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+        return cls(schema_default("plots.energy_tev"), schema_default("plots.experiment"),
+                   schema_default("plots.label"))
 
 
 def _style() -> None:
     hep.style.use("CMS")
+    plt.rcParams.update({"font.size": 20, "axes.labelsize": 21, "axes.titlesize": 18, "xtick.labelsize": 17,
+                         "ytick.labelsize": 17, "legend.fontsize": 17, "xtick.major.size": 9, "ytick.major.size": 9,
+                         "xtick.minor.size": 4.5, "ytick.minor.size": 4.5, "lines.markersize": 8,
+                         "errorbar.capsize": 0, "axes.titlepad": 6})
 
 
-def _label(ax, label: Label) -> None:
-    """'CMS Simulation <text>' over the axes' left and the energy over their right, as mplhep's CMS label
-    draws them at font size 19; the dataset is named in the legend titles.
-
-    The words after 'CMS' are placed against it when the figure is drawn. mplhep places them by drawing
-    the whole figure at each label: on the twelve panels of the response distributions that was most of
-    the plots' time."""
+def _label(left, label: Label, right=None) -> None:
+    """The experiment's name (bold) and ``label.text`` over the left of axes ``left``, the energy over the right
+    of ``right`` (default ``left``): above the axes' title where they have one, else above their frame. The
+    words are placed against the name when the figure is drawn (mplhep's label draws the whole figure to place
+    them: on many panels that was most of the plots' time)."""
+    right = right or left
     size = 19
-    cms = ax.text(0, 1.005, "CMS", transform=ax.transAxes, ha="left", va="bottom", fontsize=size * 1.3,
-                  fontweight="bold")
-    ax.annotate(f" Simulation {label.text}".rstrip(), xy=(1, 0), xycoords=cms, ha="left", va="bottom",
-                fontsize=size, fontstyle="italic")
-    ax.text(1, 1.005, f"({label.energy:g} TeV)", transform=ax.transAxes, ha="right", va="bottom",
-            fontsize=size / 1.1)
 
+    def anchor(ax, x):
+        if ax.get_title():
+            return {"xy": (x, 1), "xycoords": (ax.transAxes, ax.title)}
+        return {"xy": (x, 1.01), "xycoords": ax.transAxes}
 
-def _log_pt_axis(ax, metrics) -> None:
-    """A log gen-pt axis labelled at round numbers (20, 50, 100, 200, ...), not only at powers of ten."""
-    ax.set_xscale("log")
-    lo, hi = metrics["pt_edges"][0], metrics["pt_edges"][-1]
-    ax.set_xlim(lo, hi)
-    ax.xaxis.set_major_locator(FixedLocator([t for t in PT_TICKS if lo <= t <= hi]))
-    ax.xaxis.set_major_formatter(lambda value, _: f"{value:g}")
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(r"$p_T^\mathrm{gen}$ [GeV]")
+    if label.experiment:
+        name = left.annotate(label.experiment, **anchor(left, 0), ha="left", va="bottom", fontsize=size * 1.3,
+                             fontweight="bold")
+        if label.text:
+            left.annotate(f" {label.text}", xy=(1, 0), xycoords=name, ha="left", va="bottom", fontsize=size,
+                          fontstyle="italic")
+    elif label.text:
+        left.annotate(label.text, **anchor(left, 0), ha="left", va="bottom", fontsize=size * 1.1)
+    right.annotate(f"({label.energy:g} TeV)", **anchor(right, 1), ha="right", va="bottom", fontsize=size / 1.1)
 
 
 def _save(fig, path: str) -> None:
@@ -83,121 +97,321 @@ def _save(fig, path: str) -> None:
         with atomic_output(p) as tmp:
             png = p.endswith(".png")
             metadata = {provenance.KEY: provenance.as_json()} if png else {"Subject": provenance.comment()}
-            fig.savefig(tmp, format=Path(p).suffix[1:], dpi=110, bbox_inches="tight", metadata=metadata)
+            fig.savefig(tmp, format=Path(p).suffix[1:], dpi=DPI, bbox_inches="tight", metadata=metadata)
     plt.close(fig)
 
 
-def _series(metrics, region, method, pick):
-    """(x, y, err) over the gen-pt bins of a region; ``pick(bin)`` gives (y, err) or None to skip."""
-    x, y, err = [], [], []
-    for b in metrics["methods"][method][region]["bins"]:
-        value = pick(b)
-        if value is not None:
-            x.append(np.sqrt(b["pt_low"] * b["pt_high"]))
-            y.append(value[0])
-            err.append(value[1])
-    return np.array(x), np.array(y), np.nan_to_num(np.array(err, dtype=float))
+# --- methods, series, ranges -------------------------------------------------------------------------------------
+
+def _method_styles(methods) -> dict[str, dict]:
+    """Each method's colour and marker, the same in every plot: the standard correction black open circles."""
+    styles, i = {}, 0
+    for method in methods:
+        if method == STANDARD:
+            styles[method] = {"color": "black", "marker": "o", "mfc": "white"}
+        else:
+            styles[method] = {"color": NETWORK_COLOURS[i % len(NETWORK_COLOURS)],
+                              "marker": NETWORK_MARKERS[i % len(NETWORK_MARKERS)]}
+            i += 1
+    return styles
 
 
-def _note_if_empty(ax, shown: int, text: str) -> None:
+def _network_style(style: dict) -> dict:
+    """A model's network alone, before its residual correction: its model's colour and marker, open."""
+    return {**style, "mfc": "white"}
+
+
+def _dodge(x, i: int, n: int, log: bool = True, step: float = 0.025):
+    """``x`` moved a little for series ``i`` of ``n``, so that error bars at the same x do not overlap."""
+    shift = step * (i - (n - 1) / 2)
+    return np.asarray(x, float) * np.exp(shift) if log else np.asarray(x, float) + shift
+
+
+@dataclass
+class Series:
+    x: np.ndarray
+    y: np.ndarray
+    err: np.ndarray
+    style: dict
+    label: str | None = None
+    xerr: np.ndarray | None = None
+
+
+def _draw(ax, series: list[Series]) -> None:
+    """Markers with error bars (no lines), then the axis's range from the points and arrows for the ones beyond."""
+    for s in series:
+        if len(s.x):
+            ax.errorbar(s.x, s.y, yerr=s.err, xerr=s.xerr, ls="none", label=s.label, **s.style)
+
+
+def _finite(values) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    return v[np.isfinite(v)]
+
+
+def _range(values, include=(), min_span: float = 0.0, max_span: float | None = None, pad: float = 0.1):
+    """An axis range over the points' ``values`` and ``include``, at least ``min_span`` wide; wider than
+    ``max_span``, the most outlying points (from the median) are left beyond it, to be marked as off scale."""
+    v = np.sort(np.concatenate([_finite(values), _finite(include)]))
+    if not len(v):
+        return (0.0, 1.0)
+    fixed = _finite(include)
+    if max_span is not None:
+        centre = np.median(v)
+        while len(v) > 1 and v[-1] - v[0] > max_span:
+            # drop the point further from the centre, never a value to include
+            drop_high = v[-1] - centre >= centre - v[0]
+            end = v[-1] if drop_high else v[0]
+            if np.any(fixed == end) and len(fixed) == len(v):
+                break
+            v = v[:-1] if drop_high else v[1:]
+    lo, hi = v[0], v[-1]
+    if hi - lo < min_span:
+        mid = (hi + lo) / 2
+        lo, hi = mid - min_span / 2, mid + min_span / 2
+    margin = pad * (hi - lo)
+    return lo - margin, hi + margin
+
+
+def _mark_off_scale(ax, series: list[Series], digits: int = 3) -> None:
+    """Each point beyond the y range: an open triangle on the frame in its series' colour, with its value."""
+    lo, hi = ax.get_ylim()
+    span = hi - lo
+    for s in series:
+        for x, y in zip(s.x, s.y):
+            if not np.isfinite(y) or lo <= y <= hi:
+                continue
+            up = y > hi
+            edge = hi - 0.035 * span if up else lo + 0.035 * span
+            ax.plot([x], [edge], marker="^" if up else "v", ms=11, mfc="white", mec=s.style["color"], mew=1.8,
+                    ls="none", clip_on=False, zorder=5)
+            ax.annotate(f"{y:.{digits}f}", xy=(x, edge), xytext=(7, 0), textcoords="offset points", ha="left",
+                        va="center", fontsize=11, color=s.style["color"])
+
+
+def _set_y(ax, series: list[Series], **kwargs) -> None:
+    ax.set_ylim(*_range(np.concatenate([s.y for s in series]) if series else [], **kwargs))
+
+
+def _log_pt_axis(ax, edges, label=r"$p_T^\mathrm{gen}$ [GeV]", narrow: bool = False) -> None:
+    """A log pt axis over ``edges`` labelled at round numbers (20, 50, 100, 200, ...), not only powers of ten;
+    ``narrow`` (a third of the page or less): without the numbers that would run into each other (2000, 5000)."""
+    ax.set_xscale("log")
+    lo, hi = edges[0], edges[-1]
+    ax.set_xlim(lo, hi)
+    ticks = [t for t in PT_TICKS if lo <= t <= hi and not (narrow and t in (2000, 5000))]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(lambda value, _: f"{value:g}")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(label)
+
+
+def _legend_below(fig, axes, handles=None, labels=None, ncol: int | None = None, title: str | None = None) -> None:
+    """One legend for the figure, below its lowest axes (their tick labels and axis label), over no point."""
+    if handles is None:  # every labelled artist of the figure, once
+        seen = {}
+        for ax in fig.axes:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                seen.setdefault(lab, h)
+        labels, handles = list(seen), list(seen.values())
+    if not handles:
+        return
+    renderer = fig.canvas.get_renderer()
+    bottom = min(ax.get_tightbbox(renderer).y0 for ax in np.ravel(axes)) / fig.bbox.height
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, bottom - 0.005), ncol=ncol or len(handles),
+               frameon=False, title=title, handletextpad=0.3, columnspacing=1.2)
+
+
+def _row_labels(axes, texts) -> None:
+    """Each row's label (its |eta| range, say) on the right of its last panel, as a facet's."""
+    for ax, text in zip(axes, texts):
+        ax.annotate(text, xy=(1.03, 0.5), xycoords="axes fraction", rotation=270, ha="left", va="center",
+                    fontsize=18)
+
+
+def _note(ax, text: str) -> None:
     """Say why a panel is empty (a statistics limit, not a failure)."""
-    if not shown:
-        ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=15, color="grey")
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", fontsize=15, color="grey")
 
 
-def _median_of(flavour):
-    return lambda b: (b[flavour]["median"], b[flavour].get("median_err")) if b[flavour] else None
+def _eta_text(lo: float, hi: float) -> str:
+    return rf"${lo:g} < |\eta^\mathrm{{gen}}| < {hi:g}$"
 
 
-def _resolution(b):
-    return (b["all"]["resolution"], b["all"]["resolution_err"]) if b["all"] else None
+def _panels(nrows: int, ncols: int, row_height: float, width: float = WIDTH, **kwargs):
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, row_height * nrows), squeeze=False, **kwargs)
+    return fig, axes
 
 
-def _spread(b):
-    return None if b["flavour_spread"] is None else (b["flavour_spread"], b.get("flavour_spread_err"))
+def _paired_panels(n: int, ncols: int, row_height: float, ratios=(3, 1)):
+    """``n`` panels, each a main axes over a ratio axes sharing its x, in rows of ``ncols``: (fig, [(main, ratio)])."""
+    nrows = -(-n // ncols)
+    fig = plt.figure(figsize=(WIDTH, row_height * nrows))
+    outer = fig.add_gridspec(nrows, ncols, hspace=0.32, wspace=0.28)
+    pairs = []
+    for i in range(n):
+        inner = outer[i // ncols, i % ncols].subgridspec(2, 1, height_ratios=ratios, hspace=0.06)
+        main = fig.add_subplot(inner[0])
+        ratio = fig.add_subplot(inner[1], sharex=main)
+        main.tick_params(labelbottom=False)
+        pairs.append((main, ratio))
+    return fig, pairs
 
 
-def _region_panels(metrics, height: float):
-    """One figure with a panel per |eta| region: the figure and its (axes, region) pairs."""
-    n = len(metrics["eta_bins"])
-    fig, axes = plt.subplots(1, n, figsize=(9 * n, height), squeeze=False)
-    return fig, list(zip(axes[0], range(n)))
+# --- the plots ---------------------------------------------------------------------------------------------------
+
+def _bin_centre(b) -> float:
+    return float(np.sqrt(b["pt_low"] * b["pt_high"]))
 
 
-def _region_text(metrics, region) -> str:
-    lo, hi = metrics["eta_bins"][region]
-    return metrics["dataset"] + "\n" + rf"${lo:g} < |\eta^\mathrm{{gen}}| < {hi:g}$"
+def _binned_series(bins, pick) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, err) over gen-pt ``bins``; ``pick(bin)`` gives (y, err) or None to skip."""
+    x, y, err = [], [], []
+    for b in bins:
+        value = pick(b)
+        if value is not None and value[0] is not None:
+            x.append(_bin_centre(b))
+            y.append(value[0])
+            err.append(np.nan if value[1] is None else value[1])
+    return np.array(x), np.array(y, dtype=float), np.nan_to_num(np.array(err, dtype=float))
 
 
 def plot_response_distributions(truth, responses, metrics, path, pt_ranges=((30, 50), (100, 200), (500, 1000)), *,
-                                cms: Label):
-    """The response of each method, one panel per |eta| bin (rows) and gen-pt range (columns), with each
-    method's median and IQR / median in the legend."""
+                                label: Label):
+    """The response of each method, one panel per |eta| bin (rows) and gen-pt range (columns), as a density
+    normalised to all the panel's jets: the jets below and above the drawn range each in a bin of their own beyond
+    it (shaded), and each method's median and IQR / median."""
     eta_bins = metrics["eta_bins"]
-    fig, axes = plt.subplots(len(eta_bins), len(pt_ranges), figsize=(9 * len(pt_ranges), 8 * len(eta_bins)),
-                             squeeze=False, gridspec_kw={"hspace": 0.32})
+    styles = _method_styles(responses)
+    fig, axes = _panels(len(eta_bins), len(pt_ranges), 3.4, sharex=True,
+                        gridspec_kw={"hspace": 0.38, "wspace": 0.22})
     pt_gen, abs_eta = truth["pt_gen"], truth["abs_eta"]
-    bins = np.linspace(0.5, 1.5, 51)
+    lo_edge, hi_edge, width, outside = 0.4, 1.6, 0.025, 0.1
+    edges = np.concatenate([[lo_edge - outside], np.arange(lo_edge, hi_edge + width / 2, width), [hi_edge + outside]])
     for row, (lo_eta, hi_eta) in enumerate(eta_bins):
         for ax, (lo, hi) in zip(axes[row], pt_ranges):
             sel = (pt_gen >= lo) & (pt_gen < hi) & (abs_eta >= lo_eta) & (abs_eta < hi_eta)
-            _note_if_empty(ax, sel.sum() >= MIN_JETS, f"fewer than {MIN_JETS} jets")
+            ax.set_title(rf"{_eta_text(lo_eta, hi_eta)}, ${lo}$–${hi}$ GeV")
+            ax.axvspan(edges[0], lo_edge, color="0.9", lw=0)
+            ax.axvspan(hi_edge, edges[-1], color="0.9", lw=0)
+            if sel.sum() < MIN_JETS:
+                _note(ax, f"{int(sel.sum())} jets: too few" if sel.any() else "no jets")
+                continue
+            top, lines = 0.0, []
             for method, response in responses.items():
                 r = response[sel]
-                if len(r) < MIN_JETS:
-                    continue
+                counts, _ = np.histogram(np.clip(r, edges[0], edges[-1]), edges)
+                density = counts / (len(r) * np.diff(edges))
+                top = max(top, density.max())
+                ax.stairs(density, edges, color=styles[method]["color"], lw=2,
+                          ls="--" if method == STANDARD else "-", label=_name(method))
                 q25, q50, q75 = quantiles(r)
-                counts, _ = np.histogram(np.clip(r, bins[0], bins[-1]), bins)
-                hep.histplot(counts, bins, ax=ax, density=True, lw=2,
-                             label=f"{_name(method)}: median {q50:.3f}, IQR/med. {(q75 - q25) / q50:.3f}")
-            ax.set_xlabel(r"Response $p_T^\mathrm{corr} / p_T^\mathrm{gen}$")
-            ax.set_ylabel("Jets (normalised)")
-            ax.set_xlim(bins[0], bins[-1])
-            ax.set_ylim(0, ax.get_ylim()[1] * 1.45)  # room for the legend
-            title = (rf"${lo} < p_T^\mathrm{{gen}} < {hi}$ GeV, ${lo_eta:g} < |\eta^\mathrm{{gen}}| < {hi_eta:g}$"
-                     f" ({int(sel.sum())} jets)")
-            ax.legend(title=title, fontsize=13, title_fontsize=14, loc="upper left")
-            _label(ax, cms)
+                beyond = 100 * np.mean((r < lo_edge) | (r > hi_edge))
+                lines.append((f"{q50:6.3f} {(q75 - q25) / q50:7.3f} {beyond:5.1f}", styles[method]["color"]))
+            ax.set_ylim(0, top * 2.0)  # the numbers over the peak
+            ax.text(0.03, 0.95, f"{int(sel.sum())} jets", transform=ax.transAxes, ha="left", va="top", fontsize=13)
+            ax.text(0.97, 0.95, f"{'median':>6} {'IQR/med':>7} {'out %':>5}", transform=ax.transAxes, ha="right",
+                    va="top", fontsize=12, family="monospace")
+            for i, (text, colour) in enumerate(lines):
+                ax.text(0.97, 0.95 - 0.09 * (i + 1), text, transform=ax.transAxes, ha="right", va="top", fontsize=12,
+                        color=colour, family="monospace")
+    for ax in axes[-1]:
+        ax.set_xlim(edges[0], edges[-1])
+        ax.set_xlabel(r"$p_T^\mathrm{corr} / p_T^\mathrm{gen}$")
+        ax.set_xticks([lo_edge - outside / 2, 0.6, 0.8, 1.0, 1.2, 1.4, hi_edge + outside / 2],
+                      [f"<{lo_edge:g}", "0.6", "0.8", "1.0", "1.2", "1.4", f">{hi_edge:g}"])
+        ax.xaxis.set_minor_locator(FixedLocator(np.arange(lo_edge, hi_edge + 0.01, 0.05)))
+    for row in axes:
+        row[0].set_ylabel("Jets / bin width")
+    _label(axes[0][0], label, axes[0][-1])
+    handles = [Line2D([], [], color=styles[m]["color"], lw=2, ls="--" if m == STANDARD else "-")
+               for m in responses]
+    handles.append(plt.Rectangle((0, 0), 1, 1, color="0.9"))
+    _legend_below(fig, axes[-1], handles, [*map(_name, responses), "all jets beyond the range"],
+                  title=metrics["dataset"])
     _save(fig, path)
 
 
-def plot_median_response(metrics, methods, path, *, cms: Label):
-    fig, panels = _region_panels(metrics, height=8)
-    for ax, region in panels:
-        for method, marker, fill in zip(methods, MARKERS, ("none", *["full"] * 6)):
-            for flavour in FLAVOURS:
-                x, y, err = _series(metrics, region, method, _median_of(flavour))
-                colour, name = FLAVOUR_STYLE[flavour]
-                ax.errorbar(x, y, yerr=err, marker=marker, ls="-" if method != STANDARD else ":", color=colour,
-                            fillstyle=fill, capsize=0, label=f"{name}, {_name(method)}")
-        ax.axhline(1.0, color="grey", lw=1)
-        _log_pt_axis(ax, metrics)
-        ax.set_ylim(0.90, 1.06)
-        ax.set_ylabel("Median response")
-        ax.legend(ncol=2, fontsize=13, title=_region_text(metrics, region), title_fontsize=15, loc="lower right")
-        _label(ax, cms)
+def plot_closure(metrics, methods, path, *, label: Label):
+    """Median response vs gen pt (left) and vs each correction's own corrected pt (right), per |eta| range; a
+    model's network alone (before its residual correction) in open markers."""
+    closure = metrics["closure"]
+    eta_bins, edges = closure["eta_bins"], closure["pt_edges"]
+    styles = _method_styles(methods)
+    fig, axes = _panels(len(eta_bins), 2, 3.3, sharex=True, sharey=True, gridspec_kw={"hspace": 0.32, "wspace": 0.08})
+    everything = []
+    for col, axis in enumerate(("gen", "reco")):
+        for row, (lo_eta, hi_eta) in enumerate(eta_bins):
+            ax = axes[row][col]
+            series = []
+            entries = [(m, closure["methods"][m], styles[m], _name(m)) for m in methods if m in closure["methods"]]
+            entries += [(m, closure["network"][m], _network_style(styles[m]), f"{_name(m)}, network alone")
+                        for m in methods if m in closure.get("network", {})]
+            for i, (_, data, style, name) in enumerate(entries):
+                x, y, err = _binned_series(data[axis][row], lambda b: (b["median"], b["median_err"]))
+                series.append(Series(_dodge(x, i, len(entries)), y, err, style, name))
+            _draw(ax, series)
+            everything.append((ax, series))
+            ax.axhline(1.0, color="grey", lw=1)
+            ax.axhspan(0.99, 1.01, color="grey", alpha=0.15, lw=0)
+            ax.set_title(_eta_text(lo_eta, hi_eta) + (", gen-pt bins" if axis == "gen" else ", reco-pt bins"))
+    ylim = _range(np.concatenate([s.y for _, ss in everything for s in ss]), include=(0.98, 1.02), max_span=0.16)
+    for ax, series in everything:
+        ax.set_ylim(*ylim)
+        _mark_off_scale(ax, series)
+    for row in axes:
+        row[0].set_ylabel("Median response")
+    _log_pt_axis(axes[-1][0], edges)
+    _log_pt_axis(axes[-1][1], edges, r"$p_T^\mathrm{corr}$ (each correction's own) [GeV]")
+    _label(axes[0][0], label, axes[0][-1])
+    _legend_below(fig, axes[-1], ncol=min(4, len(everything[0][1]) or 1),
+                  title=metrics["dataset"] + r"; band: $\pm$1 %")
     _save(fig, path)
 
 
-def plot_closure(metrics, methods, path, *, cms: Label):
-    """Median response of all jets vs gen pt, per |eta| range: how well each correction closes."""
-    fig, panels = _region_panels(metrics, height=7)
-    for ax, region in panels:
-        for method, marker in zip(methods, MARKERS):
-            x, y, err = _series(metrics, region, method,
-                                lambda b: (b["all"]["median"], b["all"]["median_err"]) if b["all"] else None)
-            ax.errorbar(x, y, yerr=err, marker=marker, ls="none", label=_name(method))
-        ax.axhline(1.0, color="grey", lw=1)
-        ax.axhspan(0.99, 1.01, color="grey", alpha=0.15, lw=0)
-        _log_pt_axis(ax, metrics)
-        ax.set_ylim(0.94, 1.06)
-        ax.set_ylabel("Median response (all flavours)")
-        ax.legend(title=_region_text(metrics, region) + "\nband: $\\pm$1 %", fontsize=16, title_fontsize=15)
-        _label(ax, cms)
+def plot_median_response(metrics, methods, path, *, label: Label):
+    """Median response per flavour vs gen pt: one column per method, one row per |eta| range, the same y axis
+    everywhere; a flavour appears where its bins have jets."""
+    eta_bins = metrics["eta_bins"]
+    fig, axes = _panels(len(eta_bins), len(methods), 3.3, width=min(WIDTH, 5.0 * len(methods) + 1), sharex=True,
+                        sharey=True, gridspec_kw={"hspace": 0.12, "wspace": 0.06})
+    everything, shown = [], set()
+    for col, method in enumerate(methods):
+        for row in range(len(eta_bins)):
+            ax = axes[row][col]
+            bins = metrics["methods"][method][row]["bins"]
+            series = []
+            for i, f in enumerate(FLAVOURS):
+                x, y, err = _binned_series(bins, lambda b, f=f: (b[f]["median"], b[f].get("median_err"))
+                                           if b[f] else None)
+                if len(x):
+                    shown.add(f)
+                    series.append(Series(_dodge(x, i, len(FLAVOURS)), y, err,
+                                         {"color": FLAVOUR_COLOURS[f], "marker": "o"}, f))
+            _draw(ax, series)
+            if not series:
+                _note(ax, f"no gen-pt bin with {MIN_JETS} jets of a flavour")
+            everything.append((ax, series))
+            ax.axhline(1.0, color="grey", lw=1)
+        axes[0][col].set_title(_name(method))
+    ylim = _range(np.concatenate([s.y for _, ss in everything for s in ss] or [[1.0]]), include=(0.98, 1.02),
+                  max_span=0.16)
+    for ax, series in everything:
+        ax.set_ylim(*ylim)
+        _mark_off_scale(ax, series)
+    for row in axes:
+        row[0].set_ylabel("Median response")
+    _row_labels(axes[:, -1], [_eta_text(*b) for b in eta_bins])
+    for ax in axes[-1]:
+        _log_pt_axis(ax, metrics["pt_edges"], narrow=len(methods) > 2)
+    _label(axes[0][0], label, axes[0][-1])
+    handles = [Line2D([], [], color=FLAVOUR_COLOURS[f], marker="o", ls="none") for f in FLAVOURS if f in shown]
+    _legend_below(fig, axes[-1], handles, [f for f in FLAVOURS if f in shown], title=metrics["dataset"])
     _save(fig, path)
 
 
 def _difference(minuend: str, subtrahend: str):
+    """A flavour's median minus another's, the error the two errors in quadrature (disjoint jets: independent)."""
     def pick(b):
         if not (b[minuend] and b[subtrahend]):
             return None
@@ -206,192 +420,400 @@ def _difference(minuend: str, subtrahend: str):
     return pick
 
 
-def plot_flavour_difference(metrics, methods, path, *, cms: Label):
-    """g - uds and b - uds median response vs gen pt: the flavour dependence each correction leaves."""
-    fig, panels = _region_panels(metrics, height=7)
-    for ax, region in panels:
-        shown = 0
-        for flavour in ("g", "b"):
-            colour = FLAVOUR_STYLE[flavour][0]
-            for method, marker in zip(methods, MARKERS):
-                x, y, err = _series(metrics, region, method, _difference(flavour, "uds"))
-                shown += len(x)
-                ax.errorbar(x, y, yerr=err, marker=marker, color=colour,
-                            fillstyle="none" if method == STANDARD else "full",
-                            ls=":" if method == STANDARD else "-", label=f"{flavour} $-$ uds, {_name(method)}")
-        _note_if_empty(ax, shown, f"no gen-pt bin with {MIN_JETS} jets of each flavour")
+def plot_flavour_difference(metrics, methods, path, *, label: Label):
+    """g - uds, then b - uds median response vs gen pt, per |eta| range, each method: a panel for each difference and
+    range with a bin of MIN_JETS jets of both flavours (b jets are rare beyond the barrel), two panels a row."""
+    eta_bins = metrics["eta_bins"]
+    styles = _method_styles(methods)
+    panels, missing = [], []
+    for flavour in ("g", "b"):
+        for row, bounds in enumerate(eta_bins):
+            series = []
+            for i, method in enumerate(methods):
+                x, y, err = _binned_series(metrics["methods"][method][row]["bins"], _difference(flavour, "uds"))
+                series.append(Series(_dodge(x, i, len(methods)), y, err, styles[method], _name(method)))
+            if any(len(s.x) for s in series):
+                panels.append((f"{flavour} $-$ uds, {_eta_text(*bounds)}", series))
+            else:
+                missing.append(f"{flavour} $-$ uds in {_eta_text(*bounds)}")
+    ncols = 2
+    nrows = max(1, -(-len(panels) // ncols))
+    fig, axes = _panels(nrows, ncols, 3.3, sharex=True, sharey=True, gridspec_kw={"hspace": 0.32, "wspace": 0.08})
+    flat = list(axes.ravel())
+    for ax, (title, series) in zip(flat, panels):
+        _draw(ax, series)
         ax.axhline(0.0, color="grey", lw=1)
-        _log_pt_axis(ax, metrics)
-        ax.set_ylim(-0.10, 0.06)
-        ax.set_ylabel("Difference of median responses")
-        ax.legend(title=_region_text(metrics, region), ncol=1, fontsize=14, title_fontsize=15, loc="lower right")
-        _label(ax, cms)
+        ax.set_title(title)
+    ylim = _range(np.concatenate([s.y for _, ss in panels for s in ss] or [[0.0]]), include=(-0.02, 0.02),
+                  max_span=0.16)
+    for ax, (_, series) in zip(flat, panels):
+        ax.set_ylim(*ylim)
+        _mark_off_scale(ax, series)
+    for ax in flat[len(panels):]:  # a spare panel says what is missing, or goes
+        if missing:
+            ax.axis("off")
+            ax.text(0.5, 0.5, f"no gen-pt bin with {MIN_JETS} jets of both flavours:\n" + "\n".join(missing),
+                    transform=ax.transAxes, ha="center", va="center", fontsize=15, color="grey")
+            missing = []
+        else:
+            ax.remove()
+    for row in axes:
+        row[0].set_ylabel(r"$\Delta$ median response")
+    for ax in axes[-1]:
+        _log_pt_axis(ax, metrics["pt_edges"])
+    for ax in flat[len(panels) - ncols:len(panels)]:  # the last drawn row's x axes, over a spare panel too
+        ax.tick_params(labelbottom=True)
+        _log_pt_axis(ax, metrics["pt_edges"])
+    _label(flat[0], label, flat[min(1, len(flat) - 1)])
+    title = metrics["dataset"] + ("; not drawn, no bin with 20 jets of both: " + ", ".join(missing) if missing else "")
+    _legend_below(fig, flat[max(0, len(panels) - ncols):len(panels)], title=title)
     _save(fig, path)
 
 
-def plot_response_vs_eta(truth, responses, metrics, path, min_pt: float = 30.0, *, cms: Label):
-    """Median response vs |eta_gen| for jets above ``min_pt``, with the median's error from its IQR."""
-    fig, ax = plt.subplots(figsize=(10, 7))
-    pt_gen, abs_eta = truth["pt_gen"], truth["abs_eta"]
-    edges = np.array([0, 0.5, 1.0, 1.3, 1.7, 2.0, 2.5, 2.75, 3.0, 3.5, 4.0, 5.0])
-    for (method, r), marker in zip(responses.items(), MARKERS):
+def _view_series(bins, methods, styles, key, x_of, log=False, step=0.025):
+    """One series per method over a view's ``bins`` (each with ``methods``): ``key`` and ``key_err``."""
+    series = []
+    for i, method in enumerate(methods):
         x, y, err = [], [], []
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            sel = (abs_eta >= lo) & (abs_eta < hi) & (pt_gen > min_pt)
-            if sel.sum() >= MIN_JETS:
-                q25, q50, q75 = quantiles(r[sel])
-                x.append((lo + hi) / 2)
-                y.append(q50)
-                err.append(1.2533 * (q75 - q25) / 1.349 / np.sqrt(sel.sum()))  # a Gaussian's median error
-        ax.errorbar(x, y, yerr=err, marker=marker, ls="none", label=_name(method))
+        for b in bins:
+            s = (b.get("methods") or {}).get(method)
+            if s and s.get(key) is not None:
+                x.append(x_of(b))
+                y.append(s[key])
+                err.append(s.get(f"{key}_err") or 0.0)
+        series.append(Series(_dodge(x, i, len(methods), log=log, step=step), np.array(y, float), np.array(err),
+                             styles[method], _name(method)))
+    return series
+
+
+RATIO_LABEL = "Ratio\nto Std."
+
+
+def _ratio_axis(ax, series: list[Series]) -> None:
+    """A ratio panel: the line at 1, a range over the points (with 1 in view) and arrows for the ones beyond."""
     ax.axhline(1.0, color="grey", lw=1)
-    for boundary in (1.3, 2.5, 3.0):  # barrel / endcap with tracking / endcap without / forward
-        ax.axvline(boundary, color="grey", lw=0.8, ls=":")
-    ax.set_xlim(0, 5)
-    ax.set_ylim(0.94, 1.06)
-    ax.set_xlabel(r"$|\eta^\mathrm{gen}|$")
-    ax.set_ylabel("Median response")
-    ax.legend(title=metrics["dataset"] + "\n" + rf"$p_T^\mathrm{{gen}} > {min_pt:g}$ GeV", fontsize=16,
-              title_fontsize=15)
-    _label(ax, cms)
+    _set_y(ax, series, include=(0.95, 1.02), max_span=0.8, pad=0.2)
+    _mark_off_scale(ax, series, digits=2)
+    ax.set_ylabel(RATIO_LABEL, fontsize=16)
+
+
+def _resolution_axis(ax, series: list[Series]) -> None:
+    """A resolution panel's range over its points (not from 0: the differences are a few per cent)."""
+    _set_y(ax, series, min_span=0.02, max_span=0.4, pad=0.25)
+    _mark_off_scale(ax, series)
+    ax.set_ylabel("IQR / median")
+
+
+def plot_response_vs_eta(metrics, methods, path, *, label: Label):
+    """Median response vs |eta_gen| for jets above the summary's pt cut, and each network's resolution over the
+    standard correction's (its error the scatter of the ratio over the resamples)."""
+    view = metrics["views"]["eta"]
+    styles = _method_styles(methods)
+    fig = plt.figure(figsize=(10, 8.5))
+    main, ratio = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": (3, 2), "hspace": 0.06})
+    centre = lambda b: (b["low"] + b["high"]) / 2  # noqa: E731
+    series = _view_series(view["bins"], methods, styles, "median", centre, step=0.06)
+    _draw(main, series)
+    main.axhline(1.0, color="grey", lw=1)
+    _set_y(main, series, include=(0.98, 1.02), max_span=0.16)
+    _mark_off_scale(main, series)
+    main.set_ylabel("Median response")
+    ratios = _view_series(view["bins"], [m for m in methods if m != STANDARD], styles, "resolution_ratio", centre,
+                          step=0.06)
+    _draw(ratio, ratios)
+    _ratio_axis(ratio, ratios)
+    ratio.set_ylabel("Resolution\nratio to Std.", fontsize=18)
+    for ax in (main, ratio):
+        for b in view["bins"][:-1]:  # the bins, and the detector's boundaries thicker
+            ax.axvline(b["high"], color="grey", lw=1.2 if b["high"] in (1.3, 2.5, 3.0) else 0.4, ls=":")
+    ratio.set_xlim(0, view["bins"][-1]["high"])
+    ratio.set_xlabel(r"$|\eta^\mathrm{gen}|$")
+    main.set_title(rf"$p_T^\mathrm{{gen}} > {view['min_pt']:g}$ GeV", fontsize=17)
+    _label(main, label)
+    _legend_below(fig, [ratio], ncol=min(3, len(methods)), title=metrics["dataset"])
     _save(fig, path)
 
 
-def plot_resolution(metrics, methods, path, *, cms: Label):
-    regions = range(len(metrics["eta_bins"]))
-    fig, axes = plt.subplots(2, len(regions), figsize=(9 * len(regions), 9), squeeze=False,
-                             gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05}, sharex="col")
-    reference = STANDARD
-    for col, region in enumerate(regions):
-        ax, rax = axes[0][col], axes[1][col]
-        xr, yr, er = _series(metrics, region, reference, _resolution)
-        shown = []
-        for method, marker in zip(methods, MARKERS):
-            x, y, err = _series(metrics, region, method, _resolution)
-            line = ax.errorbar(x, y, yerr=err, marker=marker, ls="none", label=_name(method))
-            common = np.intersect1d(x, xr)
-            if method != reference and len(common):
-                mine, ref = np.isin(x, common), np.isin(xr, common)
-                ratio = y[mine] / yr[ref]
-                # errors added in quadrature (the two share their jets: an upper bound)
-                ratio_err = ratio * np.hypot(err[mine] / y[mine], er[ref] / yr[ref])
-                rax.errorbar(common, ratio, yerr=ratio_err, marker=marker, ls="none", color=line[0].get_color())
-                shown += [ratio - ratio_err, ratio + ratio_err]
-        _log_pt_axis(ax, metrics)
-        ax.set_xlabel("")
-        ax.set_ylabel("Resolution (IQR / median)")
-        ax.legend(title=_region_text(metrics, region), fontsize=16, title_fontsize=16)
-        _label(ax, cms)
-        rax.axhline(1.0, color="grey", lw=1)
-        rax.set_ylim(*_ratio_range(np.concatenate(shown) if shown else np.ones(1)))
-        rax.set_ylabel("Ratio to Std.", fontsize=16)
-        _log_pt_axis(rax, metrics)
+def plot_resolution(metrics, methods, path, *, label: Label):
+    """Resolution vs gen pt per |eta| range and, below, each network's over the standard correction's (its error
+    the scatter of the ratio over the bootstrap resamples, the same for both)."""
+    eta_bins, edges = metrics["eta_bins"], metrics["pt_edges"]
+    styles = _method_styles(methods)
+    fig, pairs = _paired_panels(len(eta_bins), 2, 5.6, ratios=(3, 1.5))
+    networks = [m for m in methods if m != STANDARD]
+    for region, (main, ratio) in enumerate(pairs):
+        series, ratios = [], []
+        for i, method in enumerate(methods):
+            bins = metrics["methods"][method][region]["bins"]
+            x, y, err = _binned_series(bins, lambda b: (b["all"]["resolution"], b["all"]["resolution_err"])
+                                       if b["all"] else None)
+            series.append(Series(_dodge(x, i, len(methods)), y, err, styles[method], _name(method)))
+            if method != STANDARD:
+                x, y, err = _binned_series(bins, lambda b: (b["all"].get("resolution_ratio"),
+                                                            b["all"].get("resolution_ratio_err")) if b["all"] else None)
+                ratios.append(Series(_dodge(x, networks.index(method), len(networks)), y, err, styles[method]))
+        _draw(main, series)
+        _draw(ratio, ratios)
+        main.set_ylim(0, _range(np.concatenate([s.y for s in series]), include=(0.0,))[1])
+        _mark_off_scale(main, series)
+        _ratio_axis(ratio, ratios)
+        main.set_title(_eta_text(*eta_bins[region]))
+        main.set_ylabel("IQR / median")
+        _log_pt_axis(ratio, edges)
+    _label(pairs[0][0], label, pairs[min(1, len(pairs) - 1)][0])
+    _legend_below(fig, [r for _, r in pairs[-2:]], title=metrics["dataset"])
     _save(fig, path)
 
 
-def plot_flavour_spread(metrics, methods, path, *, cms: Label):
-    fig, panels = _region_panels(metrics, height=7)
-    for ax, region in panels:
-        shown = 0
-        for method, marker in zip(methods, MARKERS):
-            x, y, err = _series(metrics, region, method, _spread)
-            ax.errorbar(x, y, yerr=err, marker=marker, label=_name(method))
-            shown += len(x)
-        _note_if_empty(ax, shown, f"no gen-pt bin with {MIN_JETS} jets\nof each of b, c, uds and g")
-        _log_pt_axis(ax, metrics)
-        ax.set_ylabel("Flavour spread")
-        ax.set_ylim(bottom=0)
-        ax.legend(title=_region_text(metrics, region) + "\n" + r"$\Sigma_f\,|\tilde R_f - \langle \tilde R \rangle|$",
-                  fontsize=16, title_fontsize=16)
-        _label(ax, cms)
+PILEUP_NAMES = {"rho": r"$\rho$ [GeV]", "npv": "Number of primary vertices"}
+
+
+def _pileup_panels(metrics, methods, path, label: Label, key: str):
+    """Per pileup variable (columns: rho, number of vertices) and view region (rows) the ``key`` of each method in
+    the variable's quantile bins (dotted: their edges), each point at its bin's mean; with ``key`` resolution, a
+    ratio panel to the standard correction below."""
+    views = metrics["views"]
+    variables = [v for v in ("rho", "npv") if v in views["pileup"]]
+    if not variables:  # a predictions file without rho and npv (older than 96a3001)
+        fig, ax = plt.subplots(figsize=(10, 4))
+        _note(ax, "the predictions have no rho and no number of vertices: rerun the evaluate rule")
+        _save(fig, path)
+        return
+    regions = views["regions"]
+    styles = _method_styles(methods)
+    resolution = key == "resolution"
+    if resolution:
+        fig, grid = _paired_panels(len(variables) * len(regions), len(variables), 5.2)
+    else:
+        fig, axes = _panels(len(regions), len(variables), 4.0, gridspec_kw={"hspace": 0.45, "wspace": 0.2})
+        grid = [(ax, None) for ax in axes.ravel()]
+    everything = []
+    for i, (main, ratio) in enumerate(grid):
+        region, variable = divmod(i, len(variables))
+        pileup = views["pileup"][variables[variable]]
+        bins = pileup["regions"][region]["bins"]
+        step = 0.012 * (pileup["edges"][-1] - pileup["edges"][0])
+        series = _view_series(bins, methods, styles, key, lambda b: b["mean"], step=step)
+        _draw(main, series)
+        everything.append((main, series))
+        main.set_title(_eta_text(*regions[region]) + rf", ${views['pt_range'][0]:g} < p_T^\mathrm{{gen}} < "
+                       rf"{views['pt_range'][1]:g}$ GeV")
+        bottom = ratio if resolution else main
+        bottom.set_xlabel(PILEUP_NAMES[variables[variable]])
+        for ax in (main, ratio) if resolution else (main,):
+            for edge in pileup["edges"][1:-1]:
+                ax.axvline(edge, color="grey", lw=0.8, ls=":")
+            ax.set_xlim(*_pileup_range(pileup))
+        if resolution:
+            ratios = _view_series(bins, [m for m in methods if m != STANDARD], styles, "resolution_ratio",
+                                  lambda b: b["mean"], step=step)
+            _draw(ratio, ratios)
+            _ratio_axis(ratio, ratios)
+            _resolution_axis(main, series)
+        else:
+            main.axhline(1.0, color="grey", lw=1)
+            main.set_ylabel("Median response")
+    if not resolution:
+        ylim = _range(np.concatenate([s.y for _, ss in everything for s in ss] or [[1.0]]), include=(0.98, 1.02),
+                      max_span=0.16)
+        for ax, series in everything:
+            ax.set_ylim(*ylim)
+            _mark_off_scale(ax, series)
+    top = [g[0] for g in grid[:len(variables)]]
+    _label(top[0], label, top[-1])
+    n_bins = len(views["pileup"][variables[0]]["edges"]) - 1
+    _legend_below(fig, [(r if r is not None else m) for m, r in grid[-len(variables):]],
+                  title=f"{metrics['dataset']}; {n_bins} quantile bins (dotted: their edges)")
     _save(fig, path)
 
 
-def _ratio_range(values: np.ndarray) -> tuple[float, float]:
-    """A ratio panel's range: every point and its error bar, with 1 in view and a margin."""
-    values = values[np.isfinite(values)]
-    lo, hi = min(values.min(initial=1.0), 1.0), max(values.max(initial=1.0), 1.0)
-    margin = 0.08 * max(hi - lo, 0.1)
-    return lo - margin, hi + margin
+def _pileup_range(pileup: dict) -> tuple[float, float]:
+    """The x range of a pileup view: from the lowest value to a little beyond the last bin's mean (its upper edge
+    is the largest value, far out in the tail)."""
+    lo, inner, hi = pileup["edges"][0], pileup["edges"][-2], pileup["edges"][-1]
+    means = [b["mean"] for region in pileup["regions"] for b in region["bins"][-1:] if b["mean"] is not None]
+    last = max(means, default=hi)
+    return lo, min(hi, last + 1.5 * (last - inner)) if last > inner else hi
 
 
-def plot_loss_curves(ranking: list[dict], path: str, *, cms: Label) -> None:
-    """Training (dashed) and validation (solid) loss per epoch of every point, the best in bold."""
+def plot_pileup_response(metrics, methods, path, *, label: Label):
+    """Median response in quantile bins of rho and of the number of vertices, per view region."""
+    _pileup_panels(metrics, methods, path, label, "median")
+
+
+def plot_pileup_resolution(metrics, methods, path, *, label: Label):
+    """Resolution in quantile bins of rho and of the number of vertices, per view region, with each network's
+    ratio to the standard correction."""
+    _pileup_panels(metrics, methods, path, label, "resolution")
+
+
+def plot_flavour_resolution(metrics, methods, path, *, label: Label):
+    """Per flavour (those with jets) and view region: the median response, the resolution and each network's
+    resolution over the standard correction's."""
+    views = metrics["views"]
+    styles = _method_styles(methods)
+    n = len(views["flavour"])
+    fig = plt.figure(figsize=(WIDTH, 10.5))
+    grid = fig.add_gridspec(3, n, height_ratios=(2, 2, 1.3), hspace=0.08, wspace=0.22)
+    medians, all_axes = [], []
+    for col, region in enumerate(views["flavour"]):
+        present = [f for f in FLAVOURS if region["flavours"][f].get(STANDARD)]
+        x_of = {f: i for i, f in enumerate(present)}
+        axes = [fig.add_subplot(grid[0, col])]
+        axes += [fig.add_subplot(grid[r, col], sharex=axes[0]) for r in (1, 2)]
+        bins = [{"flavour": f, "methods": region["flavours"][f]} for f in present]
+        pos = lambda b: x_of[b["flavour"]]  # noqa: E731
+        med = _view_series(bins, methods, styles, "median", pos, step=0.12)
+        res = _view_series(bins, methods, styles, "resolution", pos, step=0.12)
+        rat = _view_series(bins, [m for m in methods if m != STANDARD], styles, "resolution_ratio", pos, step=0.12)
+        for ax, series in zip(axes, (med, res, rat)):
+            _draw(ax, series)
+        medians.append((axes[0], med))
+        axes[0].axhline(1.0, color="grey", lw=1)
+        _resolution_axis(axes[1], res)
+        _ratio_axis(axes[2], rat)
+        axes[2].set_xticks(range(len(present)), [f"{f}\n({region['n'][f]} jets)" for f in present])
+        axes[2].set_xlim(-0.5, len(present) - 0.5)
+        for ax in axes[:2]:
+            ax.tick_params(labelbottom=False)
+        for ax in axes:
+            ax.xaxis.set_minor_locator(FixedLocator([]))
+        axes[0].set_title(_eta_text(*region["abs_eta"]) + rf", ${views['pt_range'][0]:g} < p_T^\mathrm{{gen}} < "
+                          rf"{views['pt_range'][1]:g}$ GeV")
+        axes[0].set_ylabel("Median response")
+        all_axes.append(axes)
+    ylim = _range(np.concatenate([s.y for _, ss in medians for s in ss] or [[1.0]]), include=(0.98, 1.02),
+                  max_span=0.16)
+    for ax, series in medians:
+        ax.set_ylim(*ylim)
+        _mark_off_scale(ax, series)
+    _label(all_axes[0][0], label, all_axes[-1][0])
+    _legend_below(fig, [a[2] for a in all_axes], title=metrics["dataset"])
+    _save(fig, path)
+
+
+def plot_tail_fraction(metrics, methods, path, *, label: Label):
+    """The fraction of jets beyond 3 sigma-equivalents of their gen-pt bin's median, per summary region."""
+    summary = metrics["summary"]
+    styles = _method_styles(methods)
+    regions = list(summary)
+    fig, ax = plt.subplots(figsize=(10, 6.5))
+    series = []
+    for i, method in enumerate(methods):
+        x, y, err = [], [], []
+        for j, region in enumerate(regions):
+            r = summary[region].get(method) or {}
+            if r.get("tail_fraction") is not None:
+                x.append(j)
+                y.append(100 * r["tail_fraction"])
+                err.append(100 * (r.get("tail_fraction_err") or 0.0))
+        series.append(Series(_dodge(x, i, len(methods), log=False, step=0.15), np.array(y), np.array(err),
+                             styles[method], _name(method)))
+    _draw(ax, series)
+    ax.axhline(100 * GAUSSIAN_TAIL, color="grey", lw=1, ls="--", label="Gaussian")
+    ax.set_ylim(0, _range(np.concatenate([s.y + s.err for s in series]), include=(0.0,))[1])
+    n_bins = len(metrics["eta_bins"])
+    if n_bins < len(regions):
+        ax.axvline(n_bins - 0.5, color="grey", lw=0.8, ls=":")  # the eta bins | the headline regions
+    ax.set_xticks(range(len(regions)), [k.replace("<|eta|<", "–") for k in regions], fontsize=15)
+    ax.xaxis.set_minor_locator(FixedLocator([]))
+    ax.set_xlim(-0.5, len(regions) - 0.5)
+    ax.set_xlabel(r"$|\eta^\mathrm{gen}|$ range")
+    ax.set_ylabel(rf"Jets beyond {TAIL_SIGMAS:g} $\sigma_\mathrm{{eq}}$ [%]")
+    ax.set_title(rf"$p_T^\mathrm{{gen}} > {metrics['summary_min_pt']:g}$ GeV, "
+                 r"$\sigma_\mathrm{eq}$ = IQR / 1.349 of each gen-pt bin", fontsize=16)
+    _label(ax, label)
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: labels[i] == "Gaussian")  # the methods first
+    _legend_below(fig, [ax], [handles[i] for i in order], [labels[i] for i in order], ncol=min(4, len(methods) + 1),
+                  title=metrics["dataset"])
+    _save(fig, path)
+
+
+# --- training ----------------------------------------------------------------------------------------------------
+
+MAX_CURVES = 8
+"""The loss curves draw this many points in colour (the best first); the others in grey."""
+
+
+def plot_loss_curves(ranking: list[dict], path: str, *, label: Label) -> None:
+    """Training (dashed) and validation (solid) loss per epoch: the best MAX_CURVES points in colour, the best
+    thick, the others' validation loss in grey."""
     fig, ax = plt.subplots(figsize=(10, 7))
     varied = [k for k in hparams.varied([r["hparams"] for r in ranking]) if k != "model"]
-    for i, point in enumerate(ranking):
+    handles, labels = [], []
+    for i, point in reversed(list(enumerate(ranking))):
         epochs = read_json(point["history"], "training history (JSON)", "rerun the train rule",
                            keys=("epochs",))["epochs"]
         n = [e["epoch"] for e in epochs]
+        if i >= MAX_CURVES:
+            ax.plot(n, [e["val_loss"] for e in epochs], lw=0.8, color="0.7", zorder=1)
+            continue
         values = ", ".join(f"{k} {canonical_json(point['hparams'].get(k))}" for k in varied)
-        label = (f"{_name(point['hparams']['model'])} {point['name'].rsplit('-', 1)[1]}"
-                 + (f": {values}" if values else ""))
-        line = ax.plot(n, [e["val_loss"] for e in epochs], lw=3 if i == 0 else 1.2,
-                       label=label if i < 8 else None)[0]
-        ax.plot(n, [e["train_loss"] for e in epochs], ls="--", lw=1.2, color=line.get_color())
+        colour = f"C{i}"
+        line = ax.plot(n, [e["val_loss"] for e in epochs], lw=3 if i == 0 else 1.5, color=colour, zorder=3)[0]
+        ax.plot(n, [e["train_loss"] for e in epochs], ls="--", lw=1.2, color=colour, zorder=2)
+        handles.insert(0, line)
+        labels.insert(0, f"{_name(point['hparams']['model'])} {point['name'].rsplit('-', 1)[1]}"
+                      + (f": {values}" if values else ""))
+    if len(ranking) > MAX_CURVES:
+        handles.append(Line2D([], [], lw=0.8, color="0.7"))
+        labels.append(f"the other {len(ranking) - MAX_CURVES} points (validation)")
     ax.set_xlabel("Epoch")
     ax.set_ylabel("Loss (MAE of log response)")
-    ax.legend(title="solid: validation, dashed: training", fontsize=13, title_fontsize=13)
-    _label(ax, cms)
-    _save(fig, path)
-
-
-def plot_validation_loss(ranking: list[dict], path: str, *, cms: Label) -> None:
-    """Best validation loss of every point, ranked (the first is the one exported)."""
-    fig, ax = plt.subplots(figsize=(max(10, 0.45 * len(ranking) + 4), 7))
-    losses = [p["best_val_loss"] for p in ranking]
-    ax.plot(range(1, len(losses) + 1), losses, marker="o", ls="none")
-    ax.set_xticks(range(1, len(losses) + 1), [p["name"] for p in ranking], rotation=60, ha="right", fontsize=12)
-    ax.set_xlim(0.5, len(losses) + 0.5)
-    ax.set_ylabel("Best validation loss")
-    _label(ax, cms)
+    _label(ax, label)
+    _legend_below(fig, [ax], handles, labels, ncol=1 if len(labels) > 3 else len(labels),
+                  title="solid: validation, dashed: training")
     _save(fig, path)
 
 
 def make_training_plots(best_path: str, out_dir: str, label: Label | None = None) -> list[str]:
-    """Loss curves and the validation loss of every point, from ``select-model``'s best.json."""
+    """The loss curves of every point, from ``select-model``'s best.json."""
     label = label or Label.default()
     _style()
     ranking = read_json(best_path, "model selection (JSON)", "rerun the select_model rule",
                         keys=("ranking",))["ranking"]
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, f"{name}.png") for name in TRAINING_PLOTS}
-    plot_loss_curves(ranking, paths["loss_curves"], cms=label)
-    plot_validation_loss(ranking, paths["validation_loss"], cms=label)
+    plot_loss_curves(ranking, paths["loss_curves"], label=label)
     return list(paths.values())
 
 
 def make_plots(predictions_path: str, metrics_path: str, out_dir: str, dataset: str,
                label: Label | None = None) -> list[str]:
-    """All physics plots: PNG and PDF, one file per plot in ``out_dir``, with the CMS ``label``."""
+    """All physics plots: PNG and PDF, one file per plot in ``out_dir``, with the ``label``."""
     from .evaluate import read_responses
 
     label = label or Label.default()
     _style()
     metrics = read_json(metrics_path, "metrics file (JSON)", "rerun the evaluate rule",
-                        keys=("methods", "pt_edges", "eta_bins"))
+                        keys=("methods", "pt_edges", "eta_bins", "summary", "views", "closure"))
     metrics["dataset"] = dataset
     methods = list(metrics["methods"])
     truth, responses = read_responses(predictions_path)
     os.makedirs(out_dir, exist_ok=True)
     paths = {name: os.path.join(out_dir, f"{name}.png") for name in PLOTS}
-    plot_response_distributions(truth, responses, metrics, paths["response_distributions"], cms=label)
-    plot_closure(metrics, methods, paths["closure"], cms=label)
-    plot_median_response(metrics, methods, paths["median_response"], cms=label)
-    plot_flavour_difference(metrics, methods, paths["flavour_difference"], cms=label)
-    plot_response_vs_eta(truth, responses, metrics, paths["response_vs_eta"], cms=label)
-    plot_resolution(metrics, methods, paths["resolution"], cms=label)
-    plot_flavour_spread(metrics, methods, paths["flavour_spread"], cms=label)
+    plot_response_distributions(truth, {m: responses[m] for m in methods}, metrics, paths["response_distributions"],
+                                label=label)
+    for name, plot in (("closure", plot_closure), ("median_response", plot_median_response),
+                       ("flavour_difference", plot_flavour_difference), ("response_vs_eta", plot_response_vs_eta),
+                       ("resolution", plot_resolution), ("pileup_response", plot_pileup_response),
+                       ("pileup_resolution", plot_pileup_resolution), ("flavour_resolution", plot_flavour_resolution),
+                       ("tail_fraction", plot_tail_fraction)):
+        plot(metrics, methods, paths[name], label=label)
     return list(paths.values())
 
 
 def _label_arguments(p) -> None:
-    """The CMS label of the plots (config key ``plots``)."""
+    """The label of the plots (config key ``plots``)."""
     from .command import config_default
 
     p.add_argument("--energy", type=float, default=config_default("plots.energy_tev"),
                    help="centre-of-mass energy in TeV, for the label")
-    p.add_argument("--cms-text", default=config_default("plots.cms_text"), help='text after "CMS Simulation"')
+    p.add_argument("--experiment", default=config_default("plots.experiment"),
+                   help="the experiment's name, in bold (only for its own samples; empty: none)")
+    p.add_argument("--label", default=config_default("plots.label"),
+                   help='after the experiment\'s name, e.g. "Simulation" or "Simulation Private Work"')
 
 
 def _plots_arguments(p) -> None:
@@ -405,7 +827,7 @@ def _plots_arguments(p) -> None:
 def _plots(a) -> None:
     import logging
 
-    for path in make_plots(a.predictions, a.metrics, a.outdir, a.dataset, Label(a.energy, a.cms_text)):
+    for path in make_plots(a.predictions, a.metrics, a.outdir, a.dataset, Label(a.energy, a.experiment, a.label)):
         logging.getLogger(__name__).info("wrote %s", path)
 
 
@@ -418,9 +840,10 @@ def _training_plots_arguments(p) -> None:
 def _training_plots(a) -> None:
     import logging
 
-    for path in make_training_plots(a.best, a.outdir, Label(a.energy, a.cms_text)):
+    for path in make_training_plots(a.best, a.outdir, Label(a.energy, a.experiment, a.label)):
         logging.getLogger(__name__).info("wrote %s", path)
 
 
 COMMANDS = {"plots": Command(_plots_arguments, _plots, reads=("predictions", "metrics"), outputs=("outdir",)),
-        "training-plots": Command(_training_plots_arguments, _training_plots, reads=("best",), outputs=("outdir",))}
+            "training-plots": Command(_training_plots_arguments, _training_plots, reads=("best",),
+                                      outputs=("outdir",))}

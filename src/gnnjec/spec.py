@@ -44,11 +44,11 @@ POINT_PATTERN = rf"(?:{'|'.join(FAMILIES)})-[0-9a-f]{{8}}"
 
 # --- plots ------------------------------------------------------------------------------------------------------
 
-PLOTS = ("response_distributions", "closure", "median_response", "flavour_difference", "response_vs_eta",
-         "resolution", "flavour_spread")
+PLOTS = ("response_distributions", "resolution", "closure", "response_vs_eta", "median_response", "flavour_difference",
+         "flavour_resolution", "pileup_response", "pileup_resolution", "tail_fraction")
 """The physics plots of the evaluation, each with a caption ``workflow/report/<name>.rst``."""
 
-TRAINING_PLOTS = ("loss_curves", "validation_loss")
+TRAINING_PLOTS = ("loss_curves",)
 """The plots of the training, each with a caption ``workflow/report/<name>.rst``."""
 
 PLOT_FORMATS = ("png", "pdf")

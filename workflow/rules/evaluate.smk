@@ -40,7 +40,8 @@ rule plots:
         outdir=lambda w, output: os.path.dirname(output[0]),
         dataset=config["dataset_label"],
         energy=config["plots"]["energy_tev"],
-        cms_text=config["plots"]["cms_text"],
+        experiment=config["plots"]["experiment"],
+        label=config["plots"]["label"],
     log:
         "results/logs/plots.log",
     benchmark:
@@ -51,7 +52,8 @@ rule plots:
         ENV
     shell:
         "gnnjec plots --predictions {input.predictions} --metrics {input.metrics} --outdir {params.outdir}"
-        " --dataset {params.dataset:q} --energy {params.energy} --cms-text {params.cms_text:q} > {log} 2>&1"
+        " --dataset {params.dataset:q} --energy {params.energy} --experiment={params.experiment:q}"
+        " --label {params.label:q} > {log} 2>&1"
 
 
 rule training_plots:
@@ -62,7 +64,8 @@ rule training_plots:
     params:
         outdir=lambda w, output: os.path.dirname(output[0]),
         energy=config["plots"]["energy_tev"],
-        cms_text=config["plots"]["cms_text"],
+        experiment=config["plots"]["experiment"],
+        label=config["plots"]["label"],
     log:
         "results/logs/training_plots.log",
     benchmark:
@@ -71,7 +74,7 @@ rule training_plots:
         ENV
     shell:
         "gnnjec training-plots --best {input.best} --outdir {params.outdir} --energy {params.energy}"
-        " --cms-text {params.cms_text:q} > {log} 2>&1"
+        " --experiment={params.experiment:q} --label {params.label:q} > {log} 2>&1"
 
 
 rule report_config:
