@@ -151,24 +151,28 @@ def _finite(values) -> np.ndarray:
 
 def _range(values, include=(), min_span: float = 0.0, max_span: float | None = None, pad: float = 0.1):
     """An axis range over the points' ``values`` and ``include``, at least ``min_span`` wide; wider than
-    ``max_span``, the most outlying points (from the median) are left beyond it, to be marked as off scale."""
-    v = np.sort(np.concatenate([_finite(values), _finite(include)]))
-    if not len(v):
+    ``max_span``, the points farthest from the points' median are left beyond it (never ``include``), to be marked
+    as off scale."""
+    v, fixed = np.sort(_finite(values)), _finite(include)
+    if not len(v) and not len(fixed):
         return (0.0, 1.0)
-    fixed = _finite(include)
-    if max_span is not None:
+
+    def span(points):
+        both = np.concatenate([points, fixed])
+        return both.min(), both.max()
+
+    if max_span is not None and len(v):
         centre = np.median(v)
-        while len(v) > 1 and v[-1] - v[0] > max_span:
-            # drop the point further from the centre, never a value to include
-            drop_high = v[-1] - centre >= centre - v[0]
-            end = v[-1] if drop_high else v[0]
-            if np.any(fixed == end) and len(fixed) == len(v):
-                break
-            v = v[:-1] if drop_high else v[1:]
-    lo, hi = v[0], v[-1]
-    if hi - lo < min_span:
+        while len(v) > (0 if len(fixed) else 1) and np.subtract(*span(v)[::-1]) > max_span:
+            trimmed = v[:-1] if v[-1] - centre >= centre - v[0] else v[1:]
+            if np.subtract(*span(trimmed)[::-1]) >= np.subtract(*span(v)[::-1]):
+                break  # what is left to include is wider than max_span
+            v = trimmed
+    lo, hi = span(v)
+    width = max(min_span, 1e-9) if hi > lo or min_span > 0 else 0.1 * (abs(lo) or 1.0)  # one value: 10 % around it
+    if hi - lo < width:
         mid = (hi + lo) / 2
-        lo, hi = mid - min_span / 2, mid + min_span / 2
+        lo, hi = mid - width / 2, mid + width / 2
     margin = pad * (hi - lo)
     return lo - margin, hi + margin
 
