@@ -51,10 +51,10 @@ def test_inversion_closes_a_known_response_in_gen_pt_bins():
         after_dev = np.abs(_gen_closure(after, pt_gen, abs_eta, edges, eta) - 1)
         assert before_dev.max() > 0.02 and len(after_dev) >= 4
         assert after_dev.max() < 0.004, (eta, after_dev)
-    # the correction itself is the inverse of the response where it is known: 1/0.97/(1 - 0.04 sqrt(30/200))
-    # at pt_corr about 200 GeV and |eta| 4 (within the medians' precision and the bias of a bin's typical pt)
-    c = np.exp(residual.evaluate_table(table, np.log([200 * _low(200, 4.0)]), [4.0]))[0]
-    assert c == pytest.approx(1 / _low(200, 4.0), rel=5e-3)
+    # the correction itself is the inverse of the response where it is known: 1/0.97/(1 - 0.04 sqrt(30/50))
+    # at pt_corr about 50 GeV and |eta| 4 (within the medians' precision and the bias of a bin's typical pt)
+    c = np.exp(residual.evaluate_table(table, np.log([50 * _low(50, 4.0)]), [4.0]))[0]
+    assert c == pytest.approx(1 / _low(50, 4.0), rel=3e-3)
 
 
 def test_an_unbiased_network_gets_no_correction_and_empty_bins_none():
@@ -68,12 +68,29 @@ def test_an_unbiased_network_gets_no_correction_and_empty_bins_none():
     assert np.all(np.asarray(empty["log_correction"]) == 0)
 
 
-def test_the_table_interpolates_in_log_pt_and_holds_its_ends():
+def test_the_table_interpolates_in_log_pt_holds_its_ends_and_stops_at_the_last_eta_edge():
     table = {"eta_edges": [0.0, 1.0, 2.0], "log_pt_knots": [np.log(10), np.log(100)],
              "log_correction": [[0.0, np.log(1.1)], [0.2, 0.2]]}
-    got = residual.evaluate_table(table, np.log([10, np.sqrt(1000), 100, 5, 1000, 50, 50]),
-                                  [0.5, 0.5, 0.5, 0.5, 0.5, 1.5, 7.0])
-    assert got == pytest.approx([0, np.log(1.1) / 2, np.log(1.1), 0, np.log(1.1), 0.2, 0.2])
+    got = residual.evaluate_table(table, np.log([10, np.sqrt(1000), 100, 5, 1000, 50, 50, 50]),
+                                  [0.5, 0.5, 0.5, 0.5, 0.5, 1.5, 2.0, 7.0])
+    assert got == pytest.approx([0, np.log(1.1) / 2, np.log(1.1), 0, np.log(1.1), 0.2, 0, 0])
+
+
+def test_sparse_gen_pt_bins_are_merged_until_each_point_has_min_jets():
+    """Known answer: 10 bins over [20, 3000] GeV, 1000 jets in each of the 3 below 100 GeV and 150 in each of the 7
+    above: the 3 give a point each; above, 4 bins reach 600 >= 500 jets and the 3 left (450) join them: one point
+    of 1050 jets over 100-3000 GeV."""
+    cfg = {**CFG, "eta_edges": [0.0, 5.0], "n_pt_bins": 10, "min_jets": 500}
+    edges = residual.pt_edges(cfg)
+    centres = np.sqrt(edges[:-1] * edges[1:])
+    counts = np.where(centres < 100, 1000, 150)
+    pt_gen = np.repeat(centres, counts)
+    table = residual.derive(pt_gen * 0.95, pt_gen, np.full(len(pt_gen), 1.0), cfg)
+    points = table["inversion_points"][0]
+    low = int(np.sum(centres < 100))
+    assert points["jets"] == [1000] * low + [150 * (len(centres) - low)]
+    assert points["gen_pt"][-1] == pytest.approx([edges[low], edges[-1]])
+    assert np.allclose(points["log_correction"], -np.log(0.95))
 
 
 def test_the_grafted_model_applies_the_table_to_the_network(exported_model, synthetic_clouds, tmp_path):

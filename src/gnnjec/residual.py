@@ -6,8 +6,10 @@ the jet. On a falling pt spectrum that closes in bins of the corrected pt, not i
 1-2.5 % low at 25-150 GeV on the demo. CMS's MC-truth L2L3 correction is derived the other way, by numerical
 inversion: in each bin of gen pt, the median response R = pt_corr / pt_gen and the typical corrected pt
 x = exp(median log pt_corr) of its jets; the correction at x is 1 / R. This stage does that on top of each
-network, in the bins of config key ``residual``, and interpolates linearly in log pt between the bins (constant
-beyond the first and last).
+network, in the bins of config key ``residual`` (gen-pt bins merged until each holds ``min_jets`` jets, so that
+every point of the inversion is a precise median), and interpolates linearly in log pt between the points
+(constant beyond the first and last). Jets beyond the last |eta| edge get no correction: where the derivation
+sample is too small, a residual fitted to its noise would make the closure worse, not better.
 
 The correction is written into the model: ``model.onnx`` is the network (``network.onnx``, checked against torch by
 the export stage) with a few ONNX nodes appended that evaluate the table from the network's prediction and the
@@ -29,6 +31,7 @@ from . import provenance
 from .command import Command, json_value, write_json
 from .errors import CheckFailed, ConfigError, InputError
 from .files import atomic_output
+from .metrics import MIN_JETS
 
 log = logging.getLogger(__name__)
 
@@ -47,39 +50,52 @@ def pt_edges(cfg: dict) -> np.ndarray:
 
 def derive(pt_corr, pt_gen, abs_eta, cfg: dict) -> dict:
     """The residual table from jets' corrected pt (by the network), gen pt and |eta| (of the gen jet, as the
-    evaluation bins them): per |eta| bin of ``cfg["eta_edges"]``, the log correction -log R at each knot (the
-    centres of the gen-pt bins, in log pt), interpolated from the bins with at least ``cfg["min_jets"]`` jets.
-    An |eta| bin without any such bin gets no correction (zeros)."""
+    evaluation bins them).
+
+    Per |eta| bin of ``cfg["eta_edges"]``, consecutive gen-pt bins are merged until they hold ``cfg["min_jets"]``
+    jets (what is left at the top joins the last group); each group gives one point of the inversion, its jets'
+    median log corrected pt and -log of their median response. The log correction at each knot (the centres of
+    the gen-pt bins, in log pt) is interpolated between the points, and held beyond the first and last. An |eta|
+    bin without a group of ``min_jets`` jets gets no correction (zeros)."""
     pt_corr, pt_gen, abs_eta = (np.asarray(a, np.float64) for a in (pt_corr, pt_gen, abs_eta))
     ok = np.isfinite(pt_corr) & (pt_corr > 0) & np.isfinite(pt_gen) & (pt_gen > 0) & np.isfinite(abs_eta)
     pt_corr, pt_gen, abs_eta = pt_corr[ok], pt_gen[ok], abs_eta[ok]
     edges, eta_edges = pt_edges(cfg), np.asarray(cfg["eta_edges"], np.float64)
     knots = np.log(np.sqrt(edges[:-1] * edges[1:]))
-    table, bins = [], []
+    pt_bin = np.searchsorted(edges, pt_gen, side="right") - 1
+    table, points = [], []
     for k in range(len(eta_edges) - 1):
         in_eta = (abs_eta >= eta_edges[k]) & (abs_eta < eta_edges[k + 1])
-        xs, ys, ns = [], [], []
+        groups, current = [], []
         for i in range(len(edges) - 1):
-            sel = in_eta & (pt_gen >= edges[i]) & (pt_gen < edges[i + 1])
-            if sel.sum() < cfg["min_jets"]:
-                continue
+            current.append(i)
+            if np.sum(in_eta & np.isin(pt_bin, current)) >= cfg["min_jets"]:
+                groups.append(current)
+                current = []
+        if current and groups:
+            groups[-1] += current
+        xs, ys, ns, ranges = [], [], [], []
+        for group in groups:
+            sel = in_eta & np.isin(pt_bin, group)
             xs.append(float(np.median(np.log(pt_corr[sel]))))
             ys.append(float(-np.log(np.median(pt_corr[sel] / pt_gen[sel]))))
             ns.append(int(sel.sum()))
+            ranges.append([float(edges[group[0]]), float(edges[group[-1] + 1])])
         order = np.argsort(xs)
         xs, ys = np.asarray(xs)[order], np.asarray(ys)[order]
         table.append(np.interp(knots, xs, ys).tolist() if len(xs) else [0.0] * len(knots))
-        bins.append({"log_pt": xs.tolist(), "log_correction": ys.tolist(), "jets": np.asarray(ns)[order].tolist()})
+        points.append({"log_pt": xs.tolist(), "log_correction": ys.tolist(), "jets": np.asarray(ns)[order].tolist(),
+                       "gen_pt": np.asarray(ranges).reshape(-1, 2)[order].tolist()})
     return {"eta_edges": eta_edges.tolist(), "log_pt_knots": knots.tolist(), "log_correction": table,
-            "inversion_points": bins, "jets": int(len(pt_gen))}
+            "inversion_points": points, "jets": int(len(pt_gen))}
 
 
 def evaluate_table(table: dict, log_pt_corr, abs_eta) -> np.ndarray:
-    """The table's log correction at each jet's log corrected pt and |eta| (|eta| beyond the edges: the first or
-    last bin), as the grafted ONNX nodes compute it."""
+    """The table's log correction at each jet's log corrected pt and |eta|, as the grafted ONNX nodes compute it:
+    none beyond the last |eta| edge."""
     log_pt_corr, abs_eta = np.asarray(log_pt_corr, np.float64), np.asarray(abs_eta, np.float64)
     eta_edges, knots = np.asarray(table["eta_edges"]), np.asarray(table["log_pt_knots"])
-    k = np.clip(np.searchsorted(eta_edges, abs_eta, side="right") - 1, 0, len(eta_edges) - 2)
+    k = np.maximum(np.searchsorted(eta_edges, abs_eta, side="right") - 1, 0)
     out = np.zeros(len(log_pt_corr))
     for b, values in enumerate(table["log_correction"]):
         sel = k == b
@@ -120,7 +136,7 @@ def graft(network_path: str, table: dict, model_path: str) -> None:
     slopes = (np.diff(values, axis=1) / np.diff(knots)).T.astype(np.float32)  # [knots - 1, eta bins]
     eta_edges = np.asarray(table["eta_edges"], np.float32)
     low, high = eta_edges[:-1].copy(), eta_edges[1:].copy()
-    low[0], high[-1] = -np.inf, np.inf  # beyond the edges: the first and last bin
+    low[0] = -np.inf  # |eta| from 0; beyond the last edge no bin, so no correction
     constants = {
         "pt_col": np.asarray(pt_col, np.int64), "eta_col": np.asarray(eta_col, np.int64),
         "one": np.asarray([1], np.int64), "knot_low": knots[:-1], "knot_high": knots[1:], "slopes": slopes,
@@ -169,7 +185,7 @@ def graft(network_path: str, table: dict, model_path: str) -> None:
 
 
 def closure(pt_corr, pt_gen, abs_eta, cfg: dict) -> list[list[float | None]]:
-    """Per |eta| bin and gen-pt bin of ``cfg``, the median response pt_corr / pt_gen (None under min_jets)."""
+    """Per |eta| bin and gen-pt bin of ``cfg``, the median response pt_corr / pt_gen (None under MIN_JETS)."""
     edges, eta_edges = pt_edges(cfg), cfg["eta_edges"]
     out = []
     for k in range(len(eta_edges) - 1):
@@ -177,7 +193,7 @@ def closure(pt_corr, pt_gen, abs_eta, cfg: dict) -> list[list[float | None]]:
         row = []
         for i in range(len(edges) - 1):
             sel = in_eta & (pt_gen >= edges[i]) & (pt_gen < edges[i + 1])
-            row.append(float(np.median(pt_corr[sel] / pt_gen[sel])) if sel.sum() >= cfg["min_jets"] else None)
+            row.append(float(np.median(pt_corr[sel] / pt_gen[sel])) if sel.sum() >= MIN_JETS else None)
         out.append(row)
     return out
 
