@@ -3,10 +3,14 @@
 errors, and the mean and spread of the runs.
 
     python scripts/headline_errors.py results/evaluation/metrics.json other/results/evaluation/metrics.json
-        [--labels seed1 seed2 ...] [--region '0<|eta|<2.5' ...] [--thesis]
+        [--labels seed1 seed2 ...] [--region '0<|eta|<2.5' ...] [--thesis] [--difference pfn dnn]
 
 ``--thesis``: the thesis's definitions (the summary's ``thesis_*`` numbers: the mean of the per-bin resolution
 ratios over every gen-pt bin, the spread of six flavour classes) instead of ours.
+
+``--difference A B``: also model A's numbers minus model B's, run by run, and their mean and spread over the
+runs (e.g. what the graph network gains over the jet-level DNN). The runs share their test jets, so the spread
+of the runs is the training's scatter; the test sample's own error is each run's bootstrap error.
 
 Each metrics.json (``gnnjec evaluate`` writes one) holds the summary per |eta| range with errors from
 bootstrap resamples of its test jets (evaluation.n_bootstrap); this table puts the runs side by side, so
@@ -36,6 +40,7 @@ def main() -> None:
     a.add_argument("--labels", nargs="*")
     a.add_argument("--region", nargs="*", help="summary regions to show (default: all)")
     a.add_argument("--thesis", action="store_true", help="the thesis's definitions (metrics.json's thesis_* numbers)")
+    a.add_argument("--difference", nargs=2, metavar=("A", "B"), help="also model A minus model B, run by run")
     args = a.parse_args()
     gain_key, change_key = (("thesis_resolution_gain", "thesis_flavour_spread_change") if args.thesis else
                             ("resolution_gain_mean", "flavour_spread_change"))
@@ -54,6 +59,13 @@ def main() -> None:
                                                         np.nan if change is None else change))
                 print(f"{label:<24}{region:<16}{model:<18}{fmt(gain, r.get(f'{gain_key}_err')):>22}"
                       f"{fmt(change, r.get(f'{change_key}_err'), digits=0):>26}")
+        if args.difference:
+            a_model, b_model = args.difference
+            if a_model in collected and b_model in collected:
+                name = f"{a_model} - {b_model}"
+                collected[name] = [tuple(np.subtract(x, y)) for x, y in zip(collected[a_model], collected[b_model])]
+                for label, (gain, change) in zip(runs, collected[name]):
+                    print(f"{label:<24}{region:<16}{name:<18}{fmt(gain, None):>22}{fmt(change, None, digits=0):>26}")
         if len(runs) > 1:
             for model, values in collected.items():
                 v = np.array(values, dtype=float)

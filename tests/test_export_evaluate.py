@@ -153,6 +153,23 @@ def test_evaluation_and_inference_do_not_import_torch():
     assert out.strip() == "False"
 
 
+def test_graph_networks_are_measured_against_the_jet_level_baseline(exported_model, synthetic_clouds, tmp_path):
+    """With the baseline family among the models, the summary adds each graph network's gain over it, on the same
+    jets and resamples: here the same network under both names, so exactly zero, with zero error."""
+    from gnnjec.spec import BASELINE
+
+    pred_path, metrics_path = tmp_path / "pred.parquet", tmp_path / "metrics.json"
+    evaluate.run_inference({BASELINE: exported_model, "pfn": exported_model}, synthetic_clouds["test"], str(pred_path))
+    text = evaluate.compute_metrics(str(pred_path), str(metrics_path), EVAL_CFG)
+    versus = json.loads(metrics_path.read_text())["versus_baseline"]
+    assert versus["baseline"] == BASELINE and list(versus["summary"]) == ["0<|eta|<2.5", "2.5<|eta|<5"]
+    pfn = versus["summary"]["0<|eta|<2.5"]["pfn"]
+    assert pfn["resolution_gain_mean"] == 0 and pfn["resolution_gain_mean_err"] == 0
+    assert pfn["thesis_resolution_gain"] == 0 and pfn["thesis_resolution_gain_err"] == 0
+    assert f"Against the jet-level baseline '{BASELINE}'" in text
+    assert list(json.loads(metrics_path.read_text())["methods"]) == ["standard", BASELINE, "pfn"]
+
+
 def test_cli_evaluate_refuses_missing_clouds(exported_model, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "gnnjec", "evaluate", "--onnx", f"pfn={exported_model}", "--clouds",
                            str(tmp_path / "missing.parquet"), "--predictions", str(tmp_path / "p.parquet"),

@@ -160,6 +160,28 @@ def test_headline_errors_script_puts_runs_side_by_side(tmp_path):
 
 
 
+def test_headline_errors_script_takes_the_difference_of_two_models_run_by_run(tmp_path):
+    import json
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    paths = []
+    for i, (pfn, dnn) in enumerate(((0.12, 0.10), (0.11, 0.10), (0.13, 0.09))):
+        summary = {"0<|eta|<2.5": {"pfn": {"resolution_gain_mean": pfn, "flavour_spread_change": -0.3},
+                                   "dnn": {"resolution_gain_mean": dnn, "flavour_spread_change": -0.2}}}
+        (tmp_path / f"m{i}.json").write_text(json.dumps({"summary": summary}))
+        paths.append(str(tmp_path / f"m{i}.json"))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "headline_errors.py"
+    out = subprocess.run([sys.executable, str(script), *paths, "--labels", "a", "b", "c", "--difference", "pfn", "dnn"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [line for line in out.splitlines() if "pfn - dnn" in line]
+    assert [re.findall(r"[+-]\d+\.?\d*", r.split("pfn - dnn")[1]) for r in rows[:3]] == [
+        ["+2.0", "-10"], ["+1.0", "-10"], ["+4.0", "-10"]]
+    assert rows[3].startswith("mean") and "+2.3 ± 1.5 %" in rows[3]  # mean 2.33, std of 2, 1, 4: 1.53
+
+
 def test_thesis_flavour_classes_follow_hadron_then_parton_flavour():
     from gnnjec.features import THESIS_FLAVOURS, thesis_flavour_class
 
@@ -330,5 +352,8 @@ def test_closure_bins_each_correction_in_its_own_corrected_pt():
     assert worst["gen"]["deviation"] == pytest.approx(0.2) and worst["gen"]["pt_low"] == 42
     assert c["summary"]["network"]["net"]["gen"]["deviation"] == pytest.approx(0.1)
     assert c["summary"]["methods"]["standard"]["reco"]["deviation"] == pytest.approx(0.0, abs=1e-3)
+    # the one populated bin from 30 GeV is 20 % off with an error of about 1e-4: beyond 1 % at 2 sigma
+    assert (worst["reco"]["bins_beyond"], worst["reco"]["bins"]) == (1, 1)
+    assert c["summary"]["methods"]["standard"]["reco"]["bins_beyond"] == 0
     text = metrics.format_summary({}, closure_summary=c["summary"])
     assert "net, network alone" in text and "20.00 ±" in text and "10.00 ±" in text

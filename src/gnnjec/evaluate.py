@@ -35,7 +35,7 @@ from .metrics import (
     table_rows,
     views,
 )
-from .spec import PRESETS
+from .spec import BASELINE, PRESETS
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +144,13 @@ def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, models:
     metrics["views"] = views(responses, truth, min_pt=min_pt, n_bootstrap=n_bootstrap, seed=seed)
     metrics["closure"] = closure(responses, pt_gen, abs_eta, edges, cfg["eta_bins"], min_pt=min_pt,
                                  n_bootstrap=n_bootstrap, seed=seed, network=networks)
+    graph_networks = [m for m in responses if m not in (STANDARD, BASELINE)]
+    if BASELINE in responses and graph_networks:  # what the constituents are worth: each GNN over the jet-level DNN
+        versus = {m: responses[m] for m in (BASELINE, *graph_networks)}
+        headline = cfg.get("headline_eta_bins") or cfg["eta_bins"]
+        metrics["versus_baseline"] = {"baseline": BASELINE, "summary": summarize(
+            versus, pt_gen, abs_eta, flavour, edges, headline, reference=BASELINE, min_pt=min_pt,
+            n_bootstrap=n_bootstrap, seed=seed, thesis_flavour=truth["thesis_flavour"])}
     metrics["models"] = models or {}
     metrics["definitions"] = {
         "response": "pt_corr / pt_gen",
@@ -166,12 +173,15 @@ def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, models:
                  f"{min_pt} GeV in |eta_gen| bins (eta)",
         "closure": "median response in bins of gen pt (gen) and of each correction's own corrected pt (reco); "
                    "network: a model's network alone, before its residual correction",
+        "versus_baseline": f"each graph network against the jet-level baseline {BASELINE!r} in the headline regions: "
+                           "the summary's numbers with the baseline as the reference, on the same jets and resamples",
     }
     with atomic_output(metrics_path) as tmp:
         Path(tmp).write_text(json.dumps(strict(provenance.with_provenance(metrics)), indent=1, allow_nan=False))
     if table_path:
         write_table(table_rows(metrics), table_path)
-    return format_summary(summary, closure_summary=metrics["closure"]["summary"])
+    return format_summary(summary, closure_summary=metrics["closure"]["summary"],
+                          versus_baseline=metrics.get("versus_baseline"))
 
 
 def write_table(rows: list[dict], path: str) -> None:

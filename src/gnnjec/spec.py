@@ -35,6 +35,10 @@ STANDARD = "standard"
 """The flavour-blind standard correction's name (pt_std) beside the families' in predictions, metrics and plots:
 the reference of every comparison."""
 
+BASELINE = "dnn"
+"""The jet-level family that the graph networks are measured against besides the standard correction: the summary
+gives each graph network's gain over it (what learning from the constituents one by one is worth)."""
+
 METHOD_LABELS = {STANDARD: "Standard (L1L2L3)", "pfn": "PFN", "pfn-lite": "PFN-Lite", "particlenet": "ParticleNet",
                  "particlenet-lite": "ParticleNet-Lite", "dnn": "DNN (jet-level)"}
 """How plots and tables name each method."""
