@@ -495,8 +495,14 @@ RATIO_LABEL = "Ratio\nto Std."
 
 def _ratio_axis(ax, series: list[Series]) -> None:
     """A ratio panel: the line at 1, a range over the points (with 1 in view) and arrows for the ones beyond."""
+    from matplotlib.ticker import MaxNLocator
+
     ax.axhline(1.0, color="grey", lw=1)
     _set_y(ax, series, include=(0.95, 1.02), max_span=0.8, pad=0.2)
+    low, high = ax.get_ylim()  # a few tick labels and the one at 1, none against the panel above
+    top = high - 0.1 * (high - low)
+    ticks = {round(t, 6) for t in MaxNLocator(nbins=3).tick_values(low, high) if low <= t <= top}
+    ax.set_yticks(sorted(ticks | ({1.0} if low <= 1.0 <= top else set())))
     _mark_off_scale(ax, series, digits=2)
     ax.set_ylabel(RATIO_LABEL, fontsize=16)
 
