@@ -11,7 +11,7 @@ import uproot
 
 from gnnjec import convert, demo
 from gnnjec.clouds import read_clouds
-from gnnjec.demo import detector, jets, simulate
+from gnnjec.demo import detector, jets, primary, simulate
 from gnnjec.demo.detector import Candidates
 from gnnjec.demo.events import Particles
 from gnnjec.features import FLAVOURS
@@ -89,7 +89,28 @@ def candidates(event, pt, eta, phi, charge, from_pv):
     z = np.zeros(n)
     return Candidates(np.asarray(event), np.asarray(pt, float), np.asarray(eta, float), np.asarray(phi, float), z,
                       np.asarray(charge), np.where(np.asarray(charge) != 0, 211, 130), z, z, z, z, z, z,
-                      np.zeros(n, int), np.zeros(n, int), np.zeros(n, int), np.asarray(from_pv), z)
+                      np.zeros(n, int), np.zeros(n, int), np.zeros(n, int),
+                      np.where(np.asarray(from_pv), primary.PV_USED_IN_FIT, primary.NO_PV), z, z)
+
+
+def test_vertices_are_found_from_tracks_and_tracks_associated_as_cms_does():
+    """Known answers. Event 0: a hard collision at z = 0.5 cm (10 tracks of 20 GeV), a pileup one at -1.0 (15 of
+    0.8 GeV), a soft pileup track measured to 1 mm near it, a b-decay track displaced in d0 0.6 cm from the hard
+    vertex in z, a lone track at z = 5 (nearest: the hard vertex). Event 1: only a soft track, no vertex."""
+    rng = np.random.default_rng(1)
+    z0 = np.r_[0.5 + 0.003 * rng.standard_normal(10), -1.0 + 0.01 * rng.standard_normal(15), -1.05, 1.1, 5.0, 2.0]
+    sigma = np.r_[np.full(10, 0.003), np.full(15, 0.01), 0.1, 0.005, 0.01, 0.1]
+    pt = np.r_[np.full(10, 20.0), np.full(15, 0.8), 0.3, 5.0, 1.0, 0.3]
+    d0_significance = np.r_[np.zeros(26), 10.0, 0.0, 0.0]
+    event = np.r_[np.zeros(28, int), 1]
+    a = primary.associate(event, z0, sigma, pt, np.zeros(29), np.zeros(29), d0_significance, 2)
+    assert list(a.npv) == [2, 0] and a.z_pv[0] == pytest.approx(0.5, abs=0.003) and a.z_pv[1] == 0.0
+    assert list(a.quality[:25]) == [7] * 25 and list(a.from_pv[:10]) == [3] * 10 and list(a.from_pv[10:25]) == [0] * 15
+    assert (a.quality[25], a.from_pv[25]) == (5, 0)  # compatible in dz with the pileup vertex: CHS removes it
+    assert (a.quality[26], a.from_pv[26]) == (4, 2)  # displaced, near the primary vertex: kept
+    assert (a.quality[27], a.from_pv[27]) == (1, 1)  # no vertex claims it, the nearest is the primary: kept
+    assert (a.quality[28], a.from_pv[28]) == (1, 1)  # an event without vertices: nothing is removed
+    assert list(a.npv_good) == [2, 0]
 
 
 def test_fixed_grid_rho_is_the_median_cell_density():

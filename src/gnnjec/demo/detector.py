@@ -46,20 +46,24 @@ PF linking                  per tower: calibrated energy E = raw / response(raw)
 Leptons                     electrons identified with 85 % probability (pt > 2 GeV) and measured to
                             2 %; muons (|eta| < 2.4, pt > 3 GeV) with 95 %; otherwise a track is a
                             charged hadron
-Vertices                    hard collision and pileup at z ~ N(0, 3.5 cm); tracks with |dz| < 0.1
-                            cm from the hard vertex are assigned to it (CHS keeps those, and every
-                            neutral)
+Vertices                    hard collision and pileup at z ~ N(0, 3.5 cm); vertices found from the
+                            prompt tracks by clustering in z, the primary one the largest sum pt^2;
+                            every track associated as CMS's PrimaryVertexAssignment does
+                            (pvAssocQuality 7, 5, 4, 1; fromPV 3-0: gnnjec.demo.primary); CHS
+                            removes the tracks associated with another vertex (fromPV 0) and keeps
+                            every other track, displaced or unassociated, and every neutral
 Track details               as MiniAOD stores them (PFNano's branches): only above 0.5 GeV, else
                             d0, dz and their errors -1; integer normalised chi2 (chi2_15 / 15,
                             3 % outliers x4); lostInnerHits -1 (85 %), else 0 or 1, and at least
                             the pixel layers (r = 2.9, 6.8 cm) inside the production radius;
-                            pvAssocQuality 7 (|dz| < 3 sigma and < 0.1 cm), 5 (< 0.1 cm), 4
-                            (< 5 sigma), else 1; trkQuality highPurity (5) unless chi2 > 5 or
-                            two lost hits (1)
+                            dz to the reconstructed primary vertex; trkQuality highPurity (5)
+                            unless chi2 > 5 or two lost hits (1)
 PUPPI                       alpha_i = log sum over charged-from-PV j with dR < 0.4 of (pt_j/dR)^2
                             (|eta| < 2.5; all particles beyond); weight = chi2_1 CDF of the
                             signed (alpha - median)^2 / RMS^2 of the charged pileup's alphas
-                            (forward: of all particles); charged: 1 from PV, 0 otherwise
+                            (forward: of all particles), 0 where w pt < 0.2 + 0.015 NPV GeV;
+                            charged from PV (weight 1): fromPV >= 2, or fromPV 1 and |dz| < 0.3
+                            cm; other charged 0 [PUPPI 2020, Run 3 settings]
 rho                         fixedGridRhoFastjetAll: median of pt / area over a 0.55 grid, |eta| < 5
 ==========================  ======================================================================
 """
@@ -72,14 +76,17 @@ import numpy as np
 
 from ..kinematics import delta_phi
 from ..ragged import Columns, local_index, segment_sum
-from . import vertices
+from . import primary, vertices
 from .events import ELECTRON_MASS, MUON_MASS, NEUTRINOS, PION_MASS, Particles
 
 BENDING_GEV_PER_M = 0.3 * 3.8 / 2
 ECAL_RADIUS_M, ECAL_ENDCAP_Z_M, HF_Z_M = 1.29, 3.15, 11.2
 TOWER, HF_TOWER = 2 * np.pi / 36, 2 * np.pi / 36
 """PF cluster cells: 2 x 2 HCAL towers (0.175), about a hadron shower's size; HF towers (0.175)."""
-PV_DZ_CM = 0.1
+PUPPI_DZ_CM = 0.3
+"""PUPPI counts a charged candidate closest to the primary vertex (fromPV 1) as from it within this |dz|."""
+PUPPI_PT_CUT = (0.2, 0.015)
+"""A neutral's weighted pt below 0.2 + 0.015 NPV GeV sets its weight to 0 (CMS's PUPPI, Run 3)."""
 RHO_GRID = 0.55
 
 
@@ -104,8 +111,13 @@ class Candidates(Columns):
     pvAssocQuality: np.ndarray
     trkQuality: np.ndarray
     from_pv: np.ndarray
+    """MiniAOD's fromPV (:mod:`gnnjec.demo.primary`): 3 in the primary vertex's fit, 2 associated with it, 1 closest
+    to it, 0 associated with another vertex (what CHS removes); neutrals 3."""
     pileup_fraction: np.ndarray
     """Share of the candidate's energy that comes from pileup (truth)."""
+    dz_pv: np.ndarray | None = None
+    """A track's dz to the reconstructed primary vertex, whatever its pt (the stored ``dz`` is -1 below 0.5 GeV);
+    0 for neutrals. PUPPI reads it."""
 
 
 
@@ -198,7 +210,7 @@ def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarr
     d0_true = p.vx * np.sin(phi) - p.vy * np.cos(phi)
     z_closest = p.vz - (p.vx * np.cos(phi) + p.vy * np.sin(phi)) * np.sinh(eta)
     d0 = d0_true + sigma_d0 * rng.standard_normal(n)
-    dz = z_closest - z_pv[p.event] + sigma_dz * rng.standard_normal(n)
+    z0 = z_closest + sigma_dz * rng.standard_normal(n)  # measured: the vertices are found from these
     electron_id = is_e & tracked & (pt > 2.0) & (rng.random(n) < 0.85)
     muon_id = is_mu & tracked & (abseta < 2.4) & (pt > 3.0) & (rng.random(n) < 0.95)
 
@@ -306,14 +318,18 @@ def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarr
     code = np.where(electron_id[ch], 11, np.where(muon_id[ch], 13, 211))
     q = charge[ch]
     ch_pt = np.where(electron_id[ch], _smear(rng, pt[ch], np.full(len(ch), 0.02)), track_pt[ch])
-    details = _track_details(rng, ch_pt, d0[ch], dz[ch], sigma_d0[ch], sigma_dz[ch], np.hypot(p.vx[ch], p.vy[ch]))
+    vtx = primary.associate(p.event[ch], z0[ch], sigma_dz[ch], ch_pt, eta[ch], phi[ch], d0[ch] / sigma_d0[ch],
+                            len(z_pv))
+    dz_pv = z0[ch] - vtx.z_pv[p.event[ch]]
+    details = _track_details(rng, ch_pt, d0[ch], dz_pv, sigma_d0[ch], sigma_dz[ch], np.hypot(p.vx[ch], p.vy[ch]),
+                             vtx.quality)
     parts.append(
         Candidates(
             p.event[ch], ch_pt, eta[ch], phi[ch],
             np.select([code == 11, code == 13], [ELECTRON_MASS, MUON_MASS], PION_MASS),
             q, np.where(code == 211, code * q, -code * q), details["d0"], details["dz"], np.zeros(len(ch)),
             details["d0Err"], details["dzErr"], details["trkChi2"], details["lostInnerHits"],
-            details["pvAssocQuality"], details["trkQuality"], np.abs(dz[ch]) < PV_DZ_CM, pu[ch],
+            details["pvAssocQuality"], details["trkQuality"], vtx.from_pv, pu[ch], dz_pv,
         )
     )
     # photons: single ones, and the ECAL part of a tower's excess over its tracks
@@ -334,17 +350,17 @@ def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarr
     secondary = vertices.reconstruct(
         rng, p.event, p.vx, p.vy, p.vz - z_pv[p.event], track_pt, eta, phi, tracked & (pu == 0) & ~muon_id
     )
-    return cands.take(order), secondary
+    return cands.take(order), secondary, vtx
 
 
 def _neutral(event, energy, eta, phi, code, pileup_fraction):
-    """Neutral candidates, with PFNano's values for "no track" (-1, association quality 7)."""
+    """Neutral candidates, with PFNano's values for "no track" (-1, association quality 7, fromPV 3)."""
     m = len(event)
     zeros, none = np.zeros(m), np.full(m, -1.0)
     return Candidates(
         event.astype(np.int64), energy / np.cosh(eta), eta, phi, zeros, np.zeros(m, np.int64), code.astype(np.int64),
         none, none, zeros, none, none, none, np.full(m, -1, np.int64), np.full(m, 7, np.int64),
-        np.zeros(m, np.int64), np.ones(m, bool), pileup_fraction,
+        np.zeros(m, np.int64), np.full(m, primary.PV_USED_IN_FIT, np.int64), pileup_fraction, zeros,
     )
 
 
@@ -352,20 +368,16 @@ TRACK_DETAILS_PT = 0.5
 PIXEL_LAYERS_CM = (2.9, 6.8)
 
 
-def _track_details(rng, pt, d0, dz, sigma_d0, sigma_dz, production_radius) -> dict:
+def _track_details(rng, pt, d0, dz, sigma_d0, sigma_dz, production_radius, association) -> dict:
     """PFNano's track details, as MiniAOD stores them: only above 0.5 GeV (else -1, and d0 and dz
     are -1 too); an integer normalised chi2; hits lost before the first measured layer (a track
-    made beyond a pixel layer misses it); association to the vertex by dz; highPurity unless the
-    fit is poor."""
+    made beyond a pixel layer misses it); the association's quality (:mod:`gnnjec.demo.primary`); highPurity
+    unless the fit is poor."""
     m = len(pt)
     has = pt > TRACK_DETAILS_PT
     chi2 = rng.chisquare(15, m) / 15 * np.where(rng.random(m) < 0.03, 4.0, 1.0)
     lost = np.where(rng.random(m) < 0.85, -1, np.where(rng.random(m) < 0.7, 0, 1))
     lost = np.maximum(lost, np.searchsorted(PIXEL_LAYERS_CM, production_radius))
-    significance = np.abs(dz) / sigma_dz
-    association = np.select(
-        [(significance < 3) & (np.abs(dz) < PV_DZ_CM) & has, np.abs(dz) < PV_DZ_CM, significance < 5], [7, 5, 4], 1
-    )
     return {
         "d0": np.where(has, d0, -1.0),
         "dz": np.where(has, dz, -1.0),
@@ -382,14 +394,16 @@ REFERENCE_PER_EVENT = 200
 """At most this many pileup particles per event set PUPPI's median and RMS (a fixed subsample)."""
 
 
-def puppi_weights(c: Candidates, wanted: np.ndarray | None = None) -> np.ndarray:
+def puppi_weights(c: Candidates, wanted: np.ndarray | None = None, npv: np.ndarray | None = None) -> np.ndarray:
     """PUPPI weights of the candidates of all events (see the module table); neutral weights are
-    computed where ``wanted`` is true (all by default) and 0 elsewhere."""
+    computed where ``wanted`` is true (all by default) and 0 elsewhere; ``npv`` per event sets the neutrals'
+    pt cut (none given: one vertex)."""
     from scipy.spatial import cKDTree
     from scipy.stats import chi2
 
     charged = c.charge != 0
-    pv = charged & c.from_pv
+    dz = c.dz_pv if c.dz_pv is not None else np.zeros(len(c.pt))
+    pv = charged & ((c.from_pv >= primary.PV_TIGHT) | ((c.from_pv == primary.PV_LOOSE) & (np.abs(dz) < PUPPI_DZ_CM)))
     central = np.abs(c.eta) < 2.5
     # one tree for all events: events are moved apart in eta; phi copies cover the wrap-around
     x = c.eta + 20.0 * c.event
@@ -449,7 +463,9 @@ def puppi_weights(c: Candidates, wanted: np.ndarray | None = None) -> np.ndarray
         ok = np.isfinite(med) & (sig > 0)
         signed = np.where(np.isfinite(a) & (a > med), (a - med) ** 2 / np.where(ok, sig, 1.0) ** 2, 0.0)
         w = np.where(ok, chi2.cdf(signed, 1), np.where(np.isfinite(a), 1.0, 0.0))
-        weights[neutral] = np.where(w * c.pt[neutral] < 0.1, 0.0, w)
+        n_vertices = np.ones(n_events) if npv is None else np.asarray(npv, np.float64)
+        cut = PUPPI_PT_CUT[0] + PUPPI_PT_CUT[1] * n_vertices[c.event[neutral]]
+        weights[neutral] = np.where(w * c.pt[neutral] < cut, 0.0, w)
     return weights
 
 

@@ -142,7 +142,7 @@ def branches(sample, correction: StandardCorrection, first_event: int, lumi: int
         "event": np.arange(first_event, first_event + n_events, dtype=np.uint64),
         "fixedGridRhoFastjetAll": sample.rho.astype(np.float32),
         "PV_npvs": sample.npv.astype(np.int32),
-        "PV_npvsGood": sample.npv.astype(np.int32),
+        "PV_npvsGood": (sample.npv if getattr(sample, "npv_good", None) is None else sample.npv_good).astype(np.int32),
         "Pileup_nTrueInt": sample.mu.astype(np.float32),
         "genWeight": np.ones(n_events, np.float32),
         "Jet": jagged(jets, jet_counts),

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import detector, events, jets, vertices
+from . import detector, events, jets, primary, vertices
 from .detector import Candidates
 from .events import NEUTRINOS, Particles
 from .pfnano import RECO_JET_PT_MIN, branches
@@ -19,7 +19,6 @@ from .vertices import Vertices
 MU_RANGE = (10.0, 60.0)
 """Mean pileup per event, uniform: Run 2 averaged 32 and Run 3 about 45 (CMS luminosity public
 results); the range covers both."""
-VERTEX_EFFICIENCY = 0.7
 RECO_JET_RAW_PT_MIN = 10.0
 """Reco jets are clustered above this raw pt: the writer checks that no correction factor can lift
 a jet from below it over its 15 GeV threshold."""
@@ -44,6 +43,7 @@ class Sample:
     n_events: int
     rho: np.ndarray
     npv: np.ndarray
+    """Reconstructed vertices per event (:mod:`gnnjec.demo.primary`)."""
     mu: np.ndarray
     reco: JetTable
     area: np.ndarray
@@ -58,6 +58,8 @@ class Sample:
     """None: a generator without secondary vertices (the files then have no SV and JetSVs)."""
     vertex_jet: np.ndarray | None
     """Per secondary vertex: index of its reco jet (nearest within dR < 0.4), or -1."""
+    npv_good: np.ndarray | None = None
+    """Vertices with at least four tracks in their fit (``PV_npvsGood``); None: as npv."""
 
 
 class PileupPool:
@@ -79,9 +81,9 @@ def simulate(rng: np.random.Generator, seed: int, n_events: int, pool: PileupPoo
     everything = Particles.concat([signal, pu])  # the detector does not need them in event order
     flag = np.concatenate([np.zeros(len(signal), bool), np.ones(len(pu), bool)])
 
-    cands, secondary = detector.reconstruct(rng, everything, flag, z_pv)
+    cands, secondary, primary_vertices = detector.reconstruct(rng, everything, flag, z_pv)
     rho = detector.fixed_grid_rho(cands, n_events)
-    npv = 1 + rng.binomial(n_pileup, VERTEX_EFFICIENCY)
+    npv = primary_vertices.npv
 
     # GenJets: the hard collision's stable particles without neutrinos
     visible = ~np.isin(np.abs(s.pdg), NEUTRINOS) & (np.abs(s.eta) < jets.ETA_MAX)
@@ -90,19 +92,20 @@ def simulate(rng: np.random.Generator, seed: int, n_events: int, pool: PileupPoo
     gen = jets.cluster(g.event, g.pt, g.eta, g.phi, g_mass, n_events, GEN_JET_PT_MIN)
     gen_hf, gen_pf = jets.flavours(gen, hard.partons, hard.heavy_hadrons)
 
-    # reco jets: AK4 CHS
-    chs = (cands.charge == 0) | cands.from_pv
+    # reco jets: AK4 CHS, without the charged candidates associated with a pileup vertex
+    chs = (cands.charge == 0) | (cands.from_pv != primary.NO_PV)
     c = cands.take(np.flatnonzero(chs))
     reco = jets.cluster(c.event, c.pt, c.eta, c.phi, c.mass, n_events, RECO_JET_RAW_PT_MIN)
     # PUPPI weights: from the whole event, for the candidates that end up in jets
     in_jet = np.zeros(len(cands.pt), bool)
     in_jet[np.flatnonzero(chs)[reco.constituent_jet >= 0]] = True
-    c.puppiWeight = detector.puppi_weights(cands, in_jet)[chs]
+    c.puppiWeight = detector.puppi_weights(cands, in_jet, npv)[chs]
     reco_hf, reco_pf = jets.flavours(reco, hard.partons, hard.heavy_hadrons)
     return Sample(
         n_events=n_events,
         rho=rho,
         npv=npv,
+        npv_good=primary_vertices.npv_good,
         mu=mu,
         reco=JetTable(reco.event, reco.pt, reco.eta, reco.phi, reco.mass, reco_hf, reco_pf),
         area=jets.passive_area(reco),
