@@ -113,6 +113,20 @@ def test_vertices_are_found_from_tracks_and_tracks_associated_as_cms_does():
     assert list(a.npv_good) == [2, 0]
 
 
+def test_the_largest_lift_of_a_jet_below_the_clustering_threshold():
+    """Known answer: L2L3 factors 2.0 at 5 GeV and 1.0 at 20 GeV, linear in log pt: at y GeV (L1-corrected) a jet
+    ends at y (2 - log(y / 5) / log 4), largest at the 10 GeV threshold: 15 GeV, which the writer must refuse; with
+    factors 1.8 and 1.0, 14 GeV."""
+    from types import SimpleNamespace
+
+    def correction(low):
+        return SimpleNamespace(l2l3_log_pt=[np.log([5.0, 20.0]), np.array([])], l2l3_factor=[np.array([low, 1.0]),
+                                                                                            np.array([])])
+
+    assert simulate.largest_lift(correction(2.0)) == pytest.approx(15.0)
+    assert simulate.largest_lift(correction(1.8)) == pytest.approx(14.0)
+
+
 def test_fixed_grid_rho_is_the_median_cell_density():
     # one 2 GeV particle in the centre of every cell of the 0.55 grid (18 x 11 cells), plus a jet
     n_eta, n_phi = 18, 11
@@ -220,6 +234,23 @@ def test_pythia_file_converts_to_clouds_of_every_flavour(pythia_file, tmp_path):
     has = ak.flatten(clouds["charged"]["has_track"]).to_numpy()
     pt = ak.flatten(clouds["charged"]["pt"]).to_numpy()
     assert not has[pt < 0.45].any() and has[pt > 0.55].all()
+
+
+@pytest.mark.slow
+def test_no_network_input_is_constant_over_the_demo_sample(pythia_file, tmp_path):
+    """Every input of the default feature lists varies over the jets of a demo file: a constant input says the
+    simulated detector hands the network nothing there (the charged PUPPI weight and pv_other were exactly 1 and
+    0 while CHS was a cut on the true vertex, issue 22)."""
+    from gnnjec.dataset import CloudData
+    from gnnjec.features import DEFAULT_INPUTS
+
+    out = tmp_path / "clouds.parquet"
+    convert.convert_file(str(pythia_file), str(out), convert.Selection(), convert.Split())
+    data = CloudData(str(out), DEFAULT_INPUTS)
+    values = {"jet": data.jet, **{k: data.clouds[k].values for k in data.collections}}
+    constant = [f"{collection}.{name}" for collection, table in values.items()
+                for name, column in zip(DEFAULT_INPUTS[collection], table.T) if np.all(column == column[0])]
+    assert constant == [], f"constant over {data.n} jets: {constant}"
 
 
 @pytest.mark.slow

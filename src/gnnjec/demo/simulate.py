@@ -129,13 +129,21 @@ def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0]) % 900_000_000
 
 
+def largest_lift(correction) -> float:
+    """The largest corrected pt a jet below RECO_JET_RAW_PT_MIN raw can reach: L1 only lowers pt, so a jet of L1-
+    corrected pt y < RECO_JET_RAW_PT_MIN ends at y * L2L3(y), whose largest value over y bounds it."""
+    y = np.geomspace(1.0, RECO_JET_RAW_PT_MIN, 400)  # up to the threshold itself: the bound is the limit there
+    return max((float(np.max(y * np.interp(np.log(y), x, f)))
+                for x, f in zip(correction.l2l3_log_pt, correction.l2l3_factor) if len(f)), default=0.0)
+
+
 def chunks(n_events: int, seed: int, file_index: int, correction, chunk_events: int = CHUNK_EVENTS):
     """NanoAOD branches of ``n_events`` Pythia events, a chunk at a time (seeded by seed and file)."""
-    largest = max((float(f.max()) for f in correction.l2l3_factor if len(f)), default=1.0)
-    if RECO_JET_RAW_PT_MIN * largest >= RECO_JET_PT_MIN:
+    lifted = largest_lift(correction)
+    if lifted >= RECO_JET_PT_MIN:
         raise ValueError(
-            f"the standard correction reaches a factor {largest:.2f}: jets clustered above "
-            f"{RECO_JET_RAW_PT_MIN} GeV raw miss some that it would lift over {RECO_JET_PT_MIN} GeV"
+            f"the standard correction lifts a jet of less than {RECO_JET_RAW_PT_MIN} GeV raw to {lifted:.1f} GeV: "
+            f"jets clustered above {RECO_JET_RAW_PT_MIN} GeV raw miss some over {RECO_JET_PT_MIN} GeV"
         )
     rng = np.random.default_rng([seed, file_index])
     pool = PileupPool(_seed(seed, file_index, 1_000_000), POOL_SIZE)
