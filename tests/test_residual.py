@@ -124,6 +124,7 @@ def test_the_stage_writes_the_model_its_table_and_closure(exported_model, synthe
     assert written["enabled"] and written["check"]["max_abs_diff"] < residual.CHECK_TOLERANCE
     assert "provenance" in written and len(written["log_correction"]) == len(cfg["eta_edges"]) - 1
     before, after = (np.array(out["closure_gen_pt"][k], dtype=float) for k in ("before", "after"))
+    assert np.array(out["closure_reco_pt"]["after"], dtype=float).shape == after.shape
     # on the jets it was derived on, the inversion closes every bin it used to within the interpolation
     assert np.nanmax(np.abs(after - 1)) < np.nanmax(np.abs(before - 1)) + 1e-9
     assert OnnxRegressor(str(tmp_path / "model.onnx")).outputs == ["prediction", residual.NETWORK_OUTPUT]

@@ -15,7 +15,8 @@ The correction is written into the model: ``model.onnx`` is the network (``netwo
 the export stage) with a few ONNX nodes appended that evaluate the table from the network's prediction and the
 jet's own inputs (log pt_raw, eta). Its outputs are ``prediction`` (with the residual correction: what every user
 of the model gets, Triton and the analysis API included) and ``network_prediction`` (the network alone). Both are
-log(pt_corr / pt_raw). The table is also written as JSON beside it, with the derivation sample's closure.
+log(pt_corr / pt_raw). The table is also written as JSON beside it, with the derivation sample's closure in gen-pt
+and reco-pt bins.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from . import provenance
 from .command import Command, json_value, write_json
 from .errors import CheckFailed, ConfigError, InputError
 from .files import atomic_output
-from .metrics import MIN_JETS
+from .metrics import closure
 
 log = logging.getLogger(__name__)
 
@@ -184,18 +185,15 @@ def graft(network_path: str, table: dict, model_path: str) -> None:
         onnx.save(proto, str(tmp))
 
 
-def closure(pt_corr, pt_gen, abs_eta, cfg: dict) -> list[list[float | None]]:
-    """Per |eta| bin and gen-pt bin of ``cfg``, the median response pt_corr / pt_gen (None under MIN_JETS)."""
-    edges, eta_edges = pt_edges(cfg), cfg["eta_edges"]
-    out = []
-    for k in range(len(eta_edges) - 1):
-        in_eta = (abs_eta >= eta_edges[k]) & (abs_eta < eta_edges[k + 1])
-        row = []
-        for i in range(len(edges) - 1):
-            sel = in_eta & (pt_gen >= edges[i]) & (pt_gen < edges[i + 1])
-            row.append(float(np.median(pt_corr[sel] / pt_gen[sel])) if sel.sum() >= MIN_JETS else None)
-        out.append(row)
-    return out
+def _closure(pt_before, pt_after, pt_gen, abs_eta, cfg: dict) -> dict:
+    """The derivation sample's closure before and after: per |eta| bin and bin of gen pt (``closure_gen_pt``) and of
+    the corrected pt (``closure_reco_pt``) of ``cfg``, the median response (:func:`gnnjec.metrics.closure`; None under
+    its MIN_JETS jets)."""
+    edges = cfg["eta_edges"]
+    binned = closure({"before": pt_before / pt_gen, "after": pt_after / pt_gen}, pt_gen, abs_eta, pt_edges(cfg),
+                     list(zip(edges[:-1], edges[1:])), min_pt=cfg["pt_range"][0], n_bootstrap=0)["methods"]
+    return {f"closure_{axis}_pt": {when: [[b["median"] for b in row] for row in binned[when][axis]]
+                                   for when in ("before", "after")} for axis in ("gen", "reco")}
 
 
 def residual_correction(network_path: str, clouds_path: str, cfg: dict, model_path: str, table_path: str,
@@ -238,9 +236,7 @@ def residual_correction(network_path: str, clouds_path: str, cfg: dict, model_pa
         Path(model_path).unlink(missing_ok=True)
         raise
     pt_after = data.truth["pt_raw"].astype(np.float64) * np.exp(after.astype(np.float64))
-    result = {"enabled": True, **table, "config": cfg,
-              "closure_gen_pt": {"before": closure(pt_corr, pt_gen, abs_eta, cfg),
-                                 "after": closure(pt_after, pt_gen, abs_eta, cfg)},
+    result = {"enabled": True, **table, "config": cfg, **_closure(pt_corr, pt_after, pt_gen, abs_eta, cfg),
               "check": {"max_abs_diff": worst, "network_max_abs_diff": network_diff, "tolerance": CHECK_TOLERANCE}}
     write_json(table_path, result)
     log.info("residual correction of %s from %d jets: |log correction| up to %.3f; checked to %.1e", network_path,
