@@ -2,14 +2,15 @@
 them, written as CMS writes it (PFNano's ``pvAssocQuality``; MiniAOD's ``fromPV``, which CHS reads).
 
 Vertex finding (a modelling choice after [TRK] Sec. 6, the gap clustering of CMS's first vertex finder; its
-deterministic annealing resolves vertices down to about 1 mm too): prompt tracks, |d0| / sigma(d0) < 4 (CMS
-selects tracks for vertexing by their impact-parameter significance to the beam line), sorted in z at their
-closest approach to the beam line and split where two neighbours are more than ``GAP_CM`` apart. A cluster of at
-least two tracks is a vertex at the error-weighted mean z of its tracks; those within 3 sigma of it are used in its
-fit. Collisions closer than about the gap merge and collisions with fewer than two reconstructed prompt tracks are
-lost: the efficiency, the merging and the number of vertices (``PV_npvs``) follow from the tracks, not from the
-truth. The primary vertex is the one with the largest sum of pt^2 of its track jets (CMS's choice since Run 2, with
-track jets approximated by cells of 0.8 x 0.8).
+deterministic annealing resolves vertices down to about 1 mm): prompt tracks, |d0| / sigma(d0) < 4 (CMS selects
+tracks for vertexing by their impact-parameter significance to the beam line), measured in z to better than
+``MAX_SIGMA_Z_CM``, sorted in z at their closest approach to the beam line and split where two neighbours are more
+than ``GAP_CM`` apart. A cluster of at least two tracks is a vertex at the error-weighted mean z of its tracks,
+refitted without those more than 3 sigma away; those within 3 sigma are used in its fit. Collisions closer than
+about the gap merge and collisions with fewer than two well-measured prompt tracks are lost: the efficiency, the
+merging and the number of vertices (``PV_npvs``) follow from the tracks, not from the truth. The primary vertex is
+the one with the largest sum of pt^2 of its track jets (CMS's choice since Run 2, with track jets approximated by
+cells of 0.8 x 0.8).
 
 Association (after CMS's PrimaryVertexAssignment, PhysicsTools/PatAlgos; the order below, the displaced tracks'
 protection before the dz compatibility with any vertex, is this model's choice: it keeps b- and c-decay tracks with
@@ -94,7 +95,7 @@ def associate(event, z0, sigma_z, pt, eta, phi, d0_significance, n_events: int) 
         in_fit = np.abs(z - z_fit[cluster]) < FIT_SIGMAS * sigma_z[order]
     fitted = np.bincount(cluster[in_fit], minlength=n_clusters)
     valid = fitted >= 2
-    # the vertices, by event and z; the primary one per event: the largest sum of pt^2 of its fit's tracks
+    # the vertices; the primary one per event: the largest sum of pt^2 of its fit's track jets
     vertex_of_cluster = np.full(n_clusters, -1)
     vertex_of_cluster[valid] = np.arange(int(valid.sum()))
     v_event = np.zeros(n_clusters, np.int64)
@@ -116,7 +117,7 @@ def associate(event, z0, sigma_z, pt, eta, phi, d0_significance, n_events: int) 
     fit_tracks = order[in_fit & valid[cluster]]
     vertex[fit_tracks] = vertex_of_cluster[cluster[in_fit & valid[cluster]]]
     used[fit_tracks] = True
-    nearest = _nearest_vertex(event, z0, v_event, v_z, npv)
+    nearest = _nearest_vertex(event, z0, v_event, v_z)
     rest = ~used & (nearest >= 0)
     vertex[rest] = nearest[rest]
     dz_vertex = np.where(vertex >= 0, np.abs(z0 - v_z[np.maximum(vertex, 0)]), np.inf)
@@ -143,7 +144,7 @@ def _track_jet_pt2(vertex, pt, eta, phi, n_vertices: int) -> np.ndarray:
     return np.bincount(cells // 64, weights=jet_pt**2, minlength=n_vertices)
 
 
-def _nearest_vertex(event, z0, v_event, v_z, npv) -> np.ndarray:
+def _nearest_vertex(event, z0, v_event, v_z) -> np.ndarray:
     """Per track, the index of the vertex of its event nearest in z, or -1 (an event without vertices)."""
     out = np.full(len(event), -1)
     if len(v_event) == 0:
