@@ -35,7 +35,7 @@ from .metrics import (
     table_rows,
     views,
 )
-from .spec import BASELINE, PRESETS
+from .spec import BASELINE
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ def read_responses(predictions_path: str, network: bool = False):
         elif column.startswith(network_prefix):
             networks[column[len(network_prefix):]] = np.asarray(p[column], np.float64)[ok] / pt_gen
     # the jet-level baseline before the networks on constituents: tables and plots read standard, DNN, GNN
-    order = sorted(responses, key=lambda m: m != STANDARD and PRESETS.get(m, {}).get("architecture") != "dnn")
+    order = sorted(responses, key=lambda m: 0 if m == STANDARD else 1 if m == BASELINE else 2)
     responses = {m: responses[m] for m in order}
     return (truth, responses, networks) if network else (truth, responses)
 
