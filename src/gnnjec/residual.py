@@ -67,12 +67,15 @@ def derive(pt_corr, pt_gen, abs_eta, cfg: dict) -> dict:
     table, points = [], []
     for k in range(len(eta_edges) - 1):
         in_eta = (abs_eta >= eta_edges[k]) & (abs_eta < eta_edges[k + 1])
-        groups, current = [], []
-        for i in range(len(edges) - 1):
+        in_range = in_eta & (pt_bin >= 0) & (pt_bin < len(edges) - 1)
+        counts = np.bincount(pt_bin[in_range], minlength=len(edges) - 1)
+        groups, current, held = [], [], 0
+        for i, count in enumerate(counts):
             current.append(i)
-            if np.sum(in_eta & np.isin(pt_bin, current)) >= cfg["min_jets"]:
+            held += count
+            if held >= cfg["min_jets"]:
                 groups.append(current)
-                current = []
+                current, held = [], 0
         if current and groups:
             groups[-1] += current
         xs, ys, ns, ranges = [], [], [], []
@@ -215,7 +218,8 @@ def residual_correction(network_path: str, clouds_path: str, cfg: dict, model_pa
     data = CloudData(clouds_path, network.inputs, truth=("pt_gen", "eta_gen", "pt_raw"))
     if data.n == 0:
         raise InputError(f"{clouds_path}: no jets to derive the residual correction on; convert more events")
-    log_pt_corr = np.log(data.truth["pt_raw"].astype(np.float64)) + network.predict(data)
+    prediction = network.predict(data)
+    log_pt_corr = np.log(data.truth["pt_raw"].astype(np.float64)) + prediction
     pt_corr, pt_gen = np.exp(log_pt_corr), data.truth["pt_gen"].astype(np.float64)
     abs_eta = np.abs(data.truth["eta_gen"].astype(np.float64))
     table = derive(pt_corr, pt_gen, abs_eta, cfg)
@@ -228,7 +232,7 @@ def residual_correction(network_path: str, clouds_path: str, cfg: dict, model_pa
         reco_abs_eta = np.abs(data.jet[:, _jet_input(network.inputs, ("abs_eta", "eta"))[0]].astype(np.float64))
         expected = evaluate_table(table, log_pt_corr, reco_abs_eta)
         worst = float(np.max(np.abs((after.astype(np.float64) - before) - expected)))
-        network_diff = float(np.max(np.abs(before - network.predict(data))))
+        network_diff = float(np.max(np.abs(before - prediction)))
         if worst > CHECK_TOLERANCE or network_diff > CHECK_TOLERANCE:
             raise CheckFailed(f"{model_path}: the grafted residual correction differs from its table by {worst:.1e} "
                               f"(network output by {network_diff:.1e}) > {CHECK_TOLERANCE:.0e}; do not use it")
