@@ -71,13 +71,15 @@ def run_inference(models: dict[str, str], clouds_path: str, predictions_path: st
             data = CloudData(clouds_path, regressor.inputs, truth=TRUTH_COLUMNS)
         if data.n == 0:
             raise InputError(f"{clouds_path}: the test split has no jets; convert more events")
+        wanted = ("prediction", *(["network_prediction"] if "network_prediction" in regressor.outputs else []))
         start = time.perf_counter()
-        prediction = regressor.predict(data)
+        predicted = regressor.predict_outputs(data, wanted)  # both outputs from one pass
         seconds = time.perf_counter() - start
+        prediction = predicted["prediction"]
         columns[f"prediction_{name}"] = prediction
         columns[corrected_column(name)] = (data.truth["pt_raw"] * np.exp(prediction)).astype(np.float32)
-        if "network_prediction" in regressor.outputs:
-            network = regressor.predict(data, output="network_prediction")
+        if "network_prediction" in predicted:
+            network = predicted["network_prediction"]
             columns[network_column(name)] = (data.truth["pt_raw"] * np.exp(network)).astype(np.float32)
         info[name] = {"point": regressor.name, "jets": data.n, "seconds": seconds,
                       "jets_per_second": data.n / max(seconds, 1e-9)}

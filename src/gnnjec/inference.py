@@ -46,21 +46,27 @@ class OnnxRegressor:
         """``prediction``, and ``network_prediction`` (the network alone) when a residual correction is grafted on
         (:mod:`gnnjec.residual`)."""
 
-    def predict_batch(self, arrays: list[np.ndarray], output: str = "prediction") -> np.ndarray:
-        return self.session.run([output], dict(zip(self.names, arrays)))[0]
+    def predict_batch(self, arrays: list[np.ndarray]) -> np.ndarray:
+        return self.session.run(["prediction"], dict(zip(self.names, arrays)))[0]
 
     def predict(self, data: CloudData, batch_size: int = 2048, output: str = "prediction") -> np.ndarray:
-        """Predictions (or another ``output``) for every jet of ``data``, in its order.
+        """Predictions (or another ``output``) for every jet of ``data``, in its order."""
+        return self.predict_outputs(data, (output,), batch_size)[output]
+
+    def predict_outputs(self, data: CloudData, outputs: tuple[str, ...], batch_size: int = 2048) -> dict:
+        """Each of ``outputs`` for every jet of ``data``, in its order, from one pass over the jets.
 
         Jets are batched by constituent count, so that each batch is padded only to about its own
         jets' length (the networks are exact under padding, so this changes no prediction; it makes
         ParticleNet, whose cost grows with the padded length, several times faster).
         """
-        out = np.empty(data.n, np.float32)
+        out = {name: np.empty(data.n, np.float32) for name in outputs}
         length = (np.max([np.diff(data.clouds[k].offsets) for k in data.collections], axis=0)
                   if data.collections else None)
         order = np.argsort(length, kind="stable") if length is not None else np.arange(data.n)
         for start in range(0, data.n, batch_size):
             rows = order[start : start + batch_size]
-            out[rows] = self.predict_batch(data.batch(rows, self.hparams["max_constituents"]), output)
+            arrays = data.batch(rows, self.hparams["max_constituents"])
+            for name, values in zip(outputs, self.session.run(list(outputs), dict(zip(self.names, arrays)))):
+                out[name][rows] = values
         return out

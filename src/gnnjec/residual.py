@@ -226,8 +226,8 @@ def residual_correction(network_path: str, clouds_path: str, cfg: dict, model_pa
     graft(network_path, table, model_path)
     try:
         grafted = OnnxRegressor(model_path, threads)
-        after = grafted.predict(data)
-        before = grafted.predict(data, output=NETWORK_OUTPUT)
+        both = grafted.predict_outputs(data, ("prediction", NETWORK_OUTPUT))
+        after, before = both["prediction"], both[NETWORK_OUTPUT]
         # the correction at each jet's own (reco) |eta|, as the grafted nodes read it from the jet inputs
         reco_abs_eta = np.abs(data.jet[:, _jet_input(network.inputs, ("abs_eta", "eta"))[0]].astype(np.float64))
         expected = evaluate_table(table, log_pt_corr, reco_abs_eta)

@@ -144,10 +144,10 @@ class Sizes:
         return planned(jets / INFER_PER_S[family] * 4, 3, 4000, f"{jets} jets checked")
 
     def residual(self, family: str, threads: int) -> Cost:
-        """The network on the validation jets, three times (derivation, and the graft's check)."""
+        """The network on the validation jets, twice (derivation, and the graft's check)."""
         jets = self.jets["val"]
         mem = max(4000, int(2000 + jets * 40 * 8 / 1e6))
-        return planned(3 * jets / (INFER_PER_S[family] * threads / 2), 3, mem, f"{jets:.3g} validation jets")
+        return planned(2 * jets / (INFER_PER_S[family] * threads / 2), 3, mem, f"{jets:.3g} validation jets")
 
     def evaluate(self, families: list[str], threads: int) -> Cost:
         jets = self.jets["test"]
