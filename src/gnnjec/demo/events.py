@@ -1,4 +1,4 @@
-"""Generator-level events from Pythia 8: QCD 2->2 hard scatters and a minimum-bias pileup pool.
+"""Generator-level events from Pythia 8: named hard processes (QCD 2->2, tt-bar) and a minimum-bias pileup pool.
 
 Pythia's batch interface (``Pythia.nextBatch``) hands back whole events as awkward arrays, so no
 Python loop touches a particle. Everything here is flat numpy arrays with an ``event`` index.
@@ -10,7 +10,12 @@ Settings, and why:
   what the toy lacked.
 * QCD 2->2 (``HardQCD:all``) with ``pTHatMin`` below the lowest jet pt studied and a pT-hat bias
   (``PhaseSpace:bias2Selection``, power 4.5) that makes the jet pt spectrum roughly flat in log pt,
-  as CMS's "Flat" QCD samples are. Events are used unweighted, like the thesis's sample.
+  as CMS's "Flat" QCD samples are. Events are used unweighted, like the thesis's sample. This is the
+  process the networks train on and the standard correction is derived on (``qcd``).
+* tt-bar (``Top:gg2ttbar``, ``Top:qqbar2ttbar``), inclusive decays and no pT-hat bias: another pt
+  spectrum and flavour mix (b jets from the tops, light quarks from the W's), for evaluation only
+  (``ttbar``). Tops and W's decay in the generator (their status is negative), so the stable list and
+  the flavour truth need nothing of their own.
 * Particles with c*tau > 1 m are stable (``ParticleDecays:limitTau0``): b and c hadrons, and also
   K0S and hyperons, decay with displaced vertices (CMS leaves the latter to Geant4, with the same
   effect on the detector).
@@ -41,7 +46,7 @@ inside the tracker volume (as Geant4 decays them in CMS), giving displaced V0 ve
 of jet; charged pions and kaons and K0L (c*tau of metres) reach the calorimeters."""
 
 
-def _pythia(seed: int, process: list[str]):
+def _pythia(seed: int, settings: list[str]):
     import pythia8mc
 
     pythia = pythia8mc.Pythia("", False)
@@ -53,7 +58,7 @@ def _pythia(seed: int, process: list[str]):
         f"Random:seed = {seed % 900_000_000 + 1}",
         "ParticleDecays:limitTau0 = on",
         f"ParticleDecays:tau0Max = {TAU0_MAX_MM}",
-        *process,
+        *settings,
     ]:
         if not pythia.readString(line):
             raise RuntimeError(f"Pythia refused the setting {line!r}")
@@ -69,7 +74,14 @@ HARD_QCD = [
     f"PhaseSpace:bias2SelectionPow = {BIAS_POWER}",
     f"PhaseSpace:bias2SelectionRef = {PT_HAT_MIN}",
 ]
+TTBAR = ["Top:gg2ttbar = on", "Top:qqbar2ttbar = on"]
 MINIMUM_BIAS = ["SoftQCD:inelastic = on"]
+
+PROCESSES = {"qcd": HARD_QCD, "ttbar": TTBAR}
+"""The hard processes by name (config key ``samples.<name>.synthetic.process``, ``gnnjec synthetic-pfnano
+--process``): their Pythia settings. The schema's list of names is generated from these keys."""
+DEFAULT_PROCESS = "qcd"
+"""The training sample's process, and the standard correction's."""
 
 
 @dataclass
@@ -168,9 +180,17 @@ def _last_heavy_hadrons(prt):
     return ak.unflatten(heavy & ~not_last, counts)
 
 
-def generate_hard(seed: int, n_events: int) -> HardEvents:
-    """``n_events`` QCD events: stable particles and flavour truth."""
-    pythia = _pythia(seed, HARD_QCD)
+def process_settings(process: str) -> list[str]:
+    """The Pythia settings of hard process ``process`` (a key of :data:`PROCESSES`)."""
+    try:
+        return PROCESSES[process]
+    except KeyError:
+        raise ValueError(f"unknown hard process {process!r}; choose one of {', '.join(PROCESSES)}") from None
+
+
+def generate_hard(seed: int, n_events: int, process: str = DEFAULT_PROCESS) -> HardEvents:
+    """``n_events`` events of hard process ``process`` (:data:`PROCESSES`): stable particles and flavour truth."""
+    pythia = _pythia(seed, process_settings(process))
     batch = pythia.nextBatch(n_events)
     if len(batch) != n_events:
         raise RuntimeError(f"Pythia produced {len(batch)} of {n_events} events")

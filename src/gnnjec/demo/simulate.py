@@ -70,8 +70,10 @@ class PileupPool:
         self.particles = events.minimum_bias_pool(seed, size)
 
 
-def simulate(rng: np.random.Generator, seed: int, n_events: int, pool: PileupPool) -> Sample:
-    hard = events.generate_hard(seed, n_events)
+def simulate(rng: np.random.Generator, seed: int, n_events: int, pool: PileupPool,
+             process: str = events.DEFAULT_PROCESS) -> Sample:
+    """``n_events`` events of hard process ``process`` (:data:`.events.PROCESSES`) with pileup from ``pool``."""
+    hard = events.generate_hard(seed, n_events, process)
     mu = rng.uniform(*MU_RANGE, n_events)
     n_pileup = rng.poisson(mu)
     z_pv = rng.normal(0.0, events.BEAMSPOT_Z_CM, n_events)
@@ -137,8 +139,11 @@ def largest_lift(correction) -> float:
                 for x, f in zip(correction.l2l3_log_pt, correction.l2l3_factor) if len(f)), default=0.0)
 
 
-def chunks(n_events: int, seed: int, file_index: int, correction, chunk_events: int = CHUNK_EVENTS):
-    """NanoAOD branches of ``n_events`` Pythia events, a chunk at a time (seeded by seed and file)."""
+def chunks(n_events: int, seed: int, file_index: int, correction, chunk_events: int = CHUNK_EVENTS,
+           process: str = events.DEFAULT_PROCESS):
+    """NanoAOD branches of ``n_events`` Pythia events of hard process ``process``, a chunk at a time (seeded by seed
+    and file)."""
+    events.process_settings(process)  # an unknown name fails before the pileup pool is made
     lifted = largest_lift(correction)
     if lifted >= RECO_JET_PT_MIN:
         raise ValueError(
@@ -150,7 +155,7 @@ def chunks(n_events: int, seed: int, file_index: int, correction, chunk_events: 
     done = 0
     while done < n_events:
         n = min(chunk_events, n_events - done)
-        sample = simulate(rng, _seed(seed, file_index, done), n, pool)
+        sample = simulate(rng, _seed(seed, file_index, done), n, pool, process)
         yield branches(sample, correction, 1 + file_index * 10_000_000 + done, 1 + file_index)
         done += n
 

@@ -20,11 +20,15 @@ def _jec(a) -> None:
 
 
 def _pfnano_arguments(p) -> None:
+    from .events import DEFAULT_PROCESS, PROCESSES
+
     p.add_argument("--events", type=int, required=True)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--file-index", type=int, required=True)
     p.add_argument("--jec", required=True, help="standard correction JSON from synthetic-jec")
     p.add_argument("--layout", choices=("run2", "run3"), default="run2", help="NanoAOD generation's names and types")
+    p.add_argument("--process", choices=tuple(PROCESSES), default=DEFAULT_PROCESS,
+                   help="the hard process (the standard correction is always derived on qcd)")
     p.add_argument("--output", required=True)
 
 
@@ -32,7 +36,7 @@ def _pfnano(a) -> None:
     from . import load_correction, write_pfnano
 
     write_pfnano(a.output, n_events=a.events, seed=a.seed, file_index=a.file_index, correction=load_correction(a.jec),
-                 layout=a.layout)
+                 layout=a.layout, process=a.process)
 
 
 COMMANDS = {"synthetic-jec": Command(_jec_arguments, _jec, outputs=("output",)),
