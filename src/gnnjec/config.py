@@ -21,8 +21,9 @@ from .spec import SYNTHETIC_FILE, file_index
 
 # --- the schema's generated parts ---------------------------------------------------------------------------------
 # Every hyperparameter of definitions.hparams may appear in training.grid as a list of such values, and in
-# training.random.space as a distribution over such values; the model families are gnnjec.spec.FAMILIES. The
-# schema names each hyperparameter, its type and its range once; render_schema writes out the rest.
+# training.random.space as a distribution over such values; the model families are gnnjec.spec.FAMILIES, the demo's
+# hard processes gnnjec.demo.events.PROCESSES. The schema names each hyperparameter, its type and its range once;
+# render_schema writes out the rest.
 
 _GENERATED = re.compile(r"^(?P<indent> *)# generated: (?P<part>[\w.]+) .*?\n"
                         r"(?P<body>.*?)^(?P=indent)# end of generated\n",
@@ -35,6 +36,10 @@ def _generated_part(part: str, schema: dict) -> dict:
     hparams = schema["definitions"]["hparams"]["properties"]
     if part == "families":
         return {"enum": list(FAMILIES)}
+    if part == "processes":
+        from .demo.events import PROCESSES
+
+        return {"enum": list(PROCESSES)}
     if part == "grid":
         return {"properties": {name: {"type": "array", "minItems": 1,
                                       "items": {"$ref": f"#/definitions/hparams/properties/{name}"}}
@@ -126,6 +131,9 @@ def config_error(config: dict, schema_path: str | os.PathLike) -> str | None:
 def _check_meaning(config: dict) -> None:
     """What a schema cannot say: fractions that add up, ordered ranges and edges, a search that fits the budget."""
     split, ev, training = config["split"], config["evaluation"], config["training"]
+    if not training_samples(config):
+        raise ConfigError("samples", "every sample has role evaluation: nothing to train on; give the training "
+                          "sample role training (the default)")
     if split["train"] + split["val"] >= 1:
         raise ConfigError("split", f"train + val = {split['train'] + split['val']:g} leaves no test jets; "
                 "make the two fractions add up to less than 1")
@@ -191,6 +199,16 @@ def sample_files(config: dict) -> dict[str, list[str]]:
             raise ConfigError(f"samples.{name}.files", "the list is empty; name at least one file")
         out[name] = files
     return out
+
+
+def training_samples(config: dict) -> list[str]:
+    """The samples whose jets are split into train, val and test (role ``training``, the default)."""
+    return [name for name, sample in config["samples"].items() if sample.get("role", "training") == "training"]
+
+
+def evaluation_samples(config: dict) -> list[str]:
+    """The samples only evaluated on (role ``evaluation``): every exported model on all their jets, apart."""
+    return [name for name, sample in config["samples"].items() if sample.get("role", "training") == "evaluation"]
 
 
 def training_points(training: dict) -> dict[str, dict]:
