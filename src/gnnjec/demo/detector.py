@@ -348,7 +348,8 @@ def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarr
     cands = Candidates.concat(parts)
     order = np.argsort(cands.event, kind="stable")
     secondary = vertices.reconstruct(
-        rng, p.event, p.vx, p.vy, p.vz - z_pv[p.event], track_pt, eta, phi, tracked & (pu == 0) & ~muon_id
+        p.event[ch], track_pt[ch], eta[ch], phi[ch], d0[ch], z0[ch], sigma_d0[ch], sigma_dz[ch], vtx.z_pv,
+        truth=vertices.Truth(p.vx[ch], p.vy[ch], p.vz[ch] - z_pv[p.event[ch]], pu[ch] > 0),  # the audit label only
     )
     return cands.take(order), secondary, vtx
 
