@@ -170,6 +170,24 @@ def test_graph_networks_are_measured_against_the_jet_level_baseline(exported_mod
     assert list(json.loads(metrics_path.read_text())["methods"]) == ["standard", BASELINE, "pfn"]
 
 
+def test_several_clouds_files_are_evaluated_as_one_with_all_their_jets(exported_model, synthetic_clouds, tmp_path):
+    """An evaluation-only sample's files (gnnjec evaluate --clouds A B): every jet of each, whatever its split, in
+    the order of the files; the summary of such a sample adds the closure bin by bin and the flavour response."""
+    import pyarrow.parquet as pq
+
+    one, both = tmp_path / "one.parquet", tmp_path / "both.parquet"
+    evaluate.run_inference({"pfn": exported_model}, synthetic_clouds["test"], str(one))
+    info = evaluate.run_inference({"pfn": exported_model}, [synthetic_clouds["test"], synthetic_clouds["all"]],
+                                  str(both))
+    a, b = pq.read_table(one), pq.read_table(both)
+    assert b.num_rows == a.num_rows + pq.read_metadata(synthetic_clouds["all"]).num_rows == info["pfn"]["jets"]
+    assert b.slice(0, a.num_rows).equals(a)
+    summary = evaluate.compute_metrics(str(both), str(tmp_path / "metrics.json"), EVAL_CFG, sample="more")
+    assert summary.startswith(f"Evaluation sample 'more': all its {b.num_rows} jets")
+    assert "Closure bin by bin" in summary and "Flavour response" in summary
+    assert json.loads((tmp_path / "metrics.json").read_text())["sample"] == "more"
+
+
 def test_cli_evaluate_refuses_missing_clouds(exported_model, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "gnnjec", "evaluate", "--onnx", f"pfn={exported_model}", "--clouds",
                            str(tmp_path / "missing.parquet"), "--predictions", str(tmp_path / "p.parquet"),

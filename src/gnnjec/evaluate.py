@@ -1,9 +1,11 @@
-"""Evaluate stage: ONNX Runtime inference of every exported model on the test split, and the physics metrics."""
+"""Evaluate stage: ONNX Runtime inference of every exported model on the test split (or on all the jets of an
+evaluation-only sample, in one or more clouds files), and the physics metrics."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -29,6 +31,8 @@ from .metrics import (
     VIEW_MAX_PT,
     binned_metrics,
     closure,
+    format_closure_bins,
+    format_flavour_response,
     format_summary,
     strict,
     summarize,
@@ -60,32 +64,44 @@ def pt_bin_edges(cfg: dict) -> np.ndarray:
     return np.geomspace(cfg["pt_min"], cfg["pt_max"], cfg["n_pt_bins"] + 1)
 
 
-def run_inference(models: dict[str, str], clouds_path: str, predictions_path: str, threads: int | None = None) -> dict:
-    """Predict every test jet with each ONNX model (name -> path); write the truth, pt_raw, pt_std and
-    per model its prediction and corrected pt (``pt_corr_<name>``; and ``pt_network_<name>``, the network alone, for a
-    model with a residual correction) to Parquet. Returns per model the exported point and the inference speed."""
-    columns, info, data = {}, {}, None
-    for name, onnx_path in models.items():
-        regressor = OnnxRegressor(onnx_path, threads)
-        if data is None or data.inputs != regressor.inputs:
-            data = CloudData(clouds_path, regressor.inputs, truth=TRUTH_COLUMNS)
-        if data.n == 0:
-            raise InputError(f"{clouds_path}: the test split has no jets; convert more events")
-        wanted = ("prediction", *(["network_prediction"] if "network_prediction" in regressor.outputs else []))
-        start = time.perf_counter()
-        predicted = regressor.predict_outputs(data, wanted)  # both outputs from one pass
-        seconds = time.perf_counter() - start
-        prediction = predicted["prediction"]
-        columns[f"prediction_{name}"] = prediction
-        columns[corrected_column(name)] = (data.truth["pt_raw"] * np.exp(prediction)).astype(np.float32)
-        if "network_prediction" in predicted:
-            network = predicted["network_prediction"]
-            columns[network_column(name)] = (data.truth["pt_raw"] * np.exp(network)).astype(np.float32)
-        info[name] = {"point": regressor.name, "jets": data.n, "seconds": seconds,
-                      "jets_per_second": data.n / max(seconds, 1e-9)}
-        log.info("%s (%s), ONNX Runtime: %d jets in %.1f s (%.0f jets/s)", name, regressor.name, data.n, seconds,
-                 info[name]["jets_per_second"])
-    table = pa.table({**{k: data.truth[k] for k in TRUTH_COLUMNS}, **columns})
+def run_inference(models: dict[str, str], clouds: str | list[str], predictions_path: str,
+                  threads: int | None = None) -> dict:
+    """Predict every jet of the clouds file(s) ``clouds`` (the test split, or an evaluation sample's files: all their
+    jets, whatever their split) with each ONNX model (name -> path); write the truth, pt_raw, pt_std and per model its
+    prediction and corrected pt (``pt_corr_<name>``; and ``pt_network_<name>``, the network alone, for a model with a
+    residual correction) to Parquet. Returns per model the exported point and the inference speed."""
+    paths = [clouds] if isinstance(clouds, (str, os.PathLike)) else list(clouds)
+    regressors = {name: OnnxRegressor(onnx_path, threads) for name, onnx_path in models.items()}
+    info = {name: {"point": regressor.name, "jets": 0, "seconds": 0.0} for name, regressor in regressors.items()}
+    tables = []
+    for path in paths:  # a file at a time, every model on it
+        columns, data = {}, None
+        for name, regressor in regressors.items():
+            if data is None or data.inputs != regressor.inputs:
+                data = CloudData(path, regressor.inputs, truth=TRUTH_COLUMNS)
+            if data.n == 0:
+                break
+            wanted = ("prediction", *(["network_prediction"] if "network_prediction" in regressor.outputs else []))
+            start = time.perf_counter()
+            predicted = regressor.predict_outputs(data, wanted)  # both outputs from one pass
+            info[name]["seconds"] += time.perf_counter() - start
+            info[name]["jets"] += data.n
+            prediction = predicted["prediction"]
+            columns[f"prediction_{name}"] = prediction
+            columns[corrected_column(name)] = (data.truth["pt_raw"] * np.exp(prediction)).astype(np.float32)
+            if "network_prediction" in predicted:
+                network = predicted["network_prediction"]
+                columns[network_column(name)] = (data.truth["pt_raw"] * np.exp(network)).astype(np.float32)
+        if data.n:
+            tables.append(pa.table({**{k: data.truth[k] for k in TRUTH_COLUMNS}, **columns}))
+    if not tables:
+        what = "the test split has" if len(paths) == 1 else "the files have"
+        raise InputError(f"{', '.join(map(str, paths))}: {what} no jets; convert more events")
+    for name, i in info.items():
+        i["jets_per_second"] = i["jets"] / max(i["seconds"], 1e-9)
+        log.info("%s (%s), ONNX Runtime: %d jets in %.1f s (%.0f jets/s)", name, i["point"], i["jets"], i["seconds"],
+                 i["jets_per_second"])
+    table = pa.concat_tables(tables)
     with atomic_output(predictions_path) as tmp:
         pq.write_table(table.replace_schema_metadata({provenance.KEY: provenance.as_json()}), tmp)
     return info
@@ -127,11 +143,13 @@ def read_responses(predictions_path: str, network: bool = False):
 
 
 def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, models: dict | None = None,
-                    table_path: str | None = None) -> str:
+                    table_path: str | None = None, sample: str | None = None) -> str:
     """Binned metrics (strict JSON, and a CSV table per bin when ``table_path`` is given), the headline summary,
     the calibrator's views (pileup, flavour, |eta|) and closure in gen-pt and reco-pt bins, all with bootstrap
     errors, for each model and the standard correction; returns the summary's text. ``models`` (name -> its
-    exported training point) is recorded in the metrics file."""
+    exported training point) is recorded in the metrics file. ``sample``: the predictions are of that
+    evaluation-only sample (recorded as ``sample``), and the summary begins with its name and ends with the closure
+    bin by bin and the flavour response of each method."""
     truth, responses, networks = read_responses(predictions_path, network=True)
     pt_gen, abs_eta, flavour = truth["pt_gen"], truth["abs_eta"], truth["flavour"]
     edges = pt_bin_edges(cfg)
@@ -154,6 +172,8 @@ def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, models:
             versus, pt_gen, abs_eta, flavour, edges, headline, reference=BASELINE, min_pt=min_pt,
             n_bootstrap=n_bootstrap, seed=seed, thesis_flavour=truth["thesis_flavour"])}
     metrics["models"] = models or {}
+    if sample is not None:
+        metrics["sample"] = sample
     metrics["definitions"] = {
         "response": "pt_corr / pt_gen",
         "resolution": "IQR / median of the response",
@@ -182,8 +202,14 @@ def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, models:
         Path(tmp).write_text(json.dumps(strict(provenance.with_provenance(metrics)), indent=1, allow_nan=False))
     if table_path:
         write_table(table_rows(metrics), table_path)
-    return format_summary(summary, closure_summary=metrics["closure"]["summary"],
+    text = format_summary(summary, closure_summary=metrics["closure"]["summary"],
                           versus_baseline=metrics.get("versus_baseline"))
+    if sample is None:
+        return text
+    title = (f"Evaluation sample {sample!r}: all its {len(pt_gen)} jets with a generator match (none of them trained, "
+             "validated or tested on)")
+    return "\n\n".join([title, text, format_closure_bins(metrics["closure"]["summary"]),
+                         format_flavour_response(metrics["views"]["flavour"], metrics["views"]["pt_range"])])
 
 
 def write_table(rows: list[dict], path: str) -> None:
@@ -201,13 +227,17 @@ def _arguments(p) -> None:
     from .command import json_value
 
     p.add_argument("--onnx", nargs="+", required=True, metavar="NAME=ONNX", help="the models to evaluate, by name")
-    p.add_argument("--clouds", required=True)
+    p.add_argument("--clouds", nargs="+", required=True,
+                   help="the test split, or an evaluation sample's clouds files (all their jets)")
     p.add_argument("--predictions", required=True)
     p.add_argument("--metrics", required=True)
     p.add_argument("--summary", required=True)
     p.add_argument("--config", type=json_value, required=True, help="config key evaluation (JSON)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--table", default=None, help="also write the binned metrics as CSV here")
+    p.add_argument("--sample", default=None,
+                   help="the clouds are this evaluation-only sample's: its summary adds the closure bin by bin and the "
+                        "flavour response")
 
 
 def _run(a) -> None:
@@ -215,7 +245,8 @@ def _run(a) -> None:
 
     info = run_inference(named_paths(a.onnx), a.clouds, a.predictions, a.threads)
     # the exported point of each model (timings go to the log: the metrics file depends on the inputs only)
-    table = compute_metrics(a.predictions, a.metrics, a.config, {k: v["point"] for k, v in info.items()}, a.table)
+    table = compute_metrics(a.predictions, a.metrics, a.config, {k: v["point"] for k, v in info.items()}, a.table,
+                            a.sample)
     with atomic_output(a.summary) as tmp:
         Path(tmp).write_text(f"{table}\n\n{provenance.comment()}\n")
     print(table)

@@ -424,8 +424,9 @@ def closure(responses: dict[str, np.ndarray], pt_gen, abs_eta_gen, pt_edges, eta
     ``pt_network_<model>``).
 
     ``summary``: in ``region`` (the barrel), over the bins from ``min_pt`` with at least MIN_JETS jets, the largest
-    |median - 1| of each, in reco-pt and in gen-pt bins, with its bin and that median's error; and how many of the
-    bins lie beyond CLOSURE_TOLERANCE by more than twice their error (``bins_beyond`` of ``bins``).
+    |median - 1| of each, in reco-pt and in gen-pt bins, with its bin and that median's error; how many of the
+    bins lie beyond CLOSURE_TOLERANCE by more than twice their error (``bins_beyond`` of ``bins``); and those bins
+    themselves (``medians``: each bin's edges, jets, median and its error).
     """
     rng = np.random.default_rng([seed, 3])
     pt_edges = np.asarray(pt_edges, dtype=float)
@@ -448,9 +449,10 @@ def closure(responses: dict[str, np.ndarray], pt_gen, abs_eta_gen, pt_edges, eta
         if not kept:
             return None
         b = max(kept, key=lambda x: abs(x["median"] - 1))
-        beyond = [x for x in kept if abs(x["median"] - 1) - 2 * (x["median_err"] or 0.0) > CLOSURE_TOLERANCE]
+        beyond = [x for x in kept if _beyond(x["median"], x["median_err"])]
         return {"deviation": abs(b["median"] - 1), "median": b["median"], "median_err": b["median_err"],
-                "pt_low": b["pt_low"], "pt_high": b["pt_high"], "bins": len(kept), "bins_beyond": len(beyond)}
+                "pt_low": b["pt_low"], "pt_high": b["pt_high"], "bins": len(kept), "bins_beyond": len(beyond),
+                "medians": kept}
 
     for kind, group in (("methods", responses), ("network", network or {})):
         for name, r in group.items():
@@ -541,6 +543,72 @@ def format_summary(summary: dict, reference: str = STANDARD, closure_summary: di
         lines += ["", _format_versus_baseline(versus_baseline)]
     if closure_summary:
         lines += ["", _format_closure(closure_summary)]
+    return "\n".join(lines)
+
+
+def _beyond(median: float, err: float | None) -> bool:
+    """Whether a closure bin's median lies farther than CLOSURE_TOLERANCE from 1 by more than twice its error."""
+    return abs(median - 1) - 2 * (err or 0.0) > CLOSURE_TOLERANCE
+
+
+def format_closure_bins(closure_summary: dict) -> str:
+    """The closure of each method bin by bin: the median response with its error in each gen-pt bin of
+    :func:`closure`'s ``summary`` (its region, from its pt cut, bins with at least MIN_JETS jets), '*' where it lies
+    beyond CLOSURE_TOLERANCE by more than twice its error, and per method how many bins do."""
+    lo, hi = closure_summary["abs_eta"]
+    methods = {m: worst["gen"] for m, worst in closure_summary["methods"].items() if worst["gen"]}
+    lines = [f"Closure bin by bin in {region_key(lo, hi)}, gen-pt bins from {closure_summary['min_pt']:g} GeV with at "
+             f"least {MIN_JETS} jets: each correction's median response;",
+             f"'*': farther than {100 * CLOSURE_TOLERANCE:g} % from 1 by more than twice its error."]
+    if not methods:
+        return "\n".join([*lines, "no bin with enough jets"])
+    lines.append(f"{'gen pt, GeV':<14}{'jets':>8}" + "".join(f"{m:>20}" for m in methods))
+    first = next(iter(methods.values()))["medians"]
+    for i, b in enumerate(first):
+        cells = []
+        for worst in methods.values():
+            m = worst["medians"][i]
+            err = "" if m["median_err"] is None else f" ± {m['median_err']:.4f}"
+            cells.append(f"{m['median']:.4f}{err}{'*' if _beyond(m['median'], m['median_err']) else ' '}")
+        where = f"{b['pt_low']:.0f}-{b['pt_high']:.0f}"
+        lines.append(f"{where:<14}{b['n']:>8}" + "".join(f"{c:>20}" for c in cells))
+    lines.append(f"{'bins beyond':<22}" + "".join(f"{w['bins_beyond']}/{w['bins']}".rjust(20)
+                                                  for w in methods.values()))
+    return "\n".join(lines)
+
+
+def format_flavour_response(flavour_views: list[dict], pt_range) -> str:
+    """Each method's median response per flavour (b, c, uds, g) with its error, and g - uds and b - uds (errors in
+    quadrature: disjoint jets), from :func:`views`' ``flavour`` (its regions, jets in ``pt_range`` of gen pt)."""
+    lines = [f"Flavour response, jets with {pt_range[0]:g} <= pt_gen < {pt_range[1]:g} GeV: the median response per "
+             "flavour, and the differences g - uds and b - uds.",
+             f"{'region':<16}{'method':<18}{'jets b/c/uds/g':>24}" + "".join(f"{f:>18}" for f in FLAVOURS)
+             + f"{'g - uds':>18}{'b - uds':>18}"]
+
+    def cell(value, err):
+        if value is None:
+            return "n/a"
+        return f"{value:+.4f}" if err is None else f"{value:.4f} ± {err:.4f}"
+
+    for view in flavour_views:
+        region = region_key(*view["abs_eta"])
+        counts = "/".join(str(view["n"][f]) for f in FLAVOURS)
+        methods = next((list(v) for v in view["flavours"].values() if v), [])
+        for method in methods:
+            stats = {f: view["flavours"][f][method] for f in FLAVOURS}
+            medians = [cell(s["median"], s.get("median_err")) if s else "n/a" for s in stats.values()]
+            differences = []
+            for f in ("g", "b"):
+                a, b = stats[f], stats["uds"]
+                if a and b:
+                    err = (None if a.get("median_err") is None or b.get("median_err") is None
+                           else float(np.hypot(a["median_err"], b["median_err"])))
+                    value = a["median"] - b["median"]
+                    differences.append(f"{value:+.4f}" + ("" if err is None else f" ± {err:.4f}"))
+                else:
+                    differences.append("n/a")
+            lines.append(f"{region:<16}{method:<18}{counts:>24}" + "".join(f"{c:>18}" for c in medians)
+                         + "".join(f"{c:>18}" for c in differences))
     return "\n".join(lines)
 
 

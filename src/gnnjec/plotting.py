@@ -790,8 +790,12 @@ def make_training_plots(best_path: str, out_dir: str, label: Label | None = None
 
 
 def make_plots(predictions_path: str, metrics_path: str, out_dir: str, dataset: str,
-               label: Label | None = None) -> list[str]:
-    """All physics plots: PNG and PDF, one file per plot in ``out_dir``, with the ``label``."""
+               label: Label | None = None, names=PLOTS) -> list[str]:
+    """The physics plots ``names`` (all of them, or some, as for an evaluation sample): PNG and PDF, one file per
+    plot in ``out_dir``, with the ``label``."""
+    unknown = sorted(set(names) - set(PLOTS))
+    if unknown:
+        raise ValueError(f"unknown plots {unknown}; choose among {', '.join(PLOTS)}")
     from .evaluate import read_responses
 
     label = label or Label.default()
@@ -800,17 +804,19 @@ def make_plots(predictions_path: str, metrics_path: str, out_dir: str, dataset: 
                         keys=("methods", "pt_edges", "eta_bins", "summary", "views", "closure"))
     metrics["dataset"] = dataset
     methods = list(metrics["methods"])
-    truth, responses = read_responses(predictions_path)
     os.makedirs(out_dir, exist_ok=True)
-    paths = {name: os.path.join(out_dir, f"{name}.png") for name in PLOTS}
-    plot_response_distributions(truth, {m: responses[m] for m in methods}, metrics, paths["response_distributions"],
-                                label=label)
+    paths = {name: os.path.join(out_dir, f"{name}.png") for name in PLOTS if name in names}
+    if "response_distributions" in paths:
+        truth, responses = read_responses(predictions_path)
+        plot_response_distributions(truth, {m: responses[m] for m in methods}, metrics,
+                                    paths["response_distributions"], label=label)
     for name, plot in (("closure", plot_closure), ("median_response", plot_median_response),
                        ("flavour_difference", plot_flavour_difference), ("response_vs_eta", plot_response_vs_eta),
                        ("resolution", plot_resolution), ("pileup_response", plot_pileup_response),
                        ("pileup_resolution", plot_pileup_resolution), ("flavour_resolution", plot_flavour_resolution),
                        ("tail_fraction", plot_tail_fraction)):
-        plot(metrics, methods, paths[name], label=label)
+        if name in paths:
+            plot(metrics, methods, paths[name], label=label)
     return list(paths.values())
 
 
@@ -831,13 +837,16 @@ def _plots_arguments(p) -> None:
     p.add_argument("--metrics", required=True)
     p.add_argument("--outdir", required=True)
     p.add_argument("--dataset", default="")
+    p.add_argument("--plots", nargs="+", choices=PLOTS, default=list(PLOTS), metavar="NAME",
+                   help=f"only these plots (default: all of them: {', '.join(PLOTS)})")
     _label_arguments(p)
 
 
 def _plots(a) -> None:
     import logging
 
-    for path in make_plots(a.predictions, a.metrics, a.outdir, a.dataset, Label(a.energy, a.experiment, a.label)):
+    for path in make_plots(a.predictions, a.metrics, a.outdir, a.dataset, Label(a.energy, a.experiment, a.label),
+                           a.plots):
         logging.getLogger(__name__).info("wrote %s", path)
 
 
