@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow  # 6000 Pythia events
 
 
 def matched_jets(seed: int, n_events: int):
+    """Per matched jet of a sample of ``n_events``: raw pt, eta, rho, area, gen pt, hadron and parton flavour."""
     pool = simulate.PileupPool(seed, simulate.POOL_SIZE)
     rng = np.random.default_rng(seed)
     out = []
@@ -30,27 +31,33 @@ def matched_jets(seed: int, n_events: int):
         m = s.gen_index >= 0
         g = s.gen_index[m]
         out.append(np.column_stack([
-            s.reco.pt[m], s.reco.eta[m], s.rho[s.reco.event[m]], s.area[m], s.pileup_pt[m], s.gen.pt[g],
+            s.reco.pt[m], s.reco.eta[m], s.rho[s.reco.event[m]], s.area[m], s.gen.pt[g],
             s.gen.hadron_flavour[g], s.gen.parton_flavour[g],
         ]))
     return np.concatenate(out)
 
 
+def standard_correction(seed: int, n_events: int):
+    """Derived as the workflow derives it (its offsets from the sample reconstructed with and without pileup)."""
+    return correction.derive(*simulate._calibration_jets(seed, 0, n_events), min_jets=30)
+
+
 @pytest.fixture(scope="module")
 def responses():
     with ProcessPoolExecutor(2) as pool:
-        calibration, test = pool.map(matched_jets, [101, 202], [EVENTS, EVENTS])
-    corr = correction.derive(*calibration[:, :6].T, min_jets=30)
-    raw, eta, rho, area, _, gen_pt, hadron, parton = test.T
+        corr = pool.submit(standard_correction, 101, EVENTS)
+        test = pool.submit(matched_jets, 202, EVENTS).result()
+        corr = corr.result()
+    raw, eta, rho, area, gen_pt, hadron, parton = test.T
     response = raw * corr.factor(raw, eta, rho, area) / gen_pt
     flavour = np.where(hadron == 5, "b", np.where(hadron == 4, "c", np.where(np.isin(np.abs(parton), [1, 2, 3]), "uds",
                        np.where(parton == 21, "g", "?"))))
-    return response, np.abs(eta), gen_pt, flavour
+    return response, np.abs(eta), gen_pt, flavour, rho
 
 
 @pytest.mark.parametrize("low, high, cms", [(25, 40, 0.175), (80, 130, 0.10), (700, 1500, 0.05)])
 def test_standard_resolution_within_20_percent_of_cms(responses, low, high, cms):
-    response, abseta, gen_pt, _ = responses
+    response, abseta, gen_pt, _, _ = responses
     sel = (abseta < 1.3) & (gen_pt >= low) & (gen_pt < high)
     assert sel.sum() > 150
     q25, q50, q75 = np.percentile(response[sel], [25, 50, 75])
@@ -60,9 +67,21 @@ def test_standard_resolution_within_20_percent_of_cms(responses, low, high, cms)
 
 
 def test_quark_jets_respond_more_than_gluon_jets(responses):
-    response, abseta, gen_pt, flavour = responses
+    response, abseta, gen_pt, flavour, _ = responses
     sel = (abseta < 2.5) & (gen_pt > 30)
     uds = np.median(response[sel & (flavour == "uds")])
     g = np.median(response[sel & (flavour == "g")])
     # the goal is the thesis's 2-3 %: these 3000 measured +1.8 +- 0.3 % with the CMS-like CHS (2026-11-30)
     assert 0.015 <= uds - g <= 0.035, f"uds {uds:.4f}, g {g:.4f}"
+
+
+def test_standard_correction_does_not_drift_with_pileup(responses):
+    """L1's rho dependence (an offset p0 + p1 rho + p2 rho log pt per unit area, fitted to the offsets of the same
+    events reconstructed with and without pileup): the median response at 30-150 GeV is the same in the terciles
+    of rho. Measured 2026-11-30: the spread of the three medians was 2.9 % at 30-60 GeV with the offset read from the
+    truth as rho * area * c(eta); each median here has an error of about 0.4 %."""
+    response, abseta, gen_pt, _, rho = responses
+    sel = (abseta < 2.5) & (gen_pt >= 30) & (gen_pt < 150)
+    edges = np.quantile(rho[sel], [0, 1 / 3, 2 / 3, 1])
+    medians = [np.median(response[sel & (rho >= lo) & (rho <= hi)]) for lo, hi in zip(edges[:-1], edges[1:])]
+    assert max(medians) - min(medians) < 0.012, medians

@@ -50,9 +50,10 @@ Pileup jets                  Poisson(0.02 npv) per event, pt 12-40 GeV, made of 
                              GenJet, genJetIdx = -1, flavour 0
 Reco jet                     four-vector sum of its PF candidates (so constituents close to pt_raw),
                              area ~ N(0.50, 0.015); stored if the corrected pt > 15 GeV
-"Standard" correction        flavour-blind L1 (rho * area * offset(eta)) + L2L3 (median response
-                             in bins of |eta| and gen pt, interpolated in log pt_L1), derived on a
-                             separate calibration sample (:func:`derive_standard_correction`);
+"Standard" correction        the demo's (:mod:`gnnjec.demo.correction`): L1 fitted to the truth
+                             pileup pt in each jet + smoothed L2L3 (median response in bins of
+                             |eta| and gen pt), derived on a separate calibration sample
+                             (:func:`derive_standard_correction`);
                              ``Jet_pt`` carries it and ``Jet_rawFactor = 1 - pt_raw / Jet_pt``
 ===========================  ===============================================================
 
@@ -435,7 +436,7 @@ def as_chunk(sample: Sample) -> Chunk:
     gen_index = np.full(len(ev), -1, np.int64)
     gen_index[g] = np.arange(len(g))
     return Chunk(n_events=sample.n_events, rho=sample.rho, npv=sample.npv, mu=sample.mu, reco=reco, area=sample.area,
-                 gen_index=gen_index, pileup_pt=sample.pileup_pt, gen=gen, cands=sample.cands,
+                 gen_index=gen_index, gen=gen, cands=sample.cands,
                  cand_jet=sample.cand_jet, vertices=None, vertex_jet=None)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kinematics import delta_phi, to_cartesian, to_collider
-from ..ragged import offsets_from_counts, parents_from_counts, segment_sum
+from ..ragged import offsets_from_counts, parents_from_counts
 
 R = 0.4
 ETA_MAX = 5.0
@@ -165,8 +165,3 @@ def match(reco: Jets, gen: Jets, max_dr: float = R / 2) -> np.ndarray:
     """Index (into ``gen``) of the nearest GenJet within ``max_dr`` of each reco jet, or -1."""
     return nearest_jet(gen, reco.event, reco.eta, reco.phi, max_dr)
 
-
-def pileup_pt(jets: Jets, pt, pileup_fraction) -> np.ndarray:
-    """Truth pileup pt inside each jet (for the L1 offset)."""
-    inside = jets.constituent_jet >= 0
-    return segment_sum((pt * pileup_fraction)[inside], jets.constituent_jet[inside], len(jets.pt))

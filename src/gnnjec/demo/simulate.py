@@ -49,7 +49,6 @@ class Sample:
     area: np.ndarray
     gen_index: np.ndarray
     """Per reco jet: index of its GenJet in ``gen`` (global), or -1."""
-    pileup_pt: np.ndarray
     gen: JetTable
     cands: Candidates
     cand_jet: np.ndarray
@@ -73,13 +72,20 @@ class PileupPool:
 def simulate(rng: np.random.Generator, seed: int, n_events: int, pool: PileupPool,
              process: str = events.DEFAULT_PROCESS) -> Sample:
     """``n_events`` events of hard process ``process`` (:data:`.events.PROCESSES`) with pileup from ``pool``."""
-    hard = events.generate_hard(seed, n_events, process)
-    mu = rng.uniform(*MU_RANGE, n_events)
+    return reconstruct(rng, events.generate_hard(seed, n_events, process), pool)
+
+
+def reconstruct(rng: np.random.Generator, hard: events.HardEvents, pool: PileupPool | None,
+                jet_pt_min: float = RECO_JET_RAW_PT_MIN) -> Sample:
+    """The detector's view of ``hard`` with pileup from ``pool`` (None: without pileup, as the twin sample from which
+    the L1 offset is measured), reco jets clustered above ``jet_pt_min`` raw."""
+    n_events = hard.n_events
+    mu = rng.uniform(*MU_RANGE, n_events) if pool else np.zeros(n_events)
     n_pileup = rng.poisson(mu)
     z_pv = rng.normal(0.0, events.BEAMSPOT_Z_CM, n_events)
-    pu, _ = events.overlay(rng, pool.particles, pool.size, n_pileup)
     s = hard.stable
     signal = Particles(s.event, s.pdg, s.px, s.py, s.pz, s.e, s.vx, s.vy, s.vz + z_pv[s.event], s.charge)
+    pu = events.overlay(rng, pool.particles, pool.size, n_pileup)[0] if pool else signal.take(np.zeros(0, np.int64))
     everything = Particles.concat([signal, pu])  # the detector does not need them in event order
     flag = np.concatenate([np.zeros(len(signal), bool), np.ones(len(pu), bool)])
 
@@ -97,7 +103,7 @@ def simulate(rng: np.random.Generator, seed: int, n_events: int, pool: PileupPoo
     # reco jets: AK4 CHS, without the charged candidates associated with a pileup vertex
     chs = (cands.charge == 0) | (cands.from_pv != primary.NO_PV)
     c = cands.take(np.flatnonzero(chs))
-    reco = jets.cluster(c.event, c.pt, c.eta, c.phi, c.mass, n_events, RECO_JET_RAW_PT_MIN)
+    reco = jets.cluster(c.event, c.pt, c.eta, c.phi, c.mass, n_events, jet_pt_min)
     # PUPPI weights: from the whole event, for the candidates that end up in jets
     in_jet = np.zeros(len(cands.pt), bool)
     in_jet[np.flatnonzero(chs)[reco.constituent_jet >= 0]] = True
@@ -112,7 +118,6 @@ def simulate(rng: np.random.Generator, seed: int, n_events: int, pool: PileupPoo
         reco=JetTable(reco.event, reco.pt, reco.eta, reco.phi, reco.mass, reco_hf, reco_pf),
         area=jets.passive_area(reco),
         gen_index=jets.match(reco, gen),
-        pileup_pt=jets.pileup_pt(reco, c.pt, c.pileup_fraction),
         gen=JetTable(gen.event, gen.pt, gen.eta, gen.phi, gen.mass, gen_hf, gen_pf),
         cands=c,
         cand_jet=reco.constituent_jet,
@@ -160,19 +165,33 @@ def chunks(n_events: int, seed: int, file_index: int, correction, chunk_events: 
         done += n
 
 
+TWIN_JET_PT_MIN = 3.0
+"""The twin without pileup is clustered from this raw pt: a jet at the pileup sample's threshold has its twin
+whatever the offset."""
+TWIN_MAX_DR = 0.2
+
+
 def _calibration_jets(seed: int, part: int, n_events: int) -> list[np.ndarray]:
-    """Matched jets of one part of the calibration sample: raw pt, eta, rho, area, pileup pt, gen pt."""
+    """Matched jets of one part of the calibration sample: raw pt, eta, rho, area, offset, gen pt.
+
+    The offset is CMS's simulated one [JINST 12 (2017) P02014, Sec. 4]: each event is reconstructed with and without
+    its pileup and a jet's offset is its raw pt minus that of its twin (the nearest jet within dR < 0.2 of the
+    event without pileup; NaN without one). The detector's fluctuations differ between the two, so one offset is
+    noisy and only their average is the offset."""
     rng = np.random.default_rng([seed, 999_999, part])
     pool = PileupPool(_seed(seed, 999_999, part, 1_000_000), POOL_SIZE)
     columns = []
     done = 0
     while done < n_events:
         n = min(CHUNK_EVENTS, n_events - done)
-        s = simulate(rng, _seed(seed, 999_999, part, done), n, pool)
+        hard = events.generate_hard(_seed(seed, 999_999, part, done), n)
+        s = reconstruct(rng, hard, pool)
+        twin = reconstruct(rng, hard, None, jet_pt_min=TWIN_JET_PT_MIN).reco
         m = s.gen_index >= 0
-        columns.append(
-            (s.reco.pt[m], s.reco.eta[m], s.rho[s.reco.event[m]], s.area[m], s.pileup_pt[m], s.gen.pt[s.gen_index[m]])
-        )
+        t = jets.nearest_jet(twin, s.reco.event[m], s.reco.eta[m], s.reco.phi[m], TWIN_MAX_DR)
+        offset = np.where(t >= 0, s.reco.pt[m] - twin.pt[t], np.nan)
+        columns.append((s.reco.pt[m], s.reco.eta[m], s.rho[s.reco.event[m]], s.area[m], offset,
+                        s.gen.pt[s.gen_index[m]]))
         done += n
     return [np.concatenate(c) for c in zip(*columns)]
 
