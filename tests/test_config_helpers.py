@@ -101,6 +101,8 @@ def test_the_grid_is_checked_like_the_defaults(grid, words):
      "config key training.halving: successive halving gives every point the same budget"),
     (lambda c: c["training"].update(halving={"min_epochs": 50}),
      "config key training.halving.min_epochs: 50 is more than"),
+    (lambda c: c["samples"]["demo"].update(role="evaluation"),
+     "config key samples: every sample has role evaluation: nothing to train on"),
 ])
 def test_what_a_schema_cannot_say_is_checked_too(change, words):
     from gnnjec.config import config_error
@@ -122,8 +124,37 @@ def test_a_configuration_of_only_samples_takes_the_defaults():
     assert config["training"]["defaults"] == {"model": "pfn"} and "halving" not in config["training"]
     assert config["evaluation"]["eta_bins"] == [[0.0, 1.3], [1.3, 2.5], [2.5, 3.0], [3.0, 5.0]]
     assert config["evaluation"]["n_pt_bins"] == 19
+    assert config["samples"]["qcd"]["role"] == "training"
     # the schema names exactly the hyperparameters the trainer knows
     import yaml
 
     schema = yaml.safe_load(REPO_SCHEMA.read_text())
     assert set(schema["definitions"]["hparams"]["properties"]) == {*hparams.DEFAULTS, *hparams.ARCHITECTURE_KEYS}
+
+
+def test_samples_have_a_role_and_a_synthetic_sample_a_process():
+    """Role training (the default) is split into train, val and test; role evaluation is evaluated on apart; the
+    demo's tt-bar sample is one of the latter, and a synthetic sample's process defaults to QCD."""
+    from gnnjec.config import config_error, evaluation_samples, training_samples
+    from gnnjec.plan import Plan
+
+    config = _demo()
+    assert config_error(config, REPO_SCHEMA) is None
+    demo = config["samples"]["demo"]
+    assert demo["role"] == "training" and demo["synthetic"]["process"] == "qcd"
+    assert config["samples"]["ttbar"]["synthetic"]["process"] == "ttbar"
+    assert training_samples(config) == ["demo"] and evaluation_samples(config) == ["ttbar"]
+    plan = Plan(config)
+    assert all("/demo/" in part for part in plan.cloud_parts())  # what merge_clouds splits
+    assert plan.cloud_parts("ttbar") == ["results/clouds/ttbar/000.parquet"]
+    outputs = plan.sample_outputs()
+    assert "results/evaluation/samples/ttbar/summary.txt" in outputs
+    assert "results/evaluation/samples/ttbar/plots/closure.png" in outputs
+    # the evaluation sample's jets do not size the training
+    assert plan.sizes.jets["train"] == pytest.approx(0.7 * plan.sizes.sample_jets("demo"))
+    config["samples"]["ttbar"]["synthetic"]["process"] = "zjets"
+    assert config_error(config, REPO_SCHEMA).startswith("config key samples.ttbar.synthetic.process: 'zjets' is not "
+                                                        "one of ['qcd', 'ttbar']")
+    config = _demo()
+    config["samples"]["ttbar"]["role"] = "test"
+    assert config_error(config, REPO_SCHEMA).startswith("config key samples.ttbar.role: 'test' is not one of")

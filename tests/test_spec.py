@@ -12,7 +12,8 @@ from gnnjec import cli, config, schema, spec
 
 REPO = Path(__file__).resolve().parents[1]
 
-RULES_WITHOUT_A_STAGE = {"all", "train_rung", "thesis_plots"}  # a target, train's rung form, the report
+# a target, train's rung form, the report, and evaluate's and plots' forms for an evaluation-only sample
+RULES_WITHOUT_A_STAGE = {"all", "train_rung", "thesis_plots", "evaluate_sample", "sample_plots"}
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,7 @@ def test_every_plot_has_a_caption_and_every_caption_a_subject():
     captions = {p.stem for p in (REPO / "workflow" / "report").glob("*.rst")} - {"workflow"}
     plots = {*spec.PLOTS, *spec.TRAINING_PLOTS}
     assert plots <= captions, plots - captions
+    assert set(spec.SAMPLE_PLOTS) <= set(spec.PLOTS)  # an evaluation sample's plots have the same captions
     tables = {"metrics_json", "metrics_csv", "summary", "points", "config"}  # the evaluation's tables, the grid, config
     assert captions - plots == tables
 
@@ -62,6 +64,10 @@ def test_the_schema_on_disk_is_complete_and_current():
     document = yaml.safe_load(text)
     hparams = document["definitions"]["hparams"]["properties"]
     assert hparams["model"]["enum"] == list(spec.FAMILIES)
+    from gnnjec.demo.events import PROCESSES
+
+    synthetic = document["properties"]["samples"]["additionalProperties"]["properties"]["synthetic"]
+    assert synthetic["properties"]["process"]["enum"] == list(PROCESSES)
     training = document["properties"]["training"]["properties"]
     assert set(training["grid"]["properties"]) == set(hparams)
     assert set(training["random"]["properties"]["space"]["properties"]) == set(hparams)

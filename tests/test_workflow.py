@@ -12,7 +12,16 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from support.workflow import REPO, TINY, planned_jobs, snakemake, snakemake_command, write_config
+from support.workflow import (
+    REPO,
+    TINY,
+    planned_jobs,
+    snakemake,
+    snakemake_command,
+    with_evaluation_sample,
+    write_config,
+    write_evaluation_files,
+)
 
 
 @pytest.mark.slow
@@ -317,3 +326,64 @@ def test_every_output_of_the_workflow_carries_provenance(tiny_run):
         stages.setdefault(record["stage"], []).append(path.name)
     assert {"convert", "merge-clouds", "train", "select-model", "export-onnx", "evaluate", "triton-model", "plots",
             "training-plots"} <= set(stages), stages
+
+
+@pytest.mark.slow
+def test_an_evaluation_sample_is_evaluated_apart_and_never_trained_on(tiny_run, tmp_path):
+    """A `files:` sample with role evaluation, added to a finished run: it is converted and evaluated on all its jets
+    by every exported model (with its residual correction) in a folder of its own, its summary states the closure
+    and the flavour response of every method, the report shows them, its jets join no split, and nothing is
+    trained again for it."""
+    from gnnjec import provenance, spec
+
+    workdir = _copy_run(tiny_run[0], tmp_path / "run")
+    write_evaluation_files(workdir)
+    config = with_evaluation_sample(TINY)
+    write_config(workdir, config)
+    evaluation_only = {"convert": 1, "evaluate_sample": 1, "sample_plots": 1, "all": 1}
+    assert planned_jobs(snakemake(workdir, "--dry-run")) == evaluation_only
+    proc = snakemake(workdir, "all", "thesis_plots")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
+
+    results = workdir / "results"
+    folder = workdir / spec.SAMPLE_EVALUATION.format(sample="tiny_eval")
+    outputs = [workdir / p.format(sample="tiny_eval") for p in (spec.SAMPLE_PREDICTIONS, spec.SAMPLE_METRICS,
+                                                                spec.SAMPLE_SUMMARY)]
+    outputs += [workdir / p for p in spec.plot_files(spec.SAMPLE_PLOTS, "png", spec.SAMPLE_PLOT, sample="tiny_eval")]
+    for path in outputs:
+        record = provenance.read(path)
+        assert record is not None and record["stage"] in ("evaluate", "plots"), path
+    assert (folder / "metrics.csv").stat().st_size > 0
+    assert sorted(p.name for p in (folder / "plots").iterdir()) == sorted(
+        Path(p).name for p in spec.plot_files(spec.SAMPLE_PLOTS, pattern=spec.SAMPLE_PLOT))
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["sample"] == "tiny_eval" and list(metrics["methods"]) == ["standard", "pfn"]
+    assert {Path(i["path"]).name for i in metrics["provenance"]["inputs"]} == {"model.onnx", "000.parquet"}
+    # every jet of the sample is evaluated, whatever its split; none of them is in train, val or test
+    clouds = pq.read_table(results / "clouds" / "tiny_eval" / "000.parquet",
+                           columns=["run", "luminosity_block", "event"])
+    assert pq.read_metadata(folder / "predictions.parquet").num_rows == clouds.num_rows > 500
+    ids = set(zip(*(clouds.column(c).to_pylist() for c in clouds.column_names)))
+    for split in spec.SPLITS:
+        table = pq.read_table(results / "clouds" / f"{split}.parquet", columns=["run", "luminosity_block", "event"])
+        assert not ids & set(zip(*(table.column(c).to_pylist() for c in table.column_names))), split
+    # the summary: closure bin by bin and the count of bins beyond, and the flavour response, of every method
+    summary = (folder / "summary.txt").read_text()
+    assert summary.startswith("Evaluation sample 'tiny_eval'")
+    closure = metrics["closure"]["summary"]["methods"]
+    assert set(closure) == {"standard", "pfn"} and all(c["gen"]["bins"] >= 2 for c in closure.values())
+    beyond = next(line for line in summary.splitlines() if line.startswith("bins beyond")).split()[2:]
+    assert beyond == [f"{c['gen']['bins_beyond']}/{c['gen']['bins']}" for c in closure.values()]
+    flavour = summary.split("Flavour response")[1].split("\n\n")[0].splitlines()[2:]  # the rows of the table
+    assert {line.split()[1] for line in flavour} == {"standard", "pfn"} and len(flavour) == 2 * 2  # two regions
+    assert provenance.read(folder / "summary.txt") is not None
+    # the report shows the sample's summary and plots, under a category of their own
+    html = (results / "report" / "thesis_plots.html").read_text()
+    assert "Evaluation samples" in html and "An evaluation-only sample" in html  # summary.rst's paragraph on them
+    for name in ("summary.txt", *(f"{p}.png" for p in spec.SAMPLE_PLOTS)):
+        assert f"tiny_eval/{'plots/' if name.endswith('.png') else ''}{name}" in html, name
+
+    # a change of the evaluation sample (another file) evaluates it again, and trains nothing
+    (workdir / "data" / "tiny_eval" / "001.root").symlink_to(workdir / "data" / "tiny_eval" / "000.root")
+    write_config(workdir, with_evaluation_sample(TINY, ["data/tiny_eval/000.root", "data/tiny_eval/001.root"]))
+    assert planned_jobs(snakemake(workdir, "--dry-run")) == evaluation_only

@@ -9,7 +9,7 @@ import json
 from typing import Callable
 
 from . import spec
-from .config import is_url, sample_files, training_points
+from .config import evaluation_samples, is_url, sample_files, training_points, training_samples
 from .features import validate_inputs
 from .hparams import DEFAULTS as HP_DEFAULTS
 from .resources import Sizes, legs, too_long, training_plan
@@ -24,11 +24,15 @@ class Plan:
         """``config`` validated, with its defaults filled in (:func:`gnnjec.config.config_error`)."""
         training = config["training"]
         self.sample_files = sample_files(config)
+        self.training_samples = training_samples(config)
+        """The samples split into train, val and test."""
+        self.evaluation_samples = evaluation_samples(config)
+        """The samples only evaluated on, each apart and on all its jets (role evaluation)."""
         self.points = training_points(training)
         validate_inputs(config["features"])
         self.families = sorted({hp["model"] for hp in self.points.values()})
         """The families of the points: each one's best point is exported and evaluated."""
-        self.sizes = Sizes(config, self.sample_files, self.points)
+        self.sizes = Sizes(config, self.sample_files, self.points, self.training_samples)
         """Every job's wall time and memory, estimated from the config."""
 
         self.halving = training.get("halving")
@@ -63,9 +67,11 @@ class Plan:
     def source(self, sample: str, index: str | int) -> str:
         return self.sample_files[sample][int(index)]
 
-    def cloud_parts(self) -> list[str]:
-        return [spec.CLOUD_PART.format(sample=sample, index=spec.file_index(i))
-                for sample, files in self.sample_files.items() for i in range(len(files))]
+    def cloud_parts(self, sample: str | None = None) -> list[str]:
+        """The converted files of the training samples (what merge_clouds splits), or of ``sample``."""
+        samples = self.training_samples if sample is None else [sample]
+        return [spec.CLOUD_PART.format(sample=name, index=spec.file_index(i))
+                for name in samples for i in range(len(self.sample_files[name]))]
 
     def split_files(self) -> dict[str, str]:
         return {split: spec.clouds_split(split) for split in spec.SPLITS}
@@ -124,8 +130,12 @@ class Plan:
             return sizes.residual(w.family, threads)
         if rule == "evaluate":
             return sizes.evaluate(self.families, threads)
+        if rule == "evaluate_sample":
+            return sizes.evaluate(self.families, threads, sample=w.sample)
         if rule == "plots":  # all test-split predictions in memory
             return sizes.plots(self.families)
+        if rule == "sample_plots":
+            return sizes.plots(self.families, sample=w.sample)
         raise ValueError(f"no job size for rule {rule!r}")
 
     def planning_lines(self) -> list[str]:
@@ -140,6 +150,23 @@ class Plan:
     # --- export, evaluate, serve
     def exported(self) -> dict[str, str]:
         return {family: spec.ONNX.format(family=family) for family in self.families}
+
+    def evaluation_sample_pattern(self) -> str:
+        """The ``{sample}`` wildcard's constraint in the evaluation samples' rules: their names (none: no name)."""
+        import re
+
+        return "|".join(map(re.escape, self.evaluation_samples)) or "(?!)"
+
+    def sample_outputs(self, plots: bool = True) -> list[str]:
+        """What the evaluation samples make: for each, its metrics, summary and table, and (``plots``) its plots'
+        files (part of the default target and the report whenever the configuration has such a sample)."""
+        out = []
+        for sample in self.evaluation_samples:
+            out += [pattern.format(sample=sample) for pattern in (spec.SAMPLE_METRICS, spec.SAMPLE_SUMMARY,
+                                                                  spec.SAMPLE_METRICS_TABLE)]
+            if plots:
+                out += spec.plot_files(spec.SAMPLE_PLOTS, pattern=spec.SAMPLE_PLOT, sample=sample)
+        return out
 
     def triton_models(self) -> list[str]:
         return [spec.TRITON_CONFIG.format(family=family) for family in self.families]

@@ -71,9 +71,13 @@ def step_megabytes(step_size) -> float:
 class Sizes:
     """Every job's cost for one configuration (validated, with the schema's defaults filled in)."""
 
-    def __init__(self, config: dict, sample_files: dict[str, list[str]], points: dict[str, dict]):
+    def __init__(self, config: dict, sample_files: dict[str, list[str]], points: dict[str, dict],
+                 training_samples: list[str] | None = None):
+        """``training_samples``: the samples split into train, val and test (None: all of them); the others are
+        evaluated on apart."""
         self.config, self.sample_files, self.points = config, sample_files, points
-        jets = sum(self.file_jets(sample, i) for sample, files in sample_files.items() for i in range(len(files)))
+        jets = sum(self.sample_jets(sample) for sample in (sample_files if training_samples is None
+                                                           else training_samples))
         split = config["split"]
         self.jets = {"train": jets * split["train"], "val": jets * split["val"],
                      "test": jets * (1 - split["train"] - split["val"])}
@@ -87,6 +91,9 @@ class Sizes:
         if "synthetic" in spec:
             return spec["synthetic"]["events_per_file"] * JETS_PER_EVENT
         return self.file_bytes(self.sample_files[sample][index]) / FILE_BYTES_PER_JET
+
+    def sample_jets(self, sample: str) -> float:
+        return sum(self.file_jets(sample, i) for i in range(len(self.sample_files[sample])))
 
     @staticmethod
     def file_bytes(path: str) -> float:
@@ -149,18 +156,20 @@ class Sizes:
         mem = max(4000, int(2000 + jets * 40 * 8 / 1e6))
         return planned(2 * jets / (INFER_PER_S[family] * threads / 2), 3, mem, f"{jets:.3g} validation jets")
 
-    def evaluate(self, families: list[str], threads: int) -> Cost:
-        jets = self.jets["test"]
+    def evaluate(self, families: list[str], threads: int, sample: str | None = None) -> Cost:
+        """The test split's evaluation, or with ``sample`` that evaluation sample's (all its jets)."""
+        jets = self.jets["test"] if sample is None else self.sample_jets(sample)
         seconds = sum(jets / (INFER_PER_S[f] * threads / 2) for f in families)
         bootstrap = self.config["evaluation"]["n_bootstrap"] * jets * (len(families) + 1) / 2e6
         # predictions of every family and the test jets' columns in memory
         mem = max(8000, int(2000 + jets * (len(families) + 2) * 8 * 40 / 1e6))
-        return planned(seconds + bootstrap, 3, mem, f"{jets:.3g} test jets x {len(families)} families")
+        return planned(seconds + bootstrap, 3, mem, f"{jets:.3g} {'test' if sample is None else sample} jets x "
+                       f"{len(families)} families")
 
-    def plots(self, families: list[str]) -> Cost:
-        jets = self.jets["test"]
+    def plots(self, families: list[str], sample: str | None = None) -> Cost:
+        jets = self.jets["test"] if sample is None else self.sample_jets(sample)
         return planned(jets * (len(families) + 1) / 1e5, 5, max(4000, int(2000 + jets * 400 / 1e6)),
-                       f"{jets:.3g} test jets")
+                       f"{jets:.3g} {'test' if sample is None else sample} jets")
 
 
 def job_resources(cost_of, limit: int = LONGEST) -> dict:

@@ -52,6 +52,10 @@ PLOTS = ("response_distributions", "resolution", "closure", "response_vs_eta", "
          "flavour_resolution", "pileup_response", "pileup_resolution", "tail_fraction")
 """The physics plots of the evaluation, each with a caption ``workflow/report/<name>.rst``."""
 
+SAMPLE_PLOTS = ("closure", "median_response", "flavour_difference")
+"""The physics plots of each evaluation-only sample (config ``samples.<name>.role: evaluation``): its closure and
+flavour response, with the captions of the same plots of the test split."""
+
 TRAINING_PLOTS = ("loss_curves",)
 """The plots of the training, each with a caption ``workflow/report/<name>.rst``."""
 
@@ -87,6 +91,14 @@ PREDICTIONS = "results/evaluation/predictions.parquet"
 METRICS = "results/evaluation/metrics.json"
 SUMMARY = "results/evaluation/summary.txt"
 METRICS_TABLE = "results/evaluation/metrics.csv"
+SAMPLE_EVALUATION = "results/evaluation/samples/{sample}"
+"""An evaluation-only sample's folder: every exported model evaluated on all its jets, as evaluate does the test
+split; its files are named as the test split's."""
+SAMPLE_PREDICTIONS = SAMPLE_EVALUATION + "/predictions.parquet"
+SAMPLE_METRICS = SAMPLE_EVALUATION + "/metrics.json"
+SAMPLE_SUMMARY = SAMPLE_EVALUATION + "/summary.txt"
+SAMPLE_METRICS_TABLE = SAMPLE_EVALUATION + "/metrics.csv"
+SAMPLE_PLOT = SAMPLE_EVALUATION + "/plots/{name}.{ext}"
 PLOT_DIR = "results/plots"
 PLOT = PLOT_DIR + "/{name}.{ext}"
 TRITON_REPOSITORY = "results/triton"
@@ -105,9 +117,11 @@ def clouds_split(split: str) -> str:
     return CLOUD_SPLIT.format(split=split)
 
 
-def plot_files(names, ext: str | None = None) -> list[str]:
-    """The files of plots ``names``: every format, or only ``ext``."""
-    return [PLOT.format(name=n, ext=e) for n in names for e in ((ext,) if ext else PLOT_FORMATS)]
+def plot_files(names, ext: str | None = None, pattern: str = PLOT, **wildcards) -> list[str]:
+    """The files of plots ``names``: every format, or only ``ext``; of ``pattern`` (an evaluation sample's,
+    ``SAMPLE_PLOT``, with ``sample``, or with ``{sample}`` left as a wildcard when it is not given)."""
+    wildcards.setdefault("sample", "{sample}")
+    return [pattern.format(name=n, ext=e, **wildcards) for n in names for e in ((ext,) if ext else PLOT_FORMATS)]
 
 
 # --- the stages -------------------------------------------------------------------------------------------------
@@ -123,8 +137,9 @@ STAGES = {
     "export-onnx": ("gnnjec.export", "export a model family's best point to ONNX and check it against torch"),
     "residual-correction": ("gnnjec.residual", "derive a network's residual correction on the validation split and "
                                                "graft it onto the ONNX model"),
-    "evaluate": ("gnnjec.evaluate", "ONNX inference on the test split and physics metrics"),
-    "plots": ("gnnjec.plotting", "physics plots from the predictions and metrics"),
+    "evaluate": ("gnnjec.evaluate", "ONNX inference on the test split (or an evaluation sample) and physics "
+                                    "metrics (rules evaluate and evaluate_sample)"),
+    "plots": ("gnnjec.plotting", "physics plots from the predictions and metrics (rules plots and sample_plots)"),
     "training-plots": ("gnnjec.plotting", "loss curves and the validation loss of every point"),
     "report-config": ("gnnjec.config", "write the run's configuration (for the report, and to rerun it)"),
     "triton-model": ("gnnjec.triton", "one model of a Triton model repository from an exported ONNX file"),

@@ -36,6 +36,31 @@ def write_tiny_files(folder: Path) -> None:
                           generator=toy)
 
 
+EVALUATION_FILES = ["data/tiny_eval/000.root"]
+"""An evaluation-only sample's file (role evaluation), relative to the work directory: 600 toy events of another
+seed (4) and file index 10, so that their (run, luminosityBlock, event) are none of TINY_FILES'."""
+
+
+def with_evaluation_sample(config: dict, files=EVALUATION_FILES) -> dict:
+    """A copy of ``config`` with the evaluation-only sample ``tiny_eval`` of ``files``."""
+    changed = yaml.safe_load(yaml.safe_dump(config))
+    changed["samples"]["tiny_eval"] = {"role": "evaluation", "files": list(files)}
+    return changed
+
+
+def write_evaluation_files(folder: Path) -> None:
+    """EVALUATION_FILES under ``folder``, with TINY_FILES' standard correction (seed 1, 4000 toy events)."""
+    from gnnjec import demo
+
+    from support import toy
+
+    correction = demo.derive_standard_correction(seed=1, n_events=4000, generator=toy)
+    for index, name in enumerate(EVALUATION_FILES, start=10):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        demo.write_pfnano(folder / name, n_events=600, seed=4, file_index=index, correction=correction,
+                          generator=toy)
+
+
 def snakemake_command(workdir: Path, *args: str) -> tuple[list[str], dict]:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"),

@@ -104,11 +104,25 @@ def named(paths):
     return [f"{name}={path}" for name, path in paths.items()]
 
 
-def captioned(names):
-    """Each plot's files, its PNG in the report with its caption (workflow/report/<name>.rst)."""
-    category = "Training" if set(names) <= set(spec.TRAINING_PLOTS) else "Physics"
-    return [report(path, caption=f"../report/{name}.rst", category=category) if path.endswith(".png") else path
-            for name in names for path in spec.plot_files([name])]
+def captioned(names, pattern=spec.PLOT, **where):
+    """Each plot's files (of ``pattern``), its PNG in the report with its caption (workflow/report/<name>.rst), under
+    ``where``'s category (and subcategory), else Training or Physics."""
+    where.setdefault("category", "Training" if set(names) <= set(spec.TRAINING_PLOTS) else "Physics")
+    return [report(path, caption=f"../report/{name}.rst", **where) if path.endswith(".png") else path
+            for name in names for path in spec.plot_files([name], pattern=pattern)]
+
+
+# an evaluation-only sample's outputs, in the report: each sample a subcategory of its own
+EVALUATION_SAMPLES = dict(category="Evaluation samples", subcategory="{sample}")
+
+# the command of rules evaluate and evaluate_sample (the summary table goes to the terminal too)
+EVALUATE = ("gnnjec evaluate --onnx {params.models} --clouds {input.clouds} --predictions {output.predictions}"
+            " --metrics {output.metrics} --summary {output.summary} --table {output.table} --config {params.config:q}"
+            " --threads {threads}")
+# the command of rules plots and sample_plots
+PLOTS = ("gnnjec plots --predictions {input.predictions} --metrics {input.metrics} --outdir {params.outdir}"
+         " --dataset {params.dataset:q} --energy {params.energy} --experiment={params.experiment:q}"
+         " --label {params.label:q}")
 
 
 def default_resource(name):

@@ -1,4 +1,5 @@
-# Convert: one job per input file (local or root://), then one merge into train/val/test.
+# Convert: one job per input file (local or root://), then one merge of the training samples' files into
+# train/val/test (an evaluation-only sample's files are evaluated on apart: rule evaluate_sample).
 
 
 rule convert:

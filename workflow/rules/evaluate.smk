@@ -1,5 +1,6 @@
 # Evaluate: ONNX Runtime on the test split (every exported model family), physics metrics with
-# bootstrap errors, the plots, and the report's captions (workflow/report/).
+# bootstrap errors, the plots, and the report's captions (workflow/report/); the same for each evaluation-only
+# sample (samples.<name>.role: evaluation), on all its jets, in a folder of its own.
 
 
 rule evaluate:
@@ -24,10 +25,34 @@ rule evaluate:
     conda:
         ENV
     shell:
-        # the summary table goes to the terminal too
-        "gnnjec evaluate --onnx {params.models} --clouds {input.clouds} --predictions {output.predictions}"
-        " --metrics {output.metrics} --summary {output.summary} --table {output.table} --config {params.config:q}"
-        " --threads {threads} 2> {log}"
+        f"{EVALUATE} 2> {{log}}"
+
+
+rule evaluate_sample:
+    input:
+        onnx=PLAN.exported().values(),
+        clouds=lambda w: PLAN.cloud_parts(w.sample),
+    output:
+        predictions=spec.SAMPLE_PREDICTIONS,
+        metrics=report(spec.SAMPLE_METRICS, caption="../report/metrics_json.rst", **EVALUATION_SAMPLES),
+        summary=report(spec.SAMPLE_SUMMARY, caption="../report/summary.rst", **EVALUATION_SAMPLES),
+        table=report(spec.SAMPLE_METRICS_TABLE, caption="../report/metrics_csv.rst", **EVALUATION_SAMPLES),
+    wildcard_constraints:
+        sample=PLAN.evaluation_sample_pattern(),
+    params:
+        models=named(PLAN.exported()),
+        config=json_arg(config["evaluation"]),
+    threads: 2
+    log:
+        "results/logs/evaluate_sample/{sample}.log",
+    benchmark:
+        "results/benchmarks/evaluate_sample/{sample}.tsv"
+    resources:
+        **sized("evaluate_sample"),
+    conda:
+        ENV
+    shell:
+        f"{EVALUATE} --sample {{wildcards.sample}} 2> {{log}}"
 
 
 rule plots:
@@ -51,9 +76,34 @@ rule plots:
     conda:
         ENV
     shell:
-        "gnnjec plots --predictions {input.predictions} --metrics {input.metrics} --outdir {params.outdir}"
-        " --dataset {params.dataset:q} --energy {params.energy} --experiment={params.experiment:q}"
-        " --label {params.label:q} > {log} 2>&1"
+        f"{PLOTS} > {{log}} 2>&1"
+
+
+rule sample_plots:
+    input:
+        predictions=rules.evaluate_sample.output.predictions,
+        metrics=rules.evaluate_sample.output.metrics,
+    output:
+        captioned(spec.SAMPLE_PLOTS, spec.SAMPLE_PLOT, **EVALUATION_SAMPLES),
+    wildcard_constraints:
+        sample=PLAN.evaluation_sample_pattern(),
+    params:
+        outdir=lambda w, output: os.path.dirname(output[0]),
+        dataset=lambda w: f"{w.sample} (evaluation only)",
+        energy=config["plots"]["energy_tev"],
+        experiment=config["plots"]["experiment"],
+        label=config["plots"]["label"],
+        plots=spec.SAMPLE_PLOTS,
+    log:
+        "results/logs/sample_plots/{sample}.log",
+    benchmark:
+        "results/benchmarks/sample_plots/{sample}.tsv"
+    resources:
+        **sized("sample_plots"),
+    conda:
+        ENV
+    shell:
+        f"{PLOTS} --plots {{params.plots}} > {{log}} 2>&1"
 
 
 rule training_plots:
@@ -97,7 +147,7 @@ rule thesis_plots:
     """Every plot and table, and the HTML report of them (self-contained: open it anywhere)."""
     input:
         reported=[*rules.plots.output, *rules.training_plots.output, *rules.evaluate.output[1:],
-                  rules.select_model.output.table],
+                  rules.select_model.output.table, *PLAN.sample_outputs()],
         config=rules.report_config.output[0],
     output:
         spec.REPORT,

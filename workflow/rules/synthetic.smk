@@ -1,5 +1,5 @@
 # Demo data: Pythia 8 events and a CMS-like detector (gnnjec.demo, the `demo` extra), their standard
-# correction, and PFNano-layout ROOT files.
+# correction (always derived on QCD), and PFNano-layout ROOT files of a sample's hard process (qcd or ttbar).
 
 
 rule synthetic_jec:
@@ -32,6 +32,7 @@ rule synthetic_pfnano:
     params:
         events=lambda w: config["samples"][w.sample]["synthetic"]["events_per_file"],
         seed=lambda w: config["samples"][w.sample]["synthetic"]["seed"],
+        process=lambda w: config["samples"][w.sample]["synthetic"]["process"],
     log:
         "results/logs/synthetic_pfnano/{sample}/{index}.log",
     benchmark:
@@ -42,4 +43,4 @@ rule synthetic_pfnano:
         ENV
     shell:
         "gnnjec synthetic-pfnano --events {params.events} --seed {params.seed} --file-index {wildcards.index}"
-        " --jec {input.jec} --output {output} > {log} 2>&1"
+        " --process {params.process} --jec {input.jec} --output {output} > {log} 2>&1"
