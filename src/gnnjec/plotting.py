@@ -502,7 +502,9 @@ def _ratio_axis(ax, series: list[Series]) -> None:
     low, high = ax.get_ylim()  # a few tick labels and the one at 1, none against the panel above
     top = high - 0.1 * (high - low)
     ticks = {round(t, 6) for t in MaxNLocator(nbins=3).tick_values(low, high) if low <= t <= top}
-    ax.set_yticks(sorted(ticks | ({1.0} if low <= 1.0 <= top else set())))
+    if low <= 1.0 <= top:  # the one at 1, and none so near it that their labels overlap
+        ticks = {t for t in ticks if abs(t - 1.0) > 0.15 * (high - low)} | {1.0}
+    ax.set_yticks(sorted(ticks))
     _mark_off_scale(ax, series, digits=2)
     ax.set_ylabel(RATIO_LABEL, fontsize=16)
 
