@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import demo_inputs
 import numpy as np
 from machine import describe
 
@@ -79,10 +80,6 @@ def fit_at(sizes, gains, errors, target: float) -> tuple[float, float, float]:
 
 
 def main() -> None:
-    import yaml
-
-    from gnnjec.config import config_error
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clouds", type=Path, default=REPO / "results" / "clouds", help="train/val/test.parquet here")
     p.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml")
@@ -92,13 +89,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--json", type=Path, help="also write every run's numbers here")
     a = p.parse_args()
-    config = yaml.safe_load(a.config.read_text())
-    error = config_error(config, REPO / "workflow" / "schemas" / "config.schema.yaml")
-    if error:
-        sys.exit(f"learning_curve.py: {a.config}: {error}")
-    for split in ("train", "val", "test"):
-        if not (a.clouds / f"{split}.parquet").is_file():
-            sys.exit(f"learning_curve.py: {a.clouds / f'{split}.parquet'}: no such file; run make demo first")
+    config = demo_inputs.load(a.config, a.clouds, "learning_curve.py")
     sizes = sorted(set(a.sizes))
     runs = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -46,6 +46,7 @@ import sys
 import time
 from pathlib import Path
 
+import demo_inputs
 import numpy as np
 from machine import describe
 
@@ -377,8 +378,6 @@ def spread(values: list[float]) -> str:
 
 
 def main() -> None:
-    import yaml
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clouds", type=Path, default=REPO / "results" / "clouds", help="train/val/test.parquet here")
     p.add_argument("--config", type=Path, default=REPO / "config" / "config.yaml")
@@ -402,17 +401,10 @@ def main() -> None:
         import weaver  # noqa: F401
     except ImportError:
         sys.exit("weaver_comparison.py: weaver-core is not installed; pip install -e '.[weaver]'")
-    from gnnjec.config import config_error
     from gnnjec.hparams import ARCHITECTURE_KEYS, complete
     from gnnjec.models import architecture
 
-    config = yaml.safe_load(a.config.read_text())
-    error = config_error(config, REPO / "workflow" / "schemas" / "config.schema.yaml")
-    if error:
-        sys.exit(f"weaver_comparison.py: {a.config}: {error}")
-    for split in ("train", "val", "test"):
-        if not (a.clouds / f"{split}.parquet").is_file():
-            sys.exit(f"weaver_comparison.py: {a.clouds / f'{split}.parquet'}: no such file; run make demo first")
+    config = demo_inputs.load(a.config, a.clouds, "weaver_comparison.py")
     # the training defaults without their sizes (head_sizes, phi_sizes): the family's preset, for both networks
     defaults = {k: v for k, v in config["training"]["defaults"].items() if k not in ARCHITECTURE_KEYS}
     hparams = {**defaults, "model": a.family, "epochs": a.epochs, "batch_size": a.batch_size,
