@@ -101,7 +101,9 @@ def test_short_profile_names_plan_the_demo(tmp_path, home):
     for name in ("htcondor", "slurm", "local"):
         proc = snakemake(workdir, home, "--profile", name, "-n")
         jobs = planned_jobs(proc)
-        assert jobs["synthetic_pfnano"] == 4 and jobs["train"] == 4 and jobs["evaluate"] == 1, (name, jobs)
+        # four QCD files and the tt-bar evaluation sample's one
+        assert jobs["synthetic_pfnano"] == 5 and jobs["train"] == 4 and jobs["evaluate"] == 1, (name, jobs)
+        assert jobs["evaluate_sample"] == 1, (name, jobs)
         assert jobs["export_onnx"] == jobs["residual_correction"] == 2, (name, jobs)  # the PFN and the DNN
         assert f"Using profile {name} for setting default command line arguments." in proc.stdout + proc.stderr
     assert "job_wrapper=profiles/htcondor/job.sh" in snakemake(workdir, home, "--profile", "htcondor", "-n").stdout
