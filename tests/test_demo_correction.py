@@ -60,3 +60,14 @@ def test_json_round_trip():
     again = correction.StandardCorrection.from_json(corr.to_json())
     pt, eta, rho, area = np.array([25.0, 300.0]), np.array([0.2, 1.1]), np.array([20.0, 40.0]), np.array([0.5, 0.5])
     assert again.factor(pt, eta, rho, area) == pytest.approx(corr.factor(pt, eta, rho, area))
+
+
+def test_a_file_of_the_old_form_is_refused_in_one_line(tmp_path):
+    """An older gnnjec wrote l1_offset (one number per |eta| bin): such a file is named, with the fix."""
+    from gnnjec.errors import InputError
+
+    old = tmp_path / "standard_jec.json"
+    old.write_text('{"eta_edges": [0, 5.2], "l1_offset": [0.5], "l2l3": [{"log_pt": [], "factor": []}]}')
+    with pytest.raises(InputError, match=r"standard_jec.json: not a standard correction .*'l1_parameters'; rerun the "
+                                         r"synthetic_jec rule"):
+        correction.load(old)

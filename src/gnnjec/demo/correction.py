@@ -145,4 +145,6 @@ def save(correction: StandardCorrection, path: str | os.PathLike) -> None:
 
 
 def load(path: str | os.PathLike) -> StandardCorrection:
-    return StandardCorrection.from_json(read_json(path, "standard correction (JSON)", "rerun the synthetic_jec rule"))
+    # an older gnnjec wrote l1_offset (rho * area * c(eta)): its file lacks l1_parameters and is derived again
+    return StandardCorrection.from_json(read_json(path, "standard correction (JSON)", "rerun the synthetic_jec rule",
+                                                  keys=("eta_edges", "l1_parameters", "l2l3")))
