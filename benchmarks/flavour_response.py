@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 GEN_PT_EDGES = np.array([30, 45, 70, 100, 150, 250, 400, 700, 1200, 3000])
 FLAVOURS = ("uds", "g", "c", "b")
+"""The columns' order."""
 VARIANTS = ("demo", "tracking", "linear", "both", "pileup")
 
 
@@ -69,8 +70,11 @@ def variant(name: str):
 
 
 def flavour_of(hadron, parton) -> np.ndarray:
-    return np.where(hadron == 5, "b", np.where(hadron == 4, "c", np.where(np.isin(np.abs(parton), [1, 2, 3]), "uds",
-                    np.where(parton == 21, "g", "?"))))
+    """Each jet's flavour name (b, c, uds, g; '?' for none), as the workflow classes it (features.flavour_class)."""
+    from gnnjec.features import FLAVOURS as NAMES
+    from gnnjec.features import flavour_class
+
+    return np.array([*NAMES, "?"])[flavour_class(hadron, parton)]
 
 
 def responses(hard_events, name: str, seed: int):
