@@ -12,6 +12,8 @@ The same Pythia events go through the detector once per variant, without pileup 
 * ``linear``: a hadron calorimeter of constant response (the same at 1 and at 100 GeV, so a tower's calibration is
   exact whatever the hadrons in it; thresholds stay in raw energy);
 * ``both``: the two together;
+* ``hcal-only``: no hadron starts its shower in the ECAL (so none leaves an ECAL cluster that particle flow takes
+  for a photon at the electromagnetic scale);
 * ``pileup``: the detector as it is, with pileup (mu 10-60) and CHS, and an L1 correction fitted to the offsets of
   the same events without their pileup, as the workflow's standard correction is.
 
@@ -44,29 +46,32 @@ sys.path.insert(0, str(REPO / "src"))
 GEN_PT_EDGES = np.array([30, 45, 70, 100, 150, 250, 400, 700, 1200, 3000])
 FLAVOURS = ("uds", "g", "c", "b")
 """The columns' order."""
-VARIANTS = ("demo", "tracking", "linear", "both", "pileup")
+VARIANTS = ("demo", "tracking", "linear", "both", "hcal-only", "pileup")
 
 
 @contextlib.contextmanager
 def variant(name: str):
     """The detector with the named mechanism made ideal (module attributes swapped and restored)."""
-    from gnnjec.demo import detector
+    from gnnjec.demo import calorimeter, detector
 
-    saved = {k: getattr(detector, k) for k in ("_tracking_efficiency", "_merged_hits", "hadron_response",
-                                               "hf_hadron_response")}
+    saved = {(m, k): getattr(m, k) for m, k in ((detector, "_tracking_efficiency"), (detector, "_merged_hits"),
+                                                (calorimeter, "hadron_response"), (calorimeter, "hf_hadron_response"),
+                                                (calorimeter, "ECAL_DEPTH_LAMBDA"))}
     if name in ("tracking", "both"):
         detector._tracking_efficiency = lambda pt, abseta, muon: np.ones(len(pt))
         detector._merged_hits = lambda event, eta, phi, in_tracker: np.zeros(len(event))
     if name in ("linear", "both"):
-        flat = saved["hadron_response"](np.array([20.0]))[0]  # the response of a 20 GeV hadron, at every energy
-        hf_flat = saved["hf_hadron_response"](np.array([50.0]))[0]
-        detector.hadron_response = lambda energy: np.full(np.shape(energy), flat)
-        detector.hf_hadron_response = lambda energy: np.full(np.shape(energy), hf_flat)
+        flat = calorimeter.hadron_response(np.array([20.0]))[0]  # the response of a 20 GeV hadron, at every energy
+        hf_flat = calorimeter.hf_hadron_response(np.array([50.0]))[0]
+        calorimeter.hadron_response = lambda energy: np.full(np.shape(energy), flat)
+        calorimeter.hf_hadron_response = lambda energy: np.full(np.shape(energy), hf_flat)
+    if name == "hcal-only":
+        calorimeter.ECAL_DEPTH_LAMBDA = 0.0  # no hadron starts its shower in the ECAL
     try:
         yield
     finally:
-        for k, v in saved.items():
-            setattr(detector, k, v)
+        for (m, k), v in saved.items():
+            setattr(m, k, v)
 
 
 def flavour_of(hadron, parton) -> np.ndarray:

@@ -77,13 +77,6 @@ def test_flavour_labels_and_matching():
     assert list(jets.match(reco, gen)) == [0, -1]                  # 0.15 < R/2 < 0.3
 
 
-def test_calorimeter_calibration_inverts_the_response():
-    energy = np.array([1.0, 2.0, 10.0, 100.0, 1000.0])
-    for response in (detector.hadron_response, detector.hf_hadron_response):
-        assert detector._calibrate(energy * response(energy), response) == pytest.approx(energy, rel=5e-3)
-    assert detector.hadron_response(np.array([2.0, 100.0])) == pytest.approx([0.51, 0.85], abs=0.01)
-
-
 def candidates(event, pt, eta, phi, charge, from_pv):
     n = len(pt)
     z = np.zeros(n)

@@ -24,25 +24,10 @@ Magnetic field              3.8 T: charged particles reach the calorimeters bent
                             asin(0.57 GeV/m * R / pt), R the transverse radius of the calorimeter
                             face (1.29 m barrel ECAL, z = 3.15 m endcap, 11.2 m HF); those with
                             0.57 R / pt > 1 curl up and deposit nothing
-ECAL, |eta| < 3             photons and unidentified electrons, one PF photon per particle (ECAL
-                            crystals are 0.0174 wide): sigma/E = 2.8 %/sqrt(E) (+) 12 %/E (+) 0.3 %
-                            barrel [ECAL], 5.7 %/sqrt(E) (+) 25 %/E (+) 0.55 % endcap; thresholds
-                            E > 0.5 GeV (barrel), 1 GeV (endcap)
-Hadron calorimetry          PF clusters on cells of 2 x 2 HCAL towers, 0.175 x 0.175 (a hadron
-                            shower's size), |eta| < 3; response to a hadron
-                            1 - 0.60 E^-0.30 (0.51 at 2 GeV, 0.70 at 10, 0.85 at 100 GeV, near
-                            CMS's E/p for isolated pions: CMS is non-compensating), sigma/E =
-                            120 %/sqrt(E) (+) 7 % [PF Sec. 3.4],
-                            10 % of hadrons leak (times U(0.5, 1)); each shower lands
-                            N(0, 0.03) around its impact point
-HF, 3 < |eta| < 5           towers of 0.175; e/gamma sigma/E = 198 %/sqrt(E) (+) 9 %, hadrons
-                            280 %/sqrt(E) (+) 11 %, response 1 - 0.40 E^-0.20 [HF]; one PF HF EM
-                            (pdgId 2) and one HF hadron (pdgId 1) per tower above 1.4 GeV
-PF linking                  per tower: calibrated energy E = raw / response(raw) (a single-hadron
-                            calibration applied to the whole tower: several soft hadrons are
-                            under-corrected); tracks are linked to the tower of their impact
-                            point; a neutral hadron is the excess E - sum(p_track) where it exceeds
-                            the calorimeter resolution and 1 GeV, else none (confusion) [PF 4.10]
+Calorimeters and PF         showers without identity labels, clusters, track-cluster links by
+                            extrapolated positions, blocks, HF's long and short fibres:
+                            gnnjec.demo.calorimeter; identified electrons and muons leave no
+                            energy there
 Leptons                     electrons identified with 85 % probability (pt > 2 GeV) and measured to
                             2 %; muons (|eta| < 2.4, pt > 3 GeV) with 95 %; otherwise a track is a
                             charged hadron
@@ -75,14 +60,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kinematics import delta_phi
-from ..ragged import Columns, local_index, segment_sum
-from . import primary, vertices
+from ..ragged import Columns, local_index
+from . import calorimeter, primary, vertices
 from .events import ELECTRON_MASS, MUON_MASS, NEUTRINOS, PION_MASS, Particles
 
 BENDING_GEV_PER_M = 0.3 * 3.8 / 2
 ECAL_RADIUS_M, ECAL_ENDCAP_Z_M, HF_Z_M = 1.29, 3.15, 11.2
-TOWER, HF_TOWER = 2 * np.pi / 36, 2 * np.pi / 36
-"""PF cluster cells: 2 x 2 HCAL towers (0.175), about a hadron shower's size; HF towers (0.175)."""
 PUPPI_DZ_CM = 0.3
 """PUPPI counts a charged candidate closest to the primary vertex (fromPV 1) as from it within this |dz|."""
 PUPPI_PT_CUT = (0.2, 0.015)
@@ -125,22 +108,6 @@ def _smear(rng, x, sigma_rel):
     return x * (1.0 + sigma_rel * rng.standard_normal(len(x)))
 
 
-def hadron_response(energy):
-    return 1.0 - 0.60 * np.power(np.maximum(energy, 0.05), -0.30)
-
-
-def hf_hadron_response(energy):
-    return 1.0 - 0.40 * np.power(np.maximum(energy, 0.05), -0.20)
-
-
-def _calibrate(raw, response):
-    """The single-hadron calibration: E = raw / response(E), solved by a few fixed-point steps."""
-    energy = raw / response(raw)
-    for _ in range(25):  # a contraction: |d/dE raw / response(E)| < 0.5 above 0.5 GeV
-        energy = raw / response(energy)
-    return energy
-
-
 def _tracking_efficiency(pt, abseta, muon):
     plateau = np.where(abseta < 1.2, 0.90, 0.82)
     turn_on = 1.0 - np.exp(-np.maximum(pt - 0.1, 0.0) / 0.4)
@@ -167,14 +134,6 @@ def _calorimeter_radius(abseta):
     return np.where(abseta < 3.0, np.minimum(ECAL_RADIUS_M, ECAL_ENDCAP_Z_M / sinh), HF_Z_M / sinh)
 
 
-def _towers(event, eta, phi, hf):
-    """Integer tower key per deposit (event, region, ieta, iphi) and the tower sizes."""
-    size = np.where(hf, HF_TOWER, TOWER)
-    ieta = np.floor(eta / size).astype(np.int64) + 200
-    iphi = np.floor((phi + np.pi) / size).astype(np.int64)
-    return ((event.astype(np.int64) * 2 + hf) * 400 + ieta) * 100 + iphi
-
-
 def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarray, z_pv: np.ndarray):
     """PF candidates and secondary vertices of all events in ``particles`` (``pileup`` flags pileup
     particles; ``z_pv`` is the hard vertex per event, in cm; particle vertices ``vz`` are absolute)."""
@@ -193,7 +152,6 @@ def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarr
     is_e, is_mu, is_gamma = apdg == 11, apdg == 13, apdg == 22
     hadron = ~(is_e | is_mu | is_gamma)
     barrel = abseta < 1.2
-    hf = abseta >= 3.0
 
     # ---- tracking --------------------------------------------------------------------------
     radius = np.hypot(p.vx, p.vy)
@@ -219,97 +177,18 @@ def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarr
     curls = charged & (reach >= 1.0)
     phi_calo = np.where(charged, delta_phi(phi - charge * np.arcsin(np.minimum(reach, 1.0)), 0.0), phi)
 
-    # ---- ECAL: photons and electrons that are not identified as such ----------------------
-    em = (is_gamma | (is_e & ~electron_id)) & ~curls & ~hf
-    em_sigma = np.where(
-        abseta < 1.5,
-        np.sqrt((0.028 / np.sqrt(energy)) ** 2 + (0.12 / energy) ** 2 + 0.003**2),
-        np.sqrt((0.057 / np.sqrt(energy)) ** 2 + (0.25 / energy) ** 2 + 0.0055**2),
-    )
-    em_energy = np.maximum(_smear(rng, energy, em_sigma), 0.0)
-    em_position_spread = 0.005
-    # an electron whose track was found (but not identified) is a charged hadron: its ECAL
-    # deposit joins the tower system, where the track takes it away
-    em_as_photon = em & ~(is_e & tracked)
-
-    # ---- calorimeter towers: hadrons, HF, and the ECAL deposits that may overlap them -------
-    to_towers = ((hadron & ~curls) | em_as_photon | (em & is_e & tracked) | (hf & (is_gamma | is_e))) & ~is_mu
-    raw = np.zeros(n)
-    h = to_towers & hadron & ~hf
-    sigma = np.hypot(1.2 / np.sqrt(energy[h]), 0.07)
-    raw[h] = energy[h] * hadron_response(energy[h]) * (1 + sigma * rng.standard_normal(h.sum()))
-    leak = h & (rng.random(n) < 0.10)
-    raw[leak] *= rng.uniform(0.5, 1.0, leak.sum())
-    hf_had = to_towers & hadron & hf
-    e = energy[hf_had]
-    raw[hf_had] = e * hf_hadron_response(e) * (1 + np.hypot(2.8 / np.sqrt(e), 0.11) * rng.standard_normal(len(e)))
-    hf_em = to_towers & ~hadron & hf
-    e = energy[hf_em]
-    raw[hf_em] = e * (1 + np.hypot(1.98 / np.sqrt(e), 0.09) * rng.standard_normal(len(e)))
-    ecal = to_towers & ~hadron & ~hf
-    raw[ecal] = em_energy[ecal]
-    raw = np.maximum(raw, 0.0)
-    spread = np.where(hadron, 0.03, em_position_spread)
-    shower_eta = eta + spread * rng.standard_normal(n)
-    shower_phi = delta_phi(phi_calo + spread * rng.standard_normal(n), 0.0)
-
-    dep = np.flatnonzero(to_towers & (raw > 0))
-    dep_hf = hf[dep]
-    dep_em = ~hadron[dep]
-    # A deposit belongs to the tower of its impact point (PF clusters gather a shower's
-    # neighbouring towers); the shower's spread moves the tower's energy-weighted position. HF
-    # keeps EM and hadronic deposits apart (long and short fibres): two tower systems there
-    key = _towers(p.event[dep], eta[dep], phi_calo[dep], dep_hf) * 2 + (dep_hf & dep_em)
-    towers, tower_of = np.unique(key, return_inverse=True)
-    n_towers = len(towers)
-
-    def tower_sums(select):
-        """Raw energy, pileup share and energy-weighted (eta, phi) of the selected deposits."""
-        w = np.where(select, raw[dep], 0.0)
-        total = segment_sum(w, tower_of, n_towers)
-        norm = np.maximum(total, 1e-12)
-        ref_eta, ref_phi = np.zeros(n_towers), np.zeros(n_towers)
-        ref_eta[tower_of] = shower_eta[dep]  # towers are small: offsets from any member, no wrap
-        ref_phi[tower_of] = shower_phi[dep]
-        t_eta = ref_eta + segment_sum(w * (shower_eta[dep] - ref_eta[tower_of]), tower_of, n_towers) / norm
-        phi_shift = segment_sum(w * delta_phi(shower_phi[dep], ref_phi[tower_of]), tower_of, n_towers)
-        t_phi = delta_phi(ref_phi + phi_shift / norm, 0.0)
-        return total, segment_sum(w * pu[dep], tower_of, n_towers) / norm, t_eta, t_phi
-
-    had_raw, had_pu, had_eta, had_phi = tower_sums(~dep_em)
-    em_raw, em_pu, em_eta, em_phi = tower_sums(dep_em)
-    t_event = (towers // 2 // 100 // 400 // 2).astype(np.int64)
-    t_hf = (towers // 2 // 100 // 400) % 2 == 1
-    had_energy = np.where(t_hf, _calibrate(had_raw, hf_hadron_response), _calibrate(had_raw, hadron_response))
-
-    # tracks linked to the tower of their impact point
-    linked = tracked & ~muon_id & ~electron_id & ~curls & ~hf
-    link_key = _towers(p.event[linked], eta[linked], phi_calo[linked], np.zeros(linked.sum(), bool)) * 2
-    pos = np.searchsorted(towers, link_key)
-    found = (pos < n_towers) & (towers[np.minimum(pos, n_towers - 1)] == link_key)
+    # ---- the calorimeters and particle flow's neutral candidates (gnnjec.demo.calorimeter) -------
+    em = (is_gamma | (is_e & ~electron_id)) & ~curls
+    showering = (em | (hadron & ~curls)) & ~is_mu
+    sh = np.flatnonzero(showering)
+    linked = np.flatnonzero(tracked & ~muon_id & ~electron_id & ~curls)
     track_p = track_pt[linked] * np.cosh(eta[linked])
-    t_track = segment_sum(track_p[found], pos[found], n_towers)
-    with_track = t_track > 0
-
-    # towers with tracks: the calorimeter's excess over the tracks, if significant, is a photon
-    # (up to the ECAL energy) and a neutral hadron (the rest) [PF Sec. 4.10]; else nothing
-    t_sigma = np.hypot(1.2 * np.sqrt(np.maximum(t_track, 1e-9)), 0.07 * t_track)
-    excess = em_raw + had_energy - t_track
-    significant = with_track & (excess > np.maximum(t_sigma, 1.0))
-    merged_photon = np.where(significant, np.minimum(excess, em_raw), 0.0)
-    merged_hadron = np.where(significant, excess - merged_photon, 0.0)
-    # towers without tracks: a neutral hadron above the raw seed threshold (0.8 GeV; HF 1.4 GeV),
-    # and in HF an EM candidate; ECAL photons stay single (below)
-    free_hadron = ~with_track & (had_raw > np.where(t_hf, 1.4, 0.8))
-    neutral_energy = np.where(with_track, merged_hadron, np.where(free_hadron, had_energy, 0.0))
-    neutral = neutral_energy > np.where(with_track, 1.0, 0.0)
-    hf_em_tower = t_hf & (towers % 2 == 1) & (em_raw > 1.4)
-    merged = with_track & (merged_photon > 0.5)
-
-    # single ECAL photons: those in towers without a track
-    ph_key = _towers(p.event, eta, phi_calo, np.zeros(n, bool)) * 2
-    ph_pos = np.minimum(np.searchsorted(towers, ph_key), n_towers - 1)
-    photon = em_as_photon & ~hf & (em_energy > np.where(abseta < 1.5, 0.5, 1.0)) & ~with_track[ph_pos]
+    ext_eta, ext_phi = calorimeter.extrapolate(rng, eta[linked], phi_calo[linked], track_p)
+    neutrals = calorimeter.particle_flow(
+        rng,
+        calorimeter.Showers(p.event[sh], energy[sh], eta[sh], phi_calo[sh], em[sh], pu[sh]),
+        calorimeter.Tracks(p.event[linked], track_p, ext_eta, ext_phi),
+    )
 
     # ---- candidates ------------------------------------------------------------------------
     parts = []
@@ -332,19 +211,8 @@ def reconstruct(rng: np.random.Generator, particles: Particles, pileup: np.ndarr
             details["pvAssocQuality"], details["trkQuality"], vtx.from_pv, pu[ch], dz_pv,
         )
     )
-    # photons: single ones, and the ECAL part of a tower's excess over its tracks
-    ph = np.flatnonzero(photon)
-    ph_eta = eta[ph] + em_position_spread * rng.standard_normal(len(ph))
-    ph_phi = delta_phi(phi_calo[ph] + em_position_spread * rng.standard_normal(len(ph)), 0.0)
-    parts.append(_neutral(p.event[ph], em_energy[ph], ph_eta, ph_phi, np.full(len(ph), 22), pu[ph]))
-    mp = np.flatnonzero(merged)
-    parts.append(_neutral(t_event[mp], merged_photon[mp], em_eta[mp], em_phi[mp], np.full(len(mp), 22), em_pu[mp]))
-    # neutral hadrons, HF hadrons (pdgId 1) and HF EM (pdgId 2)
-    nh = np.flatnonzero(neutral & ~(t_hf & (towers % 2 == 1)))
-    nh_code = np.where(t_hf[nh], 1, 130)
-    parts.append(_neutral(t_event[nh], neutral_energy[nh], had_eta[nh], had_phi[nh], nh_code, had_pu[nh]))
-    he = np.flatnonzero(hf_em_tower)
-    parts.append(_neutral(t_event[he], em_raw[he], em_eta[he], em_phi[he], np.full(len(he), 2), em_pu[he]))
+    parts.append(_neutral(neutrals.event, neutrals.energy, neutrals.eta, neutrals.phi, neutrals.code,
+                          neutrals.pileup_fraction))
     cands = Candidates.concat(parts)
     order = np.argsort(cands.event, kind="stable")
     secondary = vertices.reconstruct(
