@@ -9,8 +9,9 @@ The same Pythia events go through the detector once per variant, without pileup 
 
 * ``demo``: the detector as it is;
 * ``tracking``: every charged particle in the tracker found (no turn-on, plateau or merged hits);
-* ``linear``: a hadron calorimeter of constant response (the same at 1 and at 100 GeV, so a tower's calibration is
-  exact whatever the hadrons in it; thresholds stay in raw energy);
+* ``linear``: a hadron calorimeter of constant response (the same at 1 and at 100 GeV, so a block's calibration is
+  exact whatever the hadrons in it; an unlinked ECAL part of a hadron shower still reads the raw, electromagnetic
+  scale, and thresholds stay in raw energy);
 * ``both``: the two together;
 * ``hcal-only``: no hadron starts its shower in the ECAL (so none leaves an ECAL cluster that particle flow takes
   for a photon at the electromagnetic scale);
@@ -24,9 +25,10 @@ from the generator alone, each flavour's GenJet pt shares in charged hadrons, ph
 and the share carried by particles below 2 GeV. Differences between variants are paired (same events) but the
 detector's fluctuations are drawn anew, so their errors are about sqrt(2) times a row's.
 
-Measured 2026-11-30 (6000 events, seed 11, this repository's 2-core machine; docs/results.md): uds - g +1.50 +- 0.13 %
-as the detector is, +0.33 +- 0.12 % with a linear calorimeter, +1.68 +- 0.10 % with perfect tracking; b - uds
--0.69 +- 0.31 %, -0.08 +- 0.32 % linear, -1.21 +- 0.35 % with pileup and CHS.
+Measured 2026-11-30 (6000 events, seed 11, this repository's 2-core machine, the calorimeters of 33374c8;
+docs/results.md): uds - g +2.34 +- 0.13 % as the detector is, +1.50 +- 0.11 % with perfect tracking, +1.20 +- 0.15 %
+with a linear calorimeter, +0.35 +- 0.14 % with both, +2.11 +- 0.13 % with no hadron showering in the ECAL; b - uds
+-1.45 +- 0.37 %, -0.62 +- 0.40 % linear, -1.99 +- 0.38 % with pileup and CHS.
 """
 
 from __future__ import annotations
