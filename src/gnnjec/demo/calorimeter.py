@@ -197,8 +197,8 @@ def friends_of_friends(event, eta, phi, link) -> tuple[int, np.ndarray]:
     return connected_components(graph, directed=False)
 
 
-def nearest(event, eta, phi, tol, d_event, d_eta, d_phi) -> np.ndarray:
-    """Per query point, the index of the nearest of the ``d_*`` points within ``tol`` of it (per query), or -1."""
+def nearest(event, eta, phi, tol, d_event, d_eta, d_phi, d_label) -> np.ndarray:
+    """Per query point, the label of the nearest of the ``d_*`` points within ``tol`` of it (per query), or -1."""
     from scipy.spatial import cKDTree
 
     out = np.full(len(event), -1, np.int64)
@@ -207,8 +207,15 @@ def nearest(event, eta, phi, tol, d_event, d_eta, d_phi) -> np.ndarray:
     dist, index = cKDTree(_points(d_event, d_eta, d_phi)).query(
         _points(event, eta, phi), k=1, distance_upper_bound=float(np.max(tol)))
     ok = np.isfinite(dist) & (dist < tol)
-    out[ok] = index[ok]
+    out[ok] = d_label[index[ok]]
     return out
+
+
+def weighted_position(weight, eta, phi, group, n) -> tuple[np.ndarray, np.ndarray]:
+    """The ``weight``-weighted (eta, phi) of each of ``n`` groups (phi averaged as a direction, so across +-pi too)."""
+    norm = np.maximum(segment_sum(weight, group, n), 1e-12)
+    return (segment_sum(weight * eta, group, n) / norm,
+            np.arctan2(segment_sum(weight * np.sin(phi), group, n), segment_sum(weight * np.cos(phi), group, n)))
 
 
 @dataclass
@@ -229,8 +236,7 @@ def clusters(event, raw, eta, phi, pileup, link, seed) -> Clusters:
     n, label = friends_of_friends(event, eta, phi, link)
     energy = segment_sum(raw, label, n)
     norm = np.maximum(energy, 1e-12)
-    c_eta = segment_sum(raw * eta, label, n) / norm
-    c_phi = np.arctan2(segment_sum(raw * np.sin(phi), label, n), segment_sum(raw * np.cos(phi), label, n))
+    c_eta, c_phi = weighted_position(raw, eta, phi, label, n)
     c_event = np.zeros(n, np.int64)
     c_event[label] = event
     keep = energy > seed(np.abs(c_eta))
@@ -287,17 +293,13 @@ def particle_flow(rng: np.random.Generator, showers: Showers, tracks: Tracks) ->
     # ---- links and blocks --------------------------------------------------------------------------------------
     t = tracks
     n_e, n_h, n_t = len(ecal.raw), len(hcal.raw), len(t.p)
-    to_ecal = nearest(t.event, t.eta, t.phi, ECAL_LINK_CELLS * ecal_cell(np.abs(t.eta)),
-                      s.event[de][de_ok], ecal_eta[de][de_ok], ecal_phi[de][de_ok])
-    to_ecal = np.where(to_ecal >= 0, ecal.of_deposit[de_ok][np.maximum(to_ecal, 0)], -1)
-    to_hcal = nearest(t.event, t.eta, t.phi, np.full(n_t, HCAL_LINK_CELLS * HCAL_TOWER),
-                      s.event[dh][dh_ok], hcal_eta[dh][dh_ok], hcal_phi[dh][dh_ok])
-    to_hcal = np.where(to_hcal >= 0, hcal.of_deposit[dh_ok][np.maximum(to_hcal, 0)], -1)
+    ecal_deposits = (s.event[de][de_ok], ecal_eta[de][de_ok], ecal_phi[de][de_ok], ecal.of_deposit[de_ok])
+    hcal_deposits = (s.event[dh][dh_ok], hcal_eta[dh][dh_ok], hcal_phi[dh][dh_ok], hcal.of_deposit[dh_ok])
+    to_ecal = nearest(t.event, t.eta, t.phi, ECAL_LINK_CELLS * ecal_cell(np.abs(t.eta)), *ecal_deposits)
+    to_hcal = nearest(t.event, t.eta, t.phi, np.full(n_t, HCAL_LINK_CELLS * HCAL_TOWER), *hcal_deposits)
     outside = np.flatnonzero(np.abs(ecal.eta) >= TRACKER_ETA)
     e_to_h = nearest(ecal.event[outside], ecal.eta[outside], ecal.phi[outside],
-                     np.full(len(outside), HCAL_LINK_CELLS * HCAL_TOWER),
-                     s.event[dh][dh_ok], hcal_eta[dh][dh_ok], hcal_phi[dh][dh_ok])
-    e_to_h = np.where(e_to_h >= 0, hcal.of_deposit[dh_ok][np.maximum(e_to_h, 0)], -1)
+                     np.full(len(outside), HCAL_LINK_CELLS * HCAL_TOWER), *hcal_deposits)
     track_node = n_e + n_h + np.arange(n_t)
     edges = np.concatenate([
         np.column_stack([track_node, to_ecal])[to_ecal >= 0],
@@ -326,14 +328,8 @@ def particle_flow(rng: np.random.Generator, showers: Showers, tracks: Tracks) ->
     block_event = np.zeros(n_blocks, np.int64)
     block_event[b_ecal], block_event[b_hcal], block_event[b_track] = ecal.event, hcal.event, t.event
 
-    def centre(raw_c, eta_c, phi_c, of):
-        norm = np.maximum(segment_sum(raw_c, of, n_blocks), 1e-12)
-        return (segment_sum(raw_c * eta_c, of, n_blocks) / norm,
-                np.arctan2(segment_sum(raw_c * np.sin(phi_c), of, n_blocks),
-                           segment_sum(raw_c * np.cos(phi_c), of, n_blocks)))
-
-    e_eta, e_phi = centre(ecal.raw, ecal.eta, ecal.phi, b_ecal)
-    h_eta, h_phi = centre(hcal.raw, hcal.eta, hcal.phi, b_hcal)
+    e_eta, e_phi = weighted_position(ecal.raw, ecal.eta, ecal.phi, b_ecal, n_blocks)
+    h_eta, h_phi = weighted_position(hcal.raw, hcal.eta, hcal.phi, b_hcal, n_blocks)
     parts = []
 
     # blocks with tracks: the calorimeters' calibrated excess over the tracks [PF Sec. 4.10]
@@ -389,10 +385,8 @@ def _forward(rng, s: Showers, hf) -> tuple:
     n = len(towers)
     sum_l, sum_s = segment_sum(long_, of, n), segment_sum(short, of, n)
     norm = np.maximum(sum_l + sum_s, 1e-12)
-    t_eta = segment_sum((long_ + short) * s.eta[i], of, n) / norm
-    t_phi = np.arctan2(segment_sum((long_ + short) * np.sin(s.phi[i]), of, n),
-                       segment_sum((long_ + short) * np.cos(s.phi[i]), of, n))
-    t_pu = segment_sum((long_ + short) * s.pileup[i], of, n) / norm
+    t_eta, t_phi = weighted_position(raw, s.eta[i], s.phi[i], of, n)
+    t_pu = segment_sum(raw * s.pileup[i], of, n) / norm
     t_event = (towers // 100 // 400).astype(np.int64)
     e_em, e_had = sum_l - sum_s, hf_hadronic_calibration(2 * sum_s)
     a, b = np.flatnonzero(e_em > HF_MIN), np.flatnonzero(e_had > HF_MIN)
