@@ -180,10 +180,16 @@ def _points(event, eta, phi):
     return np.column_stack([eta + 20.0 * event, np.cos(phi), np.sin(phi)])
 
 
-def friends_of_friends(event, eta, phi, link) -> tuple[int, np.ndarray]:
-    """Clusters of points: two points closer than the smaller of their ``link`` lengths are in the same one."""
+def components(n: int, i, j) -> tuple[int, np.ndarray]:
+    """The connected components of ``n`` nodes joined by the edges (i, j): how many, and each node's."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
+
+    return connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
+
+
+def friends_of_friends(event, eta, phi, link) -> tuple[int, np.ndarray]:
+    """Clusters of points: two points closer than the smaller of their ``link`` lengths are in the same one."""
     from scipy.spatial import cKDTree
 
     n = len(event)
@@ -193,8 +199,7 @@ def friends_of_friends(event, eta, phi, link) -> tuple[int, np.ndarray]:
     pairs = cKDTree(xyz).query_pairs(float(np.max(link)), output_type="ndarray")
     i, j = pairs[:, 0], pairs[:, 1]
     close = np.linalg.norm(xyz[i] - xyz[j], axis=1) < np.minimum(link[i], link[j])
-    graph = coo_matrix((np.ones(close.sum()), (i[close], j[close])), shape=(n, n))
-    return connected_components(graph, directed=False)
+    return components(n, i[close], j[close])
 
 
 def nearest(event, eta, phi, tol, d_event, d_eta, d_phi, d_label) -> np.ndarray:
@@ -306,12 +311,7 @@ def particle_flow(rng: np.random.Generator, showers: Showers, tracks: Tracks) ->
         np.column_stack([track_node, n_e + to_hcal])[to_hcal >= 0],
         np.column_stack([outside, n_e + e_to_h])[e_to_h >= 0],
     ]).astype(np.int64).reshape(-1, 2)
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n_nodes = n_e + n_h + n_t
-    n_blocks, block = connected_components(
-        coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n_nodes, n_nodes)), directed=False)
+    n_blocks, block = components(n_e + n_h + n_t, edges[:, 0], edges[:, 1])
     b_ecal, b_hcal, b_track = block[:n_e], block[n_e:n_e + n_h], block[n_e + n_h:]
     block_ecal = segment_sum(ecal.raw, b_ecal, n_blocks)
     block_hcal = segment_sum(hcal.raw, b_hcal, n_blocks)
@@ -349,7 +349,7 @@ def particle_flow(rng: np.random.Generator, showers: Showers, tracks: Tracks) ->
     # blocks without tracks: beyond the tracker an ECAL and an HCAL cluster linked make one neutral hadron; else
     # each ECAL cluster is a photon and each HCAL cluster a neutral hadron
     both = ~has_track & (block_ecal > 0) & (block_hcal > 0)
-    k = np.flatnonzero(both & (block_hcal > HCAL_SEED))
+    k = np.flatnonzero(both)  # every HCAL cluster is above its seed
     total_eta = (block_ecal[k] * e_eta[k] + block_hcal[k] * h_eta[k]) / (block_ecal[k] + block_hcal[k])
     parts.append((block_event[k], calibrate(block_ecal[k] + block_hcal[k], hadron_response), total_eta,
                   np.where(block_hcal[k] >= block_ecal[k], h_phi[k], e_phi[k]), np.full(len(k), 130), block_pu[k]))
