@@ -11,7 +11,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 
 .PHONY: install install-test profiles services demo test lint clean
 
-# the package with the SLURM and HTCondor executor plugins (the HTCondor bindings warn at every snakemake start
+# the package with the SLURM and HTCondor executor plugins and coffea (the analysis examples) (the HTCondor bindings warn at every snakemake start
 # where no condor_config exists, as on this machine: the demo says there is none); the tests add pytest & co.
 install: $(VENV)/.installed profiles
 install-test: $(VENV)/.installed-test profiles
@@ -24,7 +24,7 @@ profiles:
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(if $(TORCH),$(BIN)/pip install --quiet "$(TORCH)")
-	$(BIN)/pip install --quiet -e ".[slurm,htcondor,demo]"
+	$(BIN)/pip install --quiet -e ".[slurm,htcondor,demo,analysis]"
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
