@@ -79,8 +79,9 @@ def _begin_provenance(args, cmd: Command) -> None:
     inputs nor outputs) and its input files."""
     skip = {"stage", *cmd.reads, *cmd.outputs}
     parameters = {k: v for k, v in sorted(vars(args).items()) if k not in skip}
-    for name in _NAMED & set(cmd.reads):  # the names given to the inputs
-        parameters[f"{name}_names"] = [item.partition("=")[0] for item in getattr(args, name)]
+    for name in _NAMED & set(cmd.reads):  # the names given to the inputs, where they are NAME=PATH lists
+        if isinstance(getattr(args, name), list):
+            parameters[f"{name}_names"] = [item.partition("=")[0] for item in getattr(args, name)]
     provenance.begin(args.stage, parameters, _paths(args, cmd.reads))
 
 

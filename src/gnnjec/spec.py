@@ -143,7 +143,7 @@ STAGES = {
     "training-plots": ("gnnjec.plotting", "loss curves and the validation loss of every point"),
     "report-config": ("gnnjec.config", "write the run's configuration (for the report, and to rerun it)"),
     "triton-model": ("gnnjec.triton", "one model of a Triton model repository from an exported ONNX file"),
-    "serve": ("gnnjec.serving", "serve a Triton model repository over KServe v2 REST with ONNX Runtime"),
+    "serve": ("gnnjec.serving", "serve a Triton model repository over KServe v2 REST and gRPC with ONNX Runtime"),
 }
 """Each command of ``gnnjec``: the module that declares its arguments and runs it, and its one-line help.
 A stage's rule has its name with ``_`` for ``-`` (``serve`` has none: it is a service)."""

@@ -23,6 +23,8 @@ from .command import Command, config_default
 from .errors import InputError
 from .files import atomic_output
 
+PLATFORM = "onnxruntime_onnx"
+
 ONNX_TO_TRITON = {1: "TYPE_FP32", 2: "TYPE_UINT8", 3: "TYPE_INT8", 5: "TYPE_INT16", 6: "TYPE_INT32", 7: "TYPE_INT64",
                   9: "TYPE_BOOL", 10: "TYPE_FP16", 11: "TYPE_FP64", 16: "TYPE_BF16"}
 """ONNX TensorProto element types -> Triton data types."""
@@ -56,44 +58,77 @@ def tensor_specs(onnx_path: str) -> tuple[list[dict], list[dict], dict]:
     return inputs, outputs, {p.key: p.value for p in model.metadata_props}
 
 
-def _tensor_block(kind: str, tensors: list[dict]) -> str:
-    entries = []
-    for t in tensors:
-        dims = t["dims"] or [1]  # a batch-only tensor: one element per jet, reshaped to nothing
-        reshape = "\n    reshape: { shape: [ ] }" if not t["dims"] else ""
-        entries.append(f'  {{\n    name: "{t["name"]}"\n    data_type: {t["data_type"]}\n'
-                       f'    dims: [ {", ".join(map(str, dims))} ]{reshape}\n  }}')
-    return f"{kind} [\n" + ",\n".join(entries) + "\n]"
+def model_config_message(name: str, onnx_path: str, max_batch_size: int | None = None,
+                         preferred_batch_sizes: tuple[int, ...] = (256, 1024), max_queue_delay_us: int | None = None):
+    """The model's configuration as Triton's own protobuf message (``model_config_pb2.ModelConfig``); batching as
+    given, else the configuration's defaults (``serving.max_batch_size``, ``serving.max_queue_delay_us``)."""
+    from tritonclient.grpc import model_config_pb2 as pb
+
+    max_batch_size = max_batch_size or config_default("serving.max_batch_size")
+    if max_queue_delay_us is None:
+        max_queue_delay_us = config_default("serving.max_queue_delay_us")
+    inputs, outputs, _ = tensor_specs(onnx_path)
+    config = pb.ModelConfig(name=name, platform=PLATFORM, max_batch_size=max_batch_size)
+    for kind, tensors in ((config.input, inputs), (config.output, outputs)):
+        for t in tensors:
+            tensor = kind.add(name=t["name"], data_type=pb.DataType.Value(t["data_type"]), dims=t["dims"] or [1])
+            if not t["dims"]:  # a batch-only tensor: one element per jet, reshaped to nothing
+                tensor.reshape.SetInParent()
+    preferred = [b for b in preferred_batch_sizes if b <= max_batch_size] or [max_batch_size]
+    config.dynamic_batching.preferred_batch_size.extend(preferred)
+    config.dynamic_batching.max_queue_delay_microseconds = max_queue_delay_us
+    return config
 
 
 def model_config(name: str, onnx_path: str, max_batch_size: int | None = None,
                  preferred_batch_sizes: tuple[int, ...] = (256, 1024), max_queue_delay_us: int | None = None) -> str:
-    """The text of ``config.pbtxt`` for the ONNX model at ``onnx_path``, served as ``name``; batching as given,
-    else the configuration's defaults (config keys ``serving.max_batch_size``, ``serving.max_queue_delay_us``)."""
-    max_batch_size = max_batch_size or config_default("serving.max_batch_size")
-    if max_queue_delay_us is None:
-        max_queue_delay_us = config_default("serving.max_queue_delay_us")
-    inputs, outputs, meta = tensor_specs(onnx_path)
-    preferred = [b for b in preferred_batch_sizes if b <= max_batch_size] or [max_batch_size]
+    """The text of ``config.pbtxt``: :func:`model_config_message` in protobuf's text format, after comments that say
+    what the model is, its features and its provenance."""
+    from google.protobuf import text_format
+
+    config = model_config_message(name, onnx_path, max_batch_size, preferred_batch_sizes, max_queue_delay_us)
+    meta = tensor_specs(onnx_path)[2]
     header = [f"# {name}: {meta.get('name', '?')}, target {meta.get('target', '?')} "
               "(corrected pt = pt_raw * exp(prediction))"]
     if "inputs" in meta:
         for collection, names in json.loads(meta["inputs"]).items():
             header.append(f"# {collection}: {', '.join(names)}")
-    return "\n".join([
-        *header,
-        provenance.comment(),
-        f'name: "{name}"',
-        'platform: "onnxruntime_onnx"',
-        f"max_batch_size: {max_batch_size}",
-        _tensor_block("input", inputs),
-        _tensor_block("output", outputs),
-        "dynamic_batching {",
-        f"  preferred_batch_size: [ {', '.join(map(str, preferred))} ]",
-        f"  max_queue_delay_microseconds: {max_queue_delay_us}",
-        "}",
-        "",
-    ])
+    text = text_format.MessageToString(config, use_short_repeated_primitives=True)
+    return "\n".join([*header, provenance.comment(), text])
+
+
+def read_config(path: str):
+    """``config.pbtxt`` parsed by Triton's own protobuf (``model_config_pb2.ModelConfig``); a file it does not
+    parse is one InputError naming it."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as pb
+
+    try:
+        return text_format.Parse(Path(path).read_text(), pb.ModelConfig())
+    except (text_format.ParseError, UnicodeDecodeError, OSError) as err:
+        raise InputError(f"{path}: not a Triton model configuration ({str(err).splitlines()[0]}); rerun the "
+                         "triton_model rule") from None
+
+
+def padded(arrays: dict, width: dict | int) -> dict:
+    """A client's inputs with every collection padded (with zeros, mask 0) or cut to a fixed number of points,
+    ``width[collection]`` or one width for all: Triton's dynamic batcher merges only requests whose shapes are
+    equal, so clients of variable-length jets pad to fixed lengths. The networks ignore padded points, so a padded
+    jet gets the same prediction; points cut away are the softest where the collection is ordered by pt (as the
+    convert stage's are)."""
+    import numpy as np
+
+    out = {}
+    for name, array in arrays.items():
+        collection = name.removesuffix("_mask")
+        if collection == name and f"{name}_mask" not in arrays:  # jet-level, not a collection
+            out[name] = array
+            continue
+        n = width if isinstance(width, int) else width[collection]
+        array = np.asarray(array)[:, :n]
+        pad = [(0, 0), (0, n - array.shape[1])] + [(0, 0)] * (array.ndim - 2)
+        out[name] = np.ascontiguousarray(np.pad(array, pad))
+    return out
 
 
 def write_model(name: str, onnx_path: str, model_dir: str, max_batch_size: int | None = None,
