@@ -18,6 +18,12 @@ what they learnt), exported the same way:
 * MFLOP per jet (torch.utils.flop_counter on the same batch: matmuls and convolutions) and the
   ONNX Runtime FLOP/s as a share of a large float32 matmul's FLOP/s measured in the same run.
 
+Each rate is measured ``--repeats`` times (default 5, ``--seconds`` each) and printed as the median and
+(min-max). Then, per protocol (REST with tritonclient.http, gRPC with tritonclient.grpc) and number of clients
+in flight (``--concurrency``, default 1 16 64; each client a thread with its own connection sending requests
+of ``--load-batch`` jets back to back), the first family's served jets/s and the median and 99th-percentile
+latency, each as the median (min-max) over the repeats, and the failed requests.
+
 Goals (issue 11): in-process ONNX Runtime at batch 1024 >= 50 % of the matmul's FLOP/s; served
 >= 90 % of in-process. Anchor: the seed served PFN at 3,086 and ParticleNet at 310 jets/s on 2 CPU
 cores at batch 1024 (Triton, no dynamic batching).
@@ -55,6 +61,52 @@ def rate(fn, min_seconds: float, min_calls: int = 3) -> float:
     return calls / (time.perf_counter() - start)
 
 
+def rates(fn, seconds: float, repeats: int) -> np.ndarray:
+    """``repeats`` samples of :func:`rate`."""
+    return np.array([rate(fn, seconds) for _ in range(repeats)])
+
+
+def spread(values, scale: float = 1.0, digits: int = 0) -> str:
+    """Median (min-max) of ``values`` times ``scale``."""
+    v = np.asarray(values) * scale
+    return f"{np.median(v):.{digits}f} ({v.min():.{digits}f}-{v.max():.{digits}f})"
+
+
+def load(make_client, infer, concurrency: int, seconds: float) -> tuple[int, list[float], int]:
+    """``concurrency`` clients (threads, each with its own client) sending requests back to back for ``seconds``:
+    (requests answered, their latencies in s, failed requests)."""
+    import threading
+
+    latencies, failures, lock = [], [0], threading.Lock()
+    barrier = threading.Barrier(concurrency)
+    deadline = [0.0]
+
+    def client_loop():
+        client = make_client()
+        infer(client)  # connect and warm up, outside the measurement
+        barrier.wait()
+        if not deadline[0]:
+            deadline[0] = time.perf_counter() + seconds
+        mine, bad = [], 0
+        while time.perf_counter() < deadline[0]:
+            start = time.perf_counter()
+            try:
+                infer(client)
+                mine.append(time.perf_counter() - start)
+            except Exception:
+                bad += 1
+        with lock:
+            latencies.extend(mine)
+            failures[0] += bad
+
+    threads = [threading.Thread(target=client_loop) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(latencies), latencies, failures[0]
+
+
 def matmul_flops(threads: int, n: int = 4096, seconds: float = 3.0) -> dict:
     """FLOP/s of an n x n float32 matmul with numpy (OpenBLAS) and torch, on ``threads`` threads."""
     import torch
@@ -77,9 +129,9 @@ def free_port() -> int:
 def start_server(repository: Path, threads: int):
     import http.client
 
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     proc = subprocess.Popen([sys.executable, "-m", "gnnjec", "serve", "--repository", str(repository),
-                             "--port", str(port), "--threads", str(threads)],
+                             "--port", str(port), "--grpc-port", str(grpc_port), "--threads", str(threads)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     for _ in range(300):
@@ -87,7 +139,7 @@ def start_server(repository: Path, threads: int):
             conn = http.client.HTTPConnection(f"127.0.0.1:{port}", timeout=1)
             conn.request("GET", "/v2/health/ready")
             if conn.getresponse().status == 200:
-                return proc, f"127.0.0.1:{port}"
+                return proc, f"127.0.0.1:{port}", f"127.0.0.1:{grpc_port}"
         except OSError:
             time.sleep(0.1)
     proc.kill()
@@ -120,12 +172,54 @@ def untrained(preset: str, model_dir: Path, workdir: Path, run: Path, inputs: di
     return model.eval()
 
 
+def concurrency_table(family: str, repository: Path, run: Path, url: str, grpc_url: str, args) -> None:
+    """Served jets/s and latency per protocol and number of clients in flight."""
+    import tritonclient.grpc as grpcclient
+    import tritonclient.http as httpclient
+
+    from gnnjec.dataset import CloudData
+    from gnnjec.inference import OnnxRegressor
+
+    regressor = OnnxRegressor(str(repository / family / "1" / "model.onnx"), 1)
+    data = CloudData(str(run / spec.clouds_split("test")), regressor.inputs)
+    arrays = data.batch(np.arange(args.load_batch), regressor.hparams["max_constituents"])
+    print(f"# {family}, {args.load_batch} jet(s) per request, clients back to back; median (min-max) of "
+          f"{args.repeats} samples of {args.load_seconds} s")
+    print(f"{'protocol':<9}{'clients':>8}{'served jets/s':>24}{'median latency ms':>24}{'p99 latency ms':>24}"
+          f"{'requests':>10}{'failed':>8}")
+    for protocol, module, address in (("REST", httpclient, url), ("gRPC", grpcclient, grpc_url)):
+        def make_client(module=module, address=address):
+            return module.InferenceServerClient(address)
+
+        def infer(client, module=module):
+            inputs = []
+            for name, x in zip(regressor.names, arrays):
+                inputs.append(module.InferInput(name, list(x.shape), "FP32"))
+                inputs[-1].set_data_from_numpy(x)
+            client.infer(family, inputs)
+
+        for concurrency in args.concurrency:
+            jets, p50, p99, total, failed = [], [], [], 0, 0
+            for _ in range(args.repeats):
+                answered, latencies, bad = load(make_client, infer, concurrency, args.load_seconds)
+                jets.append(answered * args.load_batch / args.load_seconds)
+                p50.append(np.percentile(latencies, 50) if latencies else np.nan)
+                p99.append(np.percentile(latencies, 99) if latencies else np.nan)
+                total, failed = total + answered, failed + bad
+            print(f"{protocol:<9}{concurrency:>8}{spread(jets):>24}{spread(p50, 1e3, 1):>24}{spread(p99, 1e3, 1):>24}"
+                  f"{total:>10}{failed:>8}", flush=True)
+
+
 def main() -> None:
     a = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     a.add_argument("--workdir", default=".", help="a finished workflow's working directory (with results/)")
     a.add_argument("--families", nargs="*", help="default: every family in results/triton")
     a.add_argument("--batches", type=int, nargs="*", default=[1, 4, 16, 64, 256, 1024])
-    a.add_argument("--seconds", type=float, default=2.0, help="per measurement")
+    a.add_argument("--seconds", type=float, default=0.5, help="per sample")
+    a.add_argument("--repeats", type=int, default=5, help="samples per measurement (median and min-max printed)")
+    a.add_argument("--concurrency", type=int, nargs="*", default=[1, 16, 64], help="clients in flight")
+    a.add_argument("--load-batch", type=int, default=1, help="jets per request in the concurrency section")
+    a.add_argument("--load-seconds", type=float, default=3.0, help="per sample of the concurrency section")
     a.add_argument("--threads", type=int, default=os.cpu_count())
     a.add_argument("--untrained", nargs="*", default=[], metavar="PRESET",
                    help="also benchmark these presets with fresh weights (e.g. particlenet-lite particlenet)")
@@ -159,9 +253,10 @@ def main() -> None:
     peak = max(reference.values())
     print(f"# 4096^2 float32 matmul: numpy {reference['numpy'] / 1e9:.1f} GFLOP/s, "
           f"torch {reference['torch'] / 1e9:.1f} GFLOP/s; the share below is of the larger")
-    server, url = start_server(repository, args.threads)
+    server, url, grpc_url = start_server(repository, args.threads)
     client = httpclient.InferenceServerClient(url, connection_timeout=120, network_timeout=600)
-    print(f"{'family':<28}{'batch':>6}{'ORT jets/s':>12}{'torch jets/s':>14}{'served jets/s':>15}{'served/ORT':>12}"
+    print(f"# rates: median (min-max) of {args.repeats} samples of {args.seconds} s")
+    print(f"{'family':<28}{'batch':>6}{'ORT jets/s':>26}{'torch jets/s':>26}{'served jets/s':>26}{'served/ORT':>12}"
           f"{'MFLOP/jet':>11}{'ORT GFLOP/s':>13}{'of matmul':>11}")
     try:
         for family in families:
@@ -176,17 +271,19 @@ def main() -> None:
                 with torch.no_grad(), counter:
                     model(*tensors)
                 flops = counter.get_total_flops()
-                ort = batch * rate(lambda: regressor.predict_batch(arrays), args.seconds)
+                ort = batch * rates(lambda: regressor.predict_batch(arrays), args.seconds, args.repeats)
                 with torch.no_grad():
-                    tor = batch * rate(lambda: model(*tensors), args.seconds)
+                    tor = batch * rates(lambda: model(*tensors), args.seconds, args.repeats)
                 inputs = []
                 for name, x in zip(regressor.names, arrays):
                     inputs.append(httpclient.InferInput(name, list(x.shape), "FP32"))
                     inputs[-1].set_data_from_numpy(x, binary_data=True)
-                served = batch * rate(lambda: client.infer(family, inputs), args.seconds)
-                gflops = ort / batch * flops / 1e9
-                print(f"{family:<28}{batch:>6}{ort:>12.0f}{tor:>14.0f}{served:>15.0f}{served / ort:>11.0%}"
-                      f"{flops / batch / 1e6:>11.2f}{gflops:>13.2f}{gflops * 1e9 / peak:>11.1%}", flush=True)
+                served = batch * rates(lambda: client.infer(family, inputs), args.seconds, args.repeats)
+                gflops = np.median(ort) / batch * flops / 1e9
+                print(f"{family:<28}{batch:>6}{spread(ort):>26}{spread(tor):>26}{spread(served):>26}"
+                      f"{np.median(served) / np.median(ort):>11.0%}{flops / batch / 1e6:>11.2f}{gflops:>13.2f}"
+                      f"{gflops * 1e9 / peak:>11.1%}", flush=True)
+        concurrency_table(families[0], repository, run, url, grpc_url, args)
     finally:
         server.terminate()
         server.wait(timeout=10)
