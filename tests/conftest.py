@@ -86,6 +86,21 @@ def trained_model(tmp_path_factory, synthetic_clouds):
     return str(out / "model.pt"), str(out / "history.json"), summary
 
 
+QUANTILES = [0.16, 0.5, 0.84]
+
+
+@pytest.fixture(scope="session")
+def quantile_model(tmp_path_factory, synthetic_clouds):
+    """TINY_HP's PFN trained with quantiles (16, 50, 84 %) and exported: (checkpoint, ONNX file)."""
+    from gnnjec import export, features, training
+
+    out = tmp_path_factory.mktemp("quantile_model")
+    training.train(synthetic_clouds["train"], synthetic_clouds["val"], str(out / "model.pt"), str(out / "history.json"),
+                   {**TINY_HP, "quantiles": QUANTILES, "epochs": 6}, features.DEFAULT_INPUTS, threads=2)
+    export.export_onnx(str(out / "model.pt"), str(out / "model.onnx"))
+    return str(out / "model.pt"), str(out / "model.onnx")
+
+
 @pytest.fixture(scope="session")
 def exported_model(tmp_path_factory, trained_model, synthetic_clouds):
     from gnnjec import export

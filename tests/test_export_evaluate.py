@@ -101,7 +101,7 @@ def test_evaluate_and_plot(exported_model, synthetic_clouds, tmp_path):
     # even this tiny model must correct jets: median response near 1 above 30 GeV in the barrel
     assert abs(central["median_response"] - 1) < 0.05
     paths = plotting.make_plots(str(pred_path), str(metrics_path), str(tmp_path / "plots"), "test sample")
-    assert len(paths) == len(plotting.PLOTS) == 10
+    assert len(paths) == len(plotting.PLOTS) == 11
     for p in paths:
         data = open(p, "rb").read()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000

@@ -37,7 +37,7 @@ RESIDUAL_TABLE = {"eta_edges": [0.0, 1.3, 5.0], "log_pt_knots": [np.log(15.0), n
 
 
 @pytest.fixture(scope="module")
-def repository(tmp_path_factory, exported_model):
+def repository(tmp_path_factory, exported_model, quantile_model):
     from gnnjec import residual
 
     root = tmp_path_factory.mktemp("triton")
@@ -45,6 +45,7 @@ def repository(tmp_path_factory, exported_model):
     grafted = root.parent / "pfn_residual.onnx"
     residual.graft(exported_model, RESIDUAL_TABLE, str(grafted))
     triton.write_model("pfn_residual", str(grafted), str(root / "pfn_residual"), max_batch_size=MAX_BATCH)
+    triton.write_model("pfn_quantiles", quantile_model[1], str(root / "pfn_quantiles"), max_batch_size=MAX_BATCH)
     return root
 
 
@@ -311,6 +312,24 @@ def test_tritonclient_grpc_passes_the_protocol(servers, repository, exported_mod
     with pytest.raises(InferenceServerException, match="NOT_FOUND.*unknown model 'gluon'"):
         client.infer("gluon", _grpc_inputs(arrays, regressor.names))
     assert proc.poll() is None
+
+
+def test_a_quantile_network_serves_its_quantiles_over_rest_and_grpc(servers, repository, quantile_model,
+                                                                   synthetic_clouds):
+    import tritonclient.grpc as grpcclient
+    import tritonclient.http as httpclient
+
+    config = parse_pbtxt((repository / "pfn_quantiles" / "config.pbtxt").read_text())
+    assert [(t.name, list(t.dims)) for t in config.output] == [("prediction", [1]), ("quantiles", [3])]
+    regressor = OnnxRegressor(quantile_model[1])
+    arrays = CloudData(synthetic_clouds["test"], regressor.inputs).batch(np.arange(25), 128)
+    expected = regressor.session.run(["quantiles"], dict(zip(regressor.names, arrays)))[0]
+    url, grpc_url, _ = servers
+    over_rest = httpclient.InferenceServerClient(url).infer("pfn_quantiles", _inputs(arrays, regressor.names))
+    over_grpc = grpcclient.InferenceServerClient(grpc_url).infer("pfn_quantiles", _grpc_inputs(arrays, regressor.names))
+    for result in (over_rest, over_grpc):
+        assert result.as_numpy("quantiles").shape == (25, 3)
+        np.testing.assert_allclose(result.as_numpy("quantiles"), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_http_config_is_the_whole_config_pbtxt(server, repository):

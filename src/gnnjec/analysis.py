@@ -58,6 +58,8 @@ CORRECTED_FIELDS = {
     "pt_orig": "pt as given (the file's standard correction)",
     "mass_orig": "mass as given",
     "jet_energy_correction": "the network's factor: corrected over raw",
+    "pt_resolution": "a network trained with quantiles only: half the width of its predicted interval of pt_gen (the "
+                     "lowest to the highest quantile, 16-84 %: one standard deviation for a Gaussian), in GeV",
 }
 """The fields :meth:`JetCorrection.corrected_jets` sets or adds (coffea's jet-correction factories' names);
 every other field of the jets is kept."""
@@ -194,31 +196,42 @@ class JetCorrection:
                 ak.typetracer.touch_data(array)
             for name in ("pt", "eta", "phi", "mass", "rawFactor"):
                 ak.typetracer.touch_data(jets[name])
-            factor = jets.pt
+            factor = resolution = jets.pt
         else:
-            corrected, factor_all = self._correct_events(events)
+            corrected, factor_all, resolution_all = self._correct_events(events)
             index = original_index(jets, events.Jet)
             counts = ak.num(jets, axis=1)
             factor = ak.unflatten(factor_all[index], counts)
+            resolution = ak.unflatten(resolution_all[index], counts) if resolution_all is not None else None
         raw = 1 - jets.rawFactor
         fields = {"pt_orig": jets.pt, "mass_orig": jets.mass, "pt_raw": jets.pt * raw, "mass_raw": jets.mass * raw,
                   "jet_energy_correction": factor}
         fields["pt"] = fields["pt_raw"] * factor if _is_typetracer(jets) else ak.unflatten(corrected[index], counts)
         fields["mass"] = fields["mass_raw"] * factor
+        if self.regressor.quantiles:
+            fields["pt_resolution"] = resolution
         for name in CORRECTED_FIELDS:
-            jets = ak.with_field(jets, fields[name], name)
+            if name in fields:
+                jets = ak.with_field(jets, fields[name], name)
         return jets
 
-    def _correct_events(self, events) -> tuple[np.ndarray, np.ndarray]:
-        """Corrected pt and the network's factor of every jet of ``events.Jet``, flat, in order."""
+    def _correct_events(self, events) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Corrected pt, the network's factor and the pt resolution (None without quantiles) of every jet of
+        ``events.Jet``, flat, in order."""
         arrays, names, track_details, vertices = nanoevents_arrays(events)
         chunk = chunk_from_arrays(arrays, names, track_details, vertices)
         clouds = ak.from_arrow(clouds_from_chunk(chunk, EVERY_JET, Split(), "NanoEvents"))
         n_jets = int(ak.sum(ak.num(events.Jet, axis=1)))
         if len(clouds) != n_jets:
             raise InputError(f"NanoEvents: {len(clouds)} jets converted of {n_jets}")
+        quantiles = bool(self.regressor.quantiles)
         if not len(clouds):
-            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+            return np.zeros(0, np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32) if quantiles else None
         data = CloudData(clouds, self.regressor.inputs, truth=("pt_raw",))
-        factor = np.exp(self.regressor.predict(data)).astype(np.float32)
-        return (data.truth["pt_raw"] * factor).astype(np.float32), factor
+        out = self.regressor.predict_outputs(data, ("prediction", "quantiles") if quantiles else ("prediction",))
+        factor = np.exp(out["prediction"]).astype(np.float32)
+        resolution = None
+        if quantiles:  # half the interval from the lowest quantile to the highest, in GeV
+            spread = np.exp(out["quantiles"][:, -1]) - np.exp(out["quantiles"][:, 0])
+            resolution = (0.5 * data.truth["pt_raw"] * spread).astype(np.float32)
+        return (data.truth["pt_raw"] * factor).astype(np.float32), factor, resolution

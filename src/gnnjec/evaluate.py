@@ -31,7 +31,9 @@ from .metrics import (
     VIEW_MAX_PT,
     binned_metrics,
     closure,
+    coverage,
     format_closure_bins,
+    format_coverage,
     format_flavour_response,
     format_summary,
     strict,
@@ -60,6 +62,12 @@ def network_column(model: str) -> str:
     return f"pt_network_{model}"
 
 
+def quantile_column(model: str, level: float) -> str:
+    """The predictions file's column of the pt at quantile ``level`` of ``model``'s prediction (a network trained with
+    quantiles), e.g. ``pt_q16_pfn``: pt_raw * exp(that quantile of log(pt_gen / pt_raw))."""
+    return f"pt_q{100 * level:g}_{model}"
+
+
 def pt_bin_edges(cfg: dict) -> np.ndarray:
     return np.geomspace(cfg["pt_min"], cfg["pt_max"], cfg["n_pt_bins"] + 1)
 
@@ -81,7 +89,7 @@ def run_inference(models: dict[str, str], clouds: str | list[str], predictions_p
                 data = CloudData(path, regressor.inputs, truth=TRUTH_COLUMNS)
             if data.n == 0:
                 break
-            wanted = ("prediction", *(["network_prediction"] if "network_prediction" in regressor.outputs else []))
+            wanted = ("prediction", *(o for o in ("network_prediction", "quantiles") if o in regressor.outputs))
             start = time.perf_counter()
             predicted = regressor.predict_outputs(data, wanted)  # both outputs from one pass
             info[name]["seconds"] += time.perf_counter() - start
@@ -92,6 +100,9 @@ def run_inference(models: dict[str, str], clouds: str | list[str], predictions_p
             if "network_prediction" in predicted:
                 network = predicted["network_prediction"]
                 columns[network_column(name)] = (data.truth["pt_raw"] * np.exp(network)).astype(np.float32)
+            for i, level in enumerate(regressor.quantiles if "quantiles" in predicted else ()):
+                columns[quantile_column(name, level)] = (data.truth["pt_raw"]
+                                                         * np.exp(predicted["quantiles"][:, i])).astype(np.float32)
         if data.n:
             tables.append(pa.table({**{k: data.truth[k] for k in TRUTH_COLUMNS}, **columns}))
     if not tables:
@@ -142,6 +153,25 @@ def read_responses(predictions_path: str, network: bool = False):
     return (truth, responses, networks) if network else (truth, responses)
 
 
+def read_quantiles(predictions_path: str) -> dict[str, dict[float, np.ndarray]]:
+    """Per model trained with quantiles, level -> the pt at that quantile of each jet with a valid gen pt (the jets
+    and order of :func:`read_responses`)."""
+    import re
+
+    schema = pq.read_schema(predictions_path)
+    found = [(m.group(2), float(m.group(1)) / 100, c) for c in schema.names
+             if (m := re.fullmatch(r"pt_q([0-9.]+)_(.+)", c))]
+    if not found:
+        return {}
+    p = ak.from_parquet(predictions_path, columns=["pt_gen", *(c for *_, c in found)])
+    pt_gen = np.asarray(p.pt_gen, np.float64)
+    ok = np.isfinite(pt_gen) & (pt_gen > 0)
+    out: dict[str, dict[float, np.ndarray]] = {}
+    for model, level, column in found:
+        out.setdefault(model, {})[level] = np.asarray(p[column], np.float64)[ok]
+    return out
+
+
 def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, models: dict | None = None,
                     table_path: str | None = None, sample: str | None = None) -> str:
     """Binned metrics (strict JSON, and a CSV table per bin when ``table_path`` is given), the headline summary,
@@ -164,6 +194,9 @@ def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, models:
     metrics["views"] = views(responses, truth, min_pt=min_pt, n_bootstrap=n_bootstrap, seed=seed)
     metrics["closure"] = closure(responses, pt_gen, abs_eta, edges, cfg["eta_bins"], min_pt=min_pt,
                                  n_bootstrap=n_bootstrap, seed=seed, network=networks)
+    quantile_pt = read_quantiles(predictions_path)
+    metrics["coverage"] = {model: coverage(pt_gen, abs_eta, responses[model] * pt_gen, levels, edges, cfg["eta_bins"],
+                                           min_pt=min_pt) for model, levels in quantile_pt.items()}
     graph_networks = [m for m in responses if m not in (STANDARD, BASELINE)]
     if BASELINE in responses and graph_networks:  # what the constituents are worth: each GNN over the jet-level DNN
         versus = {m: responses[m] for m in (BASELINE, *graph_networks)}
@@ -195,6 +228,10 @@ def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, models:
                  f"{min_pt} GeV in |eta_gen| bins (eta)",
         "closure": "median response in bins of gen pt (gen) and of each correction's own corrected pt (reco); "
                    "network: a model's network alone, before its residual correction",
+        "coverage": "of each network trained with quantiles: the share of jets with pt_gen below each predicted "
+                    "quantile (below; nominal: its level) and between the lowest and the highest (coverage; nominal: "
+                    "their difference), binomial errors, per |eta_gen| bin in bins of gen pt (gen) and of the "
+                    "network's corrected pt (reco)",
         "versus_baseline": f"each graph network against the jet-level baseline {BASELINE!r} in the headline regions: "
                            "the summary's numbers with the baseline as the reference, on the same jets and resamples",
     }
@@ -204,6 +241,8 @@ def compute_metrics(predictions_path: str, metrics_path: str, cfg: dict, models:
         write_table(table_rows(metrics), table_path)
     text = format_summary(summary, closure_summary=metrics["closure"]["summary"],
                           versus_baseline=metrics.get("versus_baseline"))
+    if metrics["coverage"]:
+        text = f"{text}\n\n{format_coverage(metrics['coverage'])}"
     if sample is None:
         return text
     title = (f"Evaluation sample {sample!r}: all its {len(pt_gen)} jets with a generator match (none of them trained, "

@@ -36,6 +36,23 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+QUANTILES = "quantiles"
+"""The output of a model trained with quantiles (hyperparameter ``quantiles``): ``[batch, len(quantiles)]``, each a
+quantile of log(pt_gen / pt_raw) given the jet, increasing; ``prediction`` is its median column."""
+
+
+class _WithQuantiles(torch.nn.Module):
+    """A quantile network's outputs as ONNX names them: the prediction (the median), then every quantile."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args):
+        out = self.model(*args)
+        return self.model.point(out), out
+
+
 def export_onnx(model_path: str, onnx_path: str, name: str | None = None, trace_batch: int = 7,
                 trace_points: int = 11) -> None:
     """Write the network to ONNX with dynamic batch and constituent axes; its metadata holds the input
@@ -48,7 +65,8 @@ def export_onnx(model_path: str, onnx_path: str, name: str | None = None, trace_
     inputs = checkpoint["inputs"]
     # trace with sizes that differ from any size used later, so none gets baked into the graph
     example = [torch.randn(trace_batch, len(inputs["jet"]))]
-    dynamic_axes = {"jet": {0: "batch"}, "prediction": {0: "batch"}}
+    dynamic_axes = {"jet": {0: "batch"}, "prediction": {0: "batch"}, QUANTILES: {0: "batch"}}
+    outputs = ["prediction", QUANTILES] if model.quantiles else ["prediction"]
     for k in model.collections:
         example += [torch.randn(trace_batch, trace_points, len(inputs[k])), torch.ones(trace_batch, trace_points)]
         dynamic_axes[k] = {0: "batch", 1: f"n_{k}"}
@@ -57,11 +75,13 @@ def export_onnx(model_path: str, onnx_path: str, name: str | None = None, trace_
         # the TorchScript exporter on purpose: the dynamo exporter (default since torch 2.9) has broken
         # exports of this kind of model in weaver; this path is checked against ONNX Runtime below
         warnings.filterwarnings("ignore", message="You are using the legacy TorchScript-based ONNX export")
-        torch.onnx.export(model, tuple(example), str(tmp), input_names=names, output_names=["prediction"],
-                          dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False)
+        torch.onnx.export(_WithQuantiles(model) if model.quantiles else model, tuple(example), str(tmp),
+                          input_names=names, output_names=outputs,
+                          dynamic_axes={k: v for k, v in dynamic_axes.items() if k in names or k in outputs},
+                          opset_version=OPSET, dynamo=False)
         proto = onnx.load(str(tmp))
         onnx.checker.check_model(proto)
-        meta = {"inputs": json.dumps(inputs), "target": "log(pt_gen / pt_raw)",
+        meta = {"inputs": json.dumps(inputs), "target": "log(pt_gen / pt_raw)", QUANTILES: json.dumps(model.quantiles),
                 "hparams": json.dumps(checkpoint["hparams"]),
                 "name": name or checkpoint["hparams"].get("model", "model"), provenance.KEY: provenance.as_json()}
         for key, value in meta.items():
@@ -89,8 +109,11 @@ def check_onnx(model_path: str, onnx_path: str, clouds_path: str, n_jets: int | 
         for start in range(0, len(rows_all), batch_size):
             arrays = data.batch(rows_all[start : start + batch_size], max_len)
             with torch.no_grad():
-                reference = model(*[torch.from_numpy(a) for a in arrays]).numpy()
-            diffs.append(np.max(np.abs(regressor.predict_batch(arrays) - reference)))
+                out = model(*[torch.from_numpy(a) for a in arrays])
+            diffs.append(np.max(np.abs(regressor.predict_batch(arrays) - model.point(out).numpy())))
+            if model.quantiles:
+                onnx_quantiles = regressor.session.run([QUANTILES], dict(zip(regressor.names, arrays)))[0]
+                diffs.append(np.max(np.abs(onnx_quantiles - out.numpy())))
             if batch_size == 1 and start >= 200:  # single-jet batches: a sample is enough
                 break
         per_batch[batch_size] = float(max(diffs))

@@ -22,6 +22,7 @@ DEFAULTS = {
     "lr_patience": 2,
     "lr_factor": 0.2,
     "loss": "mae",
+    "quantiles": [],  # e.g. [0.16, 0.5, 0.84]: also those quantiles of the target, with a pinball loss
     "max_abs_target": 1.0,
     "max_constituents": 128,
     "seed": 1,
@@ -43,7 +44,24 @@ def complete(hparams: dict) -> dict:
     unknown = set(hparams) - known - {"name"}
     if unknown:
         raise ConfigError("training.grid", f"unknown hyperparameters {sorted(unknown)}; known: {sorted(known)}")
-    return {**DEFAULTS, **hparams}
+    out = {**DEFAULTS, **hparams}
+    quantile_levels(out)
+    return out
+
+
+def quantile_levels(hparams: dict) -> tuple[float, ...]:
+    """The quantiles a point learns (``()``: the median only, by the loss), checked: increasing, in (0, 1), the
+    median among them, and the MAE loss (whose minimum is the median: the pinball loss at 0.5)."""
+    levels = tuple(float(q) for q in hparams.get("quantiles") or ())
+    if not levels:
+        return ()
+    if list(levels) != sorted(set(levels)) or not all(0 < q < 1 for q in levels) or 0.5 not in levels:
+        raise ConfigError("training.defaults.quantiles", f"{list(levels)} must increase, lie in (0, 1) and include "
+                          "0.5 (the prediction), e.g. [0.16, 0.5, 0.84]")
+    if hparams.get("loss", DEFAULTS["loss"]) != "mae":
+        raise ConfigError("training.defaults.loss", f"{hparams['loss']!r} with quantiles; quantiles are learnt with "
+                          "the pinball loss, whose 0.5 quantile is the MAE's: set loss: mae")
+    return levels
 
 
 def varied(points: list[dict]) -> list[str]:

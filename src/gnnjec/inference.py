@@ -44,7 +44,10 @@ class OnnxRegressor:
         self.names = [i.name for i in self.session.get_inputs()]
         self.outputs = [o.name for o in self.session.get_outputs()]
         """``prediction``, and ``network_prediction`` (the network alone) when a residual correction is grafted on
-        (:mod:`gnnjec.residual`)."""
+        (:mod:`gnnjec.residual`); ``quantiles`` (and ``network_quantiles``) for a network trained with quantiles."""
+        self.widths = {o.name: o.shape[1:] for o in self.session.get_outputs()}  # [] or [number of quantiles]
+        self.quantiles = tuple(json.loads(meta.get("quantiles", "[]")))
+        """The quantile levels of the ``quantiles`` output (hyperparameter ``quantiles``; empty: none)."""
 
     def predict_batch(self, arrays: list[np.ndarray]) -> np.ndarray:
         return self.session.run(["prediction"], dict(zip(self.names, arrays)))[0]
@@ -60,7 +63,7 @@ class OnnxRegressor:
         jets' length (the networks are exact under padding, so this changes no prediction; it makes
         ParticleNet, whose cost grows with the padded length, several times faster).
         """
-        out = {name: np.empty(data.n, np.float32) for name in outputs}
+        out = {name: np.empty((data.n, *self.widths[name]), np.float32) for name in outputs}
         length = (np.max([np.diff(data.clouds[k].offsets) for k in data.collections], axis=0)
                   if data.collections else None)
         order = np.argsort(length, kind="stable") if length is not None else np.arange(data.n)

@@ -465,6 +465,93 @@ def closure(responses: dict[str, np.ndarray], pt_gen, abs_eta_gen, pt_edges, eta
     return out
 
 
+COVERAGE_TOLERANCE = 0.03
+"""How far a quantile network's interval may cover from its nominal share of jets in a gen-pt bin (absolute)."""
+
+
+def coverage(pt_gen, abs_eta_gen, pt_corr, quantile_pt: dict[float, np.ndarray], pt_edges, eta_bins, *,
+             min_pt: float, region=CLOSURE_REGION) -> dict:
+    """How well a network's quantiles are calibrated: the share of jets whose pt_gen lies below each predicted
+    quantile (``below``, nominal: the quantile's level), and between the lowest and the highest (``coverage``,
+    nominal: their difference), with binomial errors, per |eta_gen| range of ``eta_bins`` in bins of gen pt (``gen``)
+    and of the network's corrected pt (``reco``). ``quantile_pt``: level -> the pt at that quantile of each jet
+    (pt_raw * exp(quantile of log(pt_gen / pt_raw))).
+
+    A network's quantiles are conditional on the jet as reconstructed, so they hold by construction in reco-pt bins;
+    in gen-pt bins the falling spectrum pulls jets up, as it does the median response (the residual correction
+    shifts the quantiles with the median). ``summary``: in ``region``, over the bins from ``min_pt`` with at least
+    MIN_JETS jets, the worst |coverage - nominal| per axis and how many bins lie beyond COVERAGE_TOLERANCE."""
+    levels = sorted(quantile_pt)
+    lo_level, hi_level = levels[0], levels[-1]
+    nominal = hi_level - lo_level
+    pt_gen, abs_eta_gen = np.asarray(pt_gen, float), np.asarray(abs_eta_gen, float)
+    below = {q: pt_gen < np.asarray(quantile_pt[q], float) for q in levels}
+    inside = below[hi_level] & ~below[lo_level]
+    pts = {"gen": pt_gen, "reco": np.asarray(pt_corr, float)}
+
+    def share(mask, n):
+        p = float(np.sum(mask)) / n
+        return p, float(np.sqrt(p * (1 - p) / n))
+
+    def binned(pt, in_eta):
+        bins = []
+        for lo, hi in zip(pt_edges[:-1], pt_edges[1:]):
+            sel = in_eta & (pt >= lo) & (pt < hi)
+            n = int(np.sum(sel))
+            b = {"pt_low": float(lo), "pt_high": float(hi), "n": n, "coverage": None, "coverage_err": None,
+                 "below": None}
+            if n >= MIN_JETS:
+                b["coverage"], b["coverage_err"] = share(inside[sel], n)
+                b["below"] = [share(below[q][sel], n)[0] for q in levels]
+            bins.append(b)
+        return bins
+
+    def worst(bins):
+        kept = [b for b in bins if b["pt_low"] >= min_pt and b["coverage"] is not None]
+        if not kept:
+            return None
+        b = max(kept, key=lambda x: abs(x["coverage"] - nominal))
+        return {"deviation": b["coverage"] - nominal, "coverage": b["coverage"], "coverage_err": b["coverage_err"],
+                "pt_low": b["pt_low"], "pt_high": b["pt_high"], "bins": len(kept),
+                "bins_beyond": sum(abs(x["coverage"] - nominal) > COVERAGE_TOLERANCE for x in kept)}
+
+    in_region = (abs_eta_gen >= region[0]) & (abs_eta_gen < region[1])
+    pooled = in_region & (pt_gen >= min_pt)
+    n = int(np.sum(pooled))
+    return {
+        "levels": levels, "nominal": nominal, "tolerance": COVERAGE_TOLERANCE,
+        **{axis: [binned(pt, (abs_eta_gen >= lo) & (abs_eta_gen < hi)) for lo, hi in eta_bins]
+           for axis, pt in pts.items()},
+        "summary": {"abs_eta": [float(x) for x in region], "min_pt": float(min_pt), "n": n,
+                    "coverage": share(inside[pooled], n)[0] if n else None,
+                    "coverage_err": share(inside[pooled], n)[1] if n else None,
+                    "below": [share(below[q][pooled], n)[0] for q in levels] if n else None,
+                    **{axis: worst(binned(pt, in_region)) for axis, pt in pts.items()}},
+    }
+
+
+def format_coverage(coverages: dict) -> str:
+    """The summary's lines on each quantile network's interval coverage."""
+    lines = []
+    for model, c in coverages.items():
+        s = c["summary"]
+        if s["coverage"] is None:
+            continue
+        levels = "/".join(f"{100 * q:g}" for q in c["levels"])
+        lo, hi = s["abs_eta"]
+        line = (f"{model}: quantiles {levels} %: {100 * s['coverage']:.1f} +- {100 * s['coverage_err']:.1f} % of the "
+                f"jets with {lo:g} <= |eta_gen| < {hi:g} and pt_gen > {s['min_pt']:g} GeV inside the interval (nominal "
+                f"{100 * c['nominal']:.0f} %)")
+        for axis in ("gen", "reco"):
+            w = s[axis]
+            if w:
+                line += (f"; in {axis}-pt bins at worst {100 * w['coverage']:.1f} +- {100 * w['coverage_err']:.1f} % "
+                         f"({w['pt_low']:.0f}-{w['pt_high']:.0f} GeV), {w['bins_beyond']} of {w['bins']} bins beyond "
+                         f"+-{100 * c['tolerance']:.0f} %")
+        lines.append(line)
+    return "Per-jet resolution (quantile outputs):\n" + "\n".join(lines) if lines else ""
+
+
 TABLE_COLUMNS = (
     "method", "abs_eta_low", "abs_eta_high", "pt_low", "pt_high", "n", "median", "median_err", "resolution",
     "resolution_err", "resolution_ratio", "resolution_ratio_err", "tail_fraction", "tail_fraction_err",

@@ -373,6 +373,50 @@ def plot_closure(metrics, methods, path, *, label: Label):
     _save(fig, path)
 
 
+def plot_resolution_coverage(metrics, methods, path, *, label: Label):
+    """The per-jet resolution's calibration: the share of jets inside each quantile network's predicted interval vs
+    gen pt (left) and vs its corrected pt (right), per |eta| range, against the nominal share and its tolerance."""
+    coverage = metrics.get("coverage") or {}
+    closure = metrics["closure"]
+    eta_bins, edges = closure["eta_bins"], closure["pt_edges"]
+    models = [m for m in methods if m in coverage]
+    styles = _method_styles(methods)
+    fig, axes = _panels(len(eta_bins), 2, 3.3, sharex=True, sharey=True, gridspec_kw={"hspace": 0.32, "wspace": 0.08})
+    everything = []
+    for col, axis in enumerate(("gen", "reco")):
+        for row, (lo_eta, hi_eta) in enumerate(eta_bins):
+            ax = axes[row][col]
+            series = []
+            for i, m in enumerate(models):
+                x, y, err = _binned_series(coverage[m][axis][row], lambda b: (b["coverage"], b["coverage_err"]))
+                levels = "–".join(f"{100 * q:g}" for q in (coverage[m]["levels"][0], coverage[m]["levels"][-1]))
+                series.append(Series(_dodge(x, i, len(models)), 100 * y, 100 * err, styles[m],
+                                     f"{_name(m)}, {levels} % interval"))
+            _draw(ax, series)
+            everything.append((ax, series))
+            for m in models[:1]:  # the nominal share (the same for every model with the same levels)
+                nominal, tolerance = 100 * coverage[m]["nominal"], 100 * coverage[m]["tolerance"]
+                ax.axhline(nominal, color="grey", lw=1)
+                ax.axhspan(nominal - tolerance, nominal + tolerance, color="grey", alpha=0.15, lw=0)
+            if not models:
+                _note(ax, "no network was trained with quantiles\n(hyperparameter quantiles)")
+            ax.set_title(_eta_text(lo_eta, hi_eta) + (", gen-pt bins" if axis == "gen" else ", reco-pt bins"))
+    values = np.concatenate([s.y for _, ss in everything for s in ss] or [np.array([68.0])])
+    nominal = 100 * coverage[models[0]]["nominal"] if models else 68.0
+    ylim = _range(values, include=(nominal - 6, nominal + 6), max_span=40)
+    for ax, series in everything:
+        ax.set_ylim(*ylim)
+        _mark_off_scale(ax, series, digits=1)
+    for row in axes:
+        row[0].set_ylabel("Jets inside [%]")
+    _log_pt_axis(axes[-1][0], edges)
+    _log_pt_axis(axes[-1][1], edges, r"$p_T^\mathrm{corr}$ (the network's) [GeV]")
+    _label(axes[0][0], label, axes[0][-1])
+    band = f"; line: nominal, band: ±{100 * coverage[models[0]]['tolerance']:.0f} %" if models else ""
+    _legend_below(fig, axes[-1], ncol=min(3, len(models) or 1), title=metrics["dataset"] + band)
+    _save(fig, path)
+
+
 def plot_median_response(metrics, methods, path, *, label: Label):
     """Median response per flavour vs gen pt: one column per method, one row per |eta| range, the same y axis
     everywhere; a flavour appears where its bins have jets."""
@@ -816,7 +860,7 @@ def make_plots(predictions_path: str, metrics_path: str, out_dir: str, dataset: 
                        ("flavour_difference", plot_flavour_difference), ("response_vs_eta", plot_response_vs_eta),
                        ("resolution", plot_resolution), ("pileup_response", plot_pileup_response),
                        ("pileup_resolution", plot_pileup_resolution), ("flavour_resolution", plot_flavour_resolution),
-                       ("tail_fraction", plot_tail_fraction)):
+                       ("tail_fraction", plot_tail_fraction), ("resolution_coverage", plot_resolution_coverage)):
         if name in paths:
             plot(metrics, methods, paths[name], label=label)
     return list(paths.values())

@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 NETWORK_OUTPUT = "network_prediction"
 """The grafted model's output of the network alone (before the residual correction)."""
 
+NETWORK_QUANTILES = "network_quantiles"
+"""A quantile network's quantiles before the residual correction; its ``quantiles`` output is shifted by the same
+correction as its prediction, so that the interval stays around the corrected pt."""
+
 CHECK_TOLERANCE = 1e-5
 """Largest |ONNX - numpy| of the residual (in log pt) that the stage accepts."""
 
@@ -132,8 +136,11 @@ def graft(network_path: str, table: dict, model_path: str) -> None:
     outputs = [o for o in graph.output if o.name == "prediction"]
     if not outputs:
         raise InputError(f"{network_path}: no output 'prediction'; not a network exported by gnnjec export-onnx")
-    for node in graph.node:  # the network's output is renamed; the correction's takes its name
-        node.output[:] = [NETWORK_OUTPUT if o == "prediction" else o for o in node.output]
+    quantiles = [o for o in graph.output if o.name == "quantiles"]
+    renamed = {"prediction": NETWORK_OUTPUT, "quantiles": NETWORK_QUANTILES}
+    for node in graph.node:  # the network's outputs are renamed (where made and where read); the corrected ones
+        node.output[:] = [renamed.get(o, o) for o in node.output]  # take their names
+        node.input[:] = [renamed.get(i, i) for i in node.input]
 
     knots = np.asarray(table["log_pt_knots"], np.float32)
     values = np.asarray(table["log_correction"], np.float32)  # [eta bins, knots]
@@ -173,11 +180,15 @@ def graft(network_path: str, table: dict, model_path: str) -> None:
         helper.make_node("ReduceSum", [c("selected"), c("one")], [c("correction")], keepdims=0),
         helper.make_node("Add", [NETWORK_OUTPUT, c("correction")], ["prediction"]),
     ]
+    if quantiles:  # the same shift for every quantile
+        nodes += [helper.make_node("Unsqueeze", [c("correction"), c("one")], [c("correction_column")]),
+                  helper.make_node("Add", [NETWORK_QUANTILES, c("correction_column")], ["quantiles"])]
     graph.node.extend(nodes)
-    network_output = onnx.ValueInfoProto()
-    network_output.CopyFrom(outputs[0])
-    network_output.name = NETWORK_OUTPUT
-    graph.output.append(network_output)
+    for original, name in [(outputs[0], NETWORK_OUTPUT), *([(quantiles[0], NETWORK_QUANTILES)] if quantiles else [])]:
+        network_output = onnx.ValueInfoProto()
+        network_output.CopyFrom(original)
+        network_output.name = name
+        graph.output.append(network_output)
     summary = {k: table[k] for k in ("eta_edges", "log_pt_knots", "log_correction")}
     for key, value in {"residual": json.dumps(summary), provenance.KEY: provenance.as_json()}.items():
         entries = [p for p in proto.metadata_props if p.key == key]
@@ -232,6 +243,10 @@ def residual_correction(network_path: str, clouds_path: str, cfg: dict, model_pa
         reco_abs_eta = np.abs(data.jet[:, _jet_input(network.inputs, ("abs_eta", "eta"))[0]].astype(np.float64))
         expected = evaluate_table(table, log_pt_corr, reco_abs_eta)
         worst = float(np.max(np.abs((after.astype(np.float64) - before) - expected)))
+        if "quantiles" in grafted.outputs:  # every quantile moved by the prediction's correction
+            q = grafted.predict_outputs(data, ("quantiles", NETWORK_QUANTILES))
+            shift = q["quantiles"].astype(np.float64) - q[NETWORK_QUANTILES]
+            worst = max(worst, float(np.max(np.abs(shift - (after.astype(np.float64) - before)[:, None]))))
         network_diff = float(np.max(np.abs(before - prediction)))
         if worst > CHECK_TOLERANCE or network_diff > CHECK_TOLERANCE:
             raise CheckFailed(f"{model_path}: the grafted residual correction differs from its table by {worst:.1e} "

@@ -49,7 +49,7 @@ POINT_PATTERN = rf"(?:{'|'.join(FAMILIES)})-[0-9a-f]{{8}}"
 # --- plots ------------------------------------------------------------------------------------------------------
 
 PLOTS = ("response_distributions", "resolution", "closure", "response_vs_eta", "median_response", "flavour_difference",
-         "flavour_resolution", "pileup_response", "pileup_resolution", "tail_fraction")
+         "flavour_resolution", "pileup_response", "pileup_resolution", "tail_fraction", "resolution_coverage")
 """The physics plots of the evaluation, each with a caption ``workflow/report/<name>.rst``."""
 
 SAMPLE_PLOTS = ("closure", "median_response", "flavour_difference")

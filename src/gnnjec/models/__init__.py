@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..hparams import ARCHITECTURE_KEYS
+from ..hparams import ARCHITECTURE_KEYS, quantile_levels
 from ..spec import PRESETS
 from .dnn import DNN
 from .particlenet import ParticleNet
@@ -26,9 +26,10 @@ def build_model(hparams: dict, inputs: dict[str, list[str]]) -> nn.Module:
     """Instantiate the network of a hyperparameter point for the given input features."""
     arch = architecture(hparams)
     dropout = hparams.get("dropout", 0.0)
+    quantiles = quantile_levels(hparams)
     if arch["architecture"] == "pfn":
-        return PFN(inputs, arch["phi_sizes"], arch["head_sizes"], dropout)
+        return PFN(inputs, arch["phi_sizes"], arch["head_sizes"], dropout, quantiles)
     if arch["architecture"] == "dnn":
-        return DNN(inputs, arch["head_sizes"], dropout)
+        return DNN(inputs, arch["head_sizes"], dropout, quantiles)
     return ParticleNet(inputs, arch["edge_channels"], arch["head_sizes"], arch["k"], tuple(arch["coordinates"]),
-                       dropout)
+                       dropout, quantiles)

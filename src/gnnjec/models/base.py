@@ -19,7 +19,8 @@ def narrowed(name: str, sizes: list[int]) -> list[int]:
 
 
 class CloudRegressor(nn.Module):
-    """``forward(jet, <coll>, <coll>_mask, ...)`` -> prediction of shape ``[batch]``.
+    """``forward(jet, <coll>, <coll>_mask, ...)`` -> prediction of shape ``[batch]``, or with ``quantiles`` the
+    quantiles of shape ``[batch, len(quantiles)]`` (:meth:`quantile_outputs`).
 
     ``inputs`` maps each collection name (and ``"jet"``) to its list of feature names; the order of
     the collections in ``inputs`` is the order of the forward arguments. Clouds come padded
@@ -29,13 +30,14 @@ class CloudRegressor(nn.Module):
     """
 
     def __init__(self, inputs: dict[str, list[str]], encoded_sizes: dict[str, int], head_sizes: list[int],
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, quantiles: tuple[float, ...] = ()):
         super().__init__()
+        self.quantiles = tuple(quantiles)
         self.inputs = {k: list(v) for k, v in inputs.items()}
         self.collections = [k for k in inputs if k != "jet"]
         self.norm = nn.ModuleDict({k: Standardize(len(v)) for k, v in inputs.items()})
         n_head = sum(encoded_sizes[k] for k in self.collections) + len(inputs["jet"])
-        self.head = nn.Sequential(mlp(n_head, head_sizes, dropout), nn.Linear(head_sizes[-1], 1))
+        self.head = nn.Sequential(mlp(n_head, head_sizes, dropout), nn.Linear(head_sizes[-1], len(self.quantiles) or 1))
 
     def input_names(self) -> list[str]:
         names = ["jet"]
@@ -54,4 +56,23 @@ class CloudRegressor(nn.Module):
 
     def forward(self, jet: torch.Tensor, *clouds: torch.Tensor) -> torch.Tensor:
         encoded = [self.encode(name, clouds[2 * i], clouds[2 * i + 1]) for i, name in enumerate(self.collections)]
-        return self.head(torch.cat([*encoded, self.norm["jet"](jet)], dim=1)).squeeze(-1)
+        out = self.head(torch.cat([*encoded, self.norm["jet"](jet)], dim=1))
+        return self.quantile_outputs(out) if self.quantiles else out.squeeze(-1)
+
+    @property
+    def median_index(self) -> int:
+        """The column of the median among the quantiles (the point prediction)."""
+        return self.quantiles.index(0.5)
+
+    def quantile_outputs(self, out: torch.Tensor) -> torch.Tensor:
+        """The head's outputs as increasing quantiles: the median's column is the median; each quantile above it is
+        the one below plus a softplus of its column, each below the one above minus one; so they never cross."""
+        m = self.median_index
+        median = out[:, m : m + 1]
+        above = median + torch.cumsum(nn.functional.softplus(out[:, m + 1 :]), dim=1)
+        below = median - torch.flip(torch.cumsum(torch.flip(nn.functional.softplus(out[:, :m]), [1]), dim=1), [1])
+        return torch.cat([below, median, above], dim=1)
+
+    def point(self, out: torch.Tensor) -> torch.Tensor:
+        """The prediction (the median) from :meth:`forward`'s output."""
+        return out[:, self.median_index] if self.quantiles else out

@@ -33,9 +33,10 @@ class DNN(CloudRegressor):
     the jet features, and the head maps both to the prediction.
     """
 
-    def __init__(self, inputs: dict[str, list[str]], head_sizes: list[int], dropout: float = 0.0):
+    def __init__(self, inputs: dict[str, list[str]], head_sizes: list[int], dropout: float = 0.0,
+                 quantiles: tuple[float, ...] = ()):
         collections = [k for k in inputs if k != "jet"]
-        super().__init__(inputs, {k: 2 + len(inputs[k]) for k in collections}, head_sizes, dropout)
+        super().__init__(inputs, {k: 2 + len(inputs[k]) for k in collections}, head_sizes, dropout, quantiles)
         for k in self.collections:
             self.norm[k] = Standardize(2 + len(inputs[k]))
         self.weighting = {k: self._weighting(inputs[k]) for k in self.collections}

@@ -83,10 +83,11 @@ class ParticleNet(CloudRegressor):
     previous block's features), mean over real points; then the shared head."""
 
     def __init__(self, inputs: dict[str, list[str]], edge_channels: list[list[int]], head_sizes: list[int],
-                 k: int = 16, coordinates: tuple[str, ...] = ("deta", "dphi"), dropout: float = 0.0):
+                 k: int = 16, coordinates: tuple[str, ...] = ("deta", "dphi"), dropout: float = 0.0,
+                 quantiles: tuple[float, ...] = ()):
         collections = [c for c in inputs if c != "jet"]
         channels_of = {c: [narrowed(c, ch) for ch in edge_channels] for c in collections}
-        super().__init__(inputs, {c: channels_of[c][-1][-1] for c in collections}, head_sizes, dropout)
+        super().__init__(inputs, {c: channels_of[c][-1][-1] for c in collections}, head_sizes, dropout, quantiles)
         self.k = k
         self.coordinates = {}
         for name in self.collections:

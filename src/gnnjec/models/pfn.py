@@ -20,10 +20,11 @@ class PFN(CloudRegressor):
     zero row) and summed: the same numbers up to the order of a float sum, as Gather and ReduceSum,
     which ONNX Runtime runs faster than ScatterElements (torch the other way round)."""
 
-    def __init__(self, inputs: dict[str, list[str]], phi_sizes: list[int], head_sizes: list[int], dropout: float = 0.0):
+    def __init__(self, inputs: dict[str, list[str]], phi_sizes: list[int], head_sizes: list[int], dropout: float = 0.0,
+                 quantiles: tuple[float, ...] = ()):
         collections = [k for k in inputs if k != "jet"]
         sizes = {k: narrowed(k, phi_sizes) for k in collections}
-        super().__init__(inputs, {k: s[-1] for k, s in sizes.items()}, head_sizes, dropout)
+        super().__init__(inputs, {k: s[-1] for k, s in sizes.items()}, head_sizes, dropout, quantiles)
         self.phi = nn.ModuleDict({k: mlp(len(inputs[k]), sizes[k]) for k in self.collections})
 
     def encode(self, name: str, points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
