@@ -82,8 +82,12 @@ def load(make_client, infer, concurrency: int, seconds: float) -> tuple[int, lis
     deadline = [0.0]
 
     def client_loop():
-        client = make_client()
-        infer(client)  # connect and warm up, outside the measurement
+        try:
+            client = make_client()
+            infer(client)  # connect and warm up, outside the measurement
+        except Exception:
+            barrier.abort()  # the others stop waiting: the measurement fails loudly, not forever
+            raise
         barrier.wait()
         if not deadline[0]:
             deadline[0] = time.perf_counter() + seconds

@@ -52,6 +52,15 @@ def test_the_quantiles_never_cross_and_the_levels_are_checked():
         complete({"quantiles": QUANTILES, "loss": "huber"})
 
 
+def test_points_that_differ_in_quantiles_cannot_be_ranked_against_each_other():
+    from gnnjec.config import training_points
+
+    defaults = {"model": "pfn", "quantiles": QUANTILES}
+    assert len(training_points({"defaults": defaults, "grid": {"lr": [0.001, 0.002]}})) == 2
+    with pytest.raises(ConfigError, match="config key training.grid.quantiles: the points differ in quantiles"):
+        training_points({"defaults": defaults, "grid": {"quantiles": [[], QUANTILES]}})
+
+
 def test_exported_quantiles_agree_with_torch_and_the_residual_moves_them_with_the_prediction(
         quantile_model, synthetic_clouds, tmp_path):
     checkpoint, onnx_path = quantile_model
@@ -123,8 +132,8 @@ def test_evaluation_reports_the_coverage_of_a_quantile_network(quantile_model, e
 
 
 def test_the_jet_interface_gives_a_pt_resolution(quantile_model, exported_model, cms_file, tmp_path):
-    """Every jet of the real pfnano.root gets half its predicted 16-84 % interval, in GeV, as the convert stage's
-    clouds and ONNX Runtime give it."""
+    """Every jet of the real pfnano.root gets its predicted 16-84 % interval in Gaussian sigmas (its width / 1.989),
+    in GeV, as the convert stage's clouds and ONNX Runtime give it."""
     import awkward as ak
     from coffea.nanoevents import NanoEventsFactory, PFNanoAODSchema
 
@@ -140,6 +149,6 @@ def test_the_jet_interface_gives_a_pt_resolution(quantile_model, exported_model,
     regressor = OnnxRegressor(quantile_model[1])
     data = CloudData(str(tmp_path / "clouds.parquet"), regressor.inputs, truth=("pt_raw",))
     q = regressor.predict_outputs(data, ("quantiles",))["quantiles"]
-    expected = 0.5 * data.truth["pt_raw"] * (np.exp(q[:, 2]) - np.exp(q[:, 0]))
+    expected = data.truth["pt_raw"] * (np.exp(q[:, 2]) - np.exp(q[:, 0])) / 1.9889  # 16-84 %: 2 x 0.99446 sigma
     np.testing.assert_allclose(resolution, expected, rtol=1e-5)
     assert "pt_resolution" not in JetCorrection(exported_model, threads=1).corrected_jets(events.Jet).fields

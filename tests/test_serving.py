@@ -377,6 +377,31 @@ def test_compressed_and_chunked_requests_are_read_or_refused_by_name(server, exp
     assert proc.poll() is None
 
 
+def _raw(url, request: bytes) -> bytes:
+    host, port = url.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(request)
+        answer = b""
+        while chunk := s.recv(65536):  # to the server's close (each of these answers closes the connection)
+            answer += chunk
+        return answer
+
+
+def test_bodies_that_lie_about_their_length_get_a_400_and_the_connection_closed(server):
+    url, proc = server
+    for head in (b"Transfer-Encoding: chunked\r\n\r\n-5\r\n", b"Transfer-Encoding: chunked\r\n\r\n0x10\r\n",
+                 "Content-Length: \u00b2\r\n\r\n".encode("latin-1")):
+        answer = _raw(url, b"POST /v2/models/pfn/infer HTTP/1.1\r\nHost: x\r\n" + head)
+        assert answer.startswith(b"HTTP/1.1 400") and b"Connection: close" in answer, answer[:300]
+    assert b'"error": "Content-Length is not a byte count' in _raw(
+        url, "POST /v2/models/pfn/infer HTTP/1.1\r\nContent-Length: \u00b2\r\n\r\n".encode("latin-1"))
+    conn = http.client.HTTPConnection(url, timeout=10)
+    conn.request("GET", "/v2/models/pfn", headers={"Accept-Encoding": "gzip;q=0, identity"})
+    answer = conn.getresponse()
+    assert answer.status == 200 and answer.getheader("Content-Encoding") is None and json.loads(answer.read())
+    assert proc.poll() is None
+
+
 def _metrics(url) -> dict:
     conn = http.client.HTTPConnection(url, timeout=10)
     conn.request("GET", "/metrics")

@@ -58,8 +58,9 @@ CORRECTED_FIELDS = {
     "pt_orig": "pt as given (the file's standard correction)",
     "mass_orig": "mass as given",
     "jet_energy_correction": "the network's factor: corrected over raw",
-    "pt_resolution": "a network trained with quantiles only: half the width of its predicted interval of pt_gen (the "
-                     "lowest to the highest quantile, 16-84 %: one standard deviation for a Gaussian), in GeV",
+    "pt_resolution": "a network trained with quantiles only: the width of its predicted interval of pt_gen (the lowest "
+                     "to the highest quantile) over the same interval's width in standard deviations of a Gaussian "
+                     "(1.99 for 16-84 %, 1.35 for 25-75 %), in GeV",
 }
 """The fields :meth:`JetCorrection.corrected_jets` sets or adds (coffea's jet-correction factories' names);
 every other field of the jets is kept."""
@@ -108,6 +109,13 @@ def nanoevents_arrays(events) -> tuple[dict, dict, bool, bool]:
         arrays.update({f"SV_{f}": events.SV[f] for f in SV_FIELDS})
         arrays.update({f"JetSVs_{f}": events.JetSVs[f] for f in JETSV_FIELDS})
     return arrays, {"rho": rho}, track_details, vertices
+
+
+def sigmas(levels) -> float:
+    """How many standard deviations of a Gaussian lie between its lowest and highest quantiles ``levels``."""
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(max(levels)) - NormalDist().inv_cdf(min(levels))
 
 
 def _is_dask(array) -> bool:
@@ -231,7 +239,7 @@ class JetCorrection:
         out = self.regressor.predict_outputs(data, ("prediction", "quantiles") if quantiles else ("prediction",))
         factor = np.exp(out["prediction"]).astype(np.float32)
         resolution = None
-        if quantiles:  # half the interval from the lowest quantile to the highest, in GeV
+        if quantiles:  # the interval from the lowest quantile to the highest, in Gaussian standard deviations
             spread = np.exp(out["quantiles"][:, -1]) - np.exp(out["quantiles"][:, 0])
-            resolution = (0.5 * data.truth["pt_raw"] * spread).astype(np.float32)
+            resolution = (data.truth["pt_raw"] * spread / sigmas(self.regressor.quantiles)).astype(np.float32)
         return (data.truth["pt_raw"] * factor).astype(np.float32), factor, resolution

@@ -216,8 +216,14 @@ def training_points(training: dict) -> dict[str, dict]:
     sample of the search space, over ``training.defaults`` (one point when neither is given)."""
     random = training.get("random")
     if random:
-        return random_points(training["defaults"], random["space"], random["points"], random.get("seed", 0))
-    return grid(training["defaults"], training.get("grid"))
+        points = random_points(training["defaults"], random["space"], random["points"], random.get("seed", 0))
+    else:
+        points = grid(training["defaults"], training.get("grid"))
+    if len({json.dumps(hp.get("quantiles") or []) for hp in points.values()}) > 1:
+        raise ConfigError("training.grid.quantiles" if not random else "training.random.space.quantiles",
+                          "the points differ in quantiles, so their validation losses (the pinball loss over "
+                          "different levels, or the MAE) cannot rank them; set quantiles in training.defaults")
+    return points
 
 
 def _report_config_arguments(p) -> None:

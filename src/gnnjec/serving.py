@@ -126,9 +126,10 @@ class ServedModel:
             raise BadRequest(f"model {self.name}: unknown input {name!r}; it needs {list(dtypes)}")
         if datatype != dtypes[name][0]:
             raise BadRequest(f"model {self.name}: input {name!r} is {datatype}; the model takes {dtypes[name][0]}")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                                  for d in shape):
-            raise BadRequest(f"input {name!r}: shape must be a list of non-negative integers, got {shape!r}")
+        if not isinstance(shape, list) or not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                               for d in shape):
+            raise BadRequest(f"input {name!r}: shape must be a list of non-negative integers, the batch first, got "
+                             f"{shape!r}")
         return np.dtype(dtypes[name][1])
 
     def validate(self, arrays: dict[str, np.ndarray]) -> int:
@@ -314,6 +315,8 @@ def decode_request(body: bytes, header_length: int | None, model: ServedModel) -
         count = int(np.prod(shape))
         size = (tensor.get("parameters") or {}).get("binary_data_size")
         if size is not None:
+            if not isinstance(size, int) or isinstance(size, bool):
+                raise BadRequest(f"input {name!r}: binary_data_size must be an integer, got {size!r}")
             if header_length is None or offset + size > len(body) or size != count * dtype.itemsize:
                 raise BadRequest(f"input {name!r}: binary_data_size {size} does not fit the body or the shape {shape}")
             values = np.frombuffer(body, dtype, count, offset)
@@ -402,7 +405,16 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _response_encoding(self) -> str | None:
-        accepted = [e.split(";")[0].strip().lower() for e in (self.headers.get("Accept-Encoding") or "").split(",")]
+        """gzip or deflate where the client accepts it (a q-value of 0 refuses), else None (identity)."""
+        accepted = set()
+        for item in (self.headers.get("Accept-Encoding") or "").split(","):
+            coding, *params = [part.strip().lower() for part in item.split(";")]
+            q = next((p[2:] for p in params if p.startswith("q=")), "1")
+            try:
+                if float(q) > 0:
+                    accepted.add(coding)
+            except ValueError:
+                continue
         return next((e for e in ("gzip", "deflate") if e in accepted), None)
 
     def _json(self, status: int, data) -> None:
@@ -453,7 +465,7 @@ class Handler(BaseHTTPRequestHandler):
             body = self._chunked_body()
         else:
             text = self.headers.get("Content-Length") or "0"
-            if not text.isdigit():
+            if not (text.isascii() and text.isdigit()):
                 self.close_connection = True
                 raise BadRequest(f"Content-Length is not a byte count: {text!r}")
             if int(text) > MAX_BODY_BYTES:
@@ -470,11 +482,11 @@ class Handler(BaseHTTPRequestHandler):
         parts, total = [], 0
         while True:
             line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";")[0].strip(), 16)
-            except ValueError:
+            digits = line.split(b";")[0].strip()
+            if not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", digits):  # int(..., 16) also takes -5, 0x1f, 1_f
                 self.close_connection = True
-                raise BadRequest(f"malformed chunk size line {line[:40]!r} in a chunked body") from None
+                raise BadRequest(f"malformed chunk size line {line[:40]!r} in a chunked body")
+            size = int(digits, 16)
             if size == 0:
                 while self.rfile.readline(1024).strip():  # trailers, up to the empty line
                     pass
@@ -515,6 +527,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(err.status, {"error": str(err)})
         except Exception as err:  # never take the server down
             log.exception("request failed")
+            self.close_connection = True  # the body may be unread: the connection cannot carry another request
             if model is not None:
                 model.failed(started)
             return self._json(500, {"error": f"internal error: {err}"})
