@@ -86,6 +86,36 @@ def test_exported_quantiles_agree_with_torch_and_the_residual_moves_them_with_th
     np.testing.assert_allclose(both[residual.NETWORK_QUANTILES], out["quantiles"], atol=1e-6)
 
 
+def test_the_interval_calibration_is_derived_grafted_and_checked(quantile_model, synthetic_clouds, tmp_path):
+    """The residual correction stage calibrates a quantile network's interval on the validation split, per |eta| bin
+    and group of gen-pt bins: on those jets each level then holds its share; the grafted ONNX graph computes it."""
+    cfg = {"enabled": True, "eta_edges": [0.0, 1.3, 2.5], "pt_range": [20, 3000], "n_pt_bins": 19, "min_jets": 150}
+    result = residual.residual_correction(quantile_model[1], synthetic_clouds["val"], cfg, str(tmp_path / "m.onnx"),
+                                          str(tmp_path / "table.json"))
+    interval = result["interval"]
+    assert interval["levels"] == QUANTILES
+    scale = np.asarray(interval["scale"])
+    assert scale.shape == (2, 19, 3) and np.all(scale[:, :, 1] == 1) and np.all(scale > 0)
+    assert result["check"]["max_abs_diff"] < residual.CHECK_TOLERANCE
+    after, before = result["interval_coverage"]["after"], result["interval_coverage"]["before"]
+    assert abs(after["coverage"] - 0.68) < 0.04  # calibrated on these jets (group by group, interpolated)
+    assert abs(after["coverage"] - 0.68) <= abs(before["coverage"] - 0.68) + 0.01
+    # the graph: quantiles = prediction + scale * (network quantiles - network prediction); beyond |eta| 2.5, scale 1
+    model = OnnxRegressor(str(tmp_path / "m.onnx"))
+    data = CloudData(synthetic_clouds["test"], model.inputs)
+    out = model.predict_outputs(data, ("prediction", "quantiles", residual.NETWORK_OUTPUT, residual.NETWORK_QUANTILES))
+    offsets = out[residual.NETWORK_QUANTILES] - out[residual.NETWORK_OUTPUT][:, None]
+    eta = np.abs(data.jet[:, model.inputs["jet"].index("eta")])
+    forward = eta >= 2.5
+    assert forward.sum() > 10
+    np.testing.assert_allclose(out["quantiles"][forward], out["prediction"][forward, None] + offsets[forward],
+                               atol=1e-5)
+    central = ~forward
+    ratio = (out["quantiles"][central] - out["prediction"][central, None]) / offsets[central]
+    assert np.allclose(ratio[:, 1][np.isfinite(ratio[:, 1])], 1) or np.all(offsets[central, 1] == 0)
+    assert np.all((ratio[:, [0, 2]] > residual.MIN_SCALE - 1e-4) & (ratio[:, [0, 2]] < np.max(scale) + 1e-4))
+
+
 def test_coverage_is_nominal_for_true_quantiles_and_low_for_narrow_ones():
     rng = np.random.default_rng(3)
     n = 200_000

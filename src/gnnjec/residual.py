@@ -17,6 +17,12 @@ jet's own inputs (log pt_raw, eta). Its outputs are ``prediction`` (with the res
 of the model gets, Triton and the analysis API included) and ``network_prediction`` (the network alone). Both are
 log(pt_corr / pt_raw). The table is also written as JSON beside it, with the derivation sample's closure in gen-pt
 and reco-pt bins.
+
+A network trained with quantiles gets its interval calibrated in the same bins (:func:`derive_interval`): each
+quantile's distance from the prediction is scaled so that, in each group of gen-pt bins of the validation split, the
+level's share of jets lies below it (a conformal calibration). The model's ``quantiles`` are the corrected prediction
+plus the scaled distances; ``network_quantiles`` are the network's own. The JSON holds the factors (``interval``)
+and the derivation sample's coverage before and after (``interval_coverage``).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from . import provenance
 from .command import Command, json_value, write_json
 from .errors import CheckFailed, ConfigError, InputError
 from .files import atomic_output
-from .metrics import closure
+from .metrics import closure, coverage
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,27 @@ def pt_edges(cfg: dict) -> np.ndarray:
     return np.geomspace(low, high, cfg["n_pt_bins"] + 1)
 
 
+def _groups(pt_gen, abs_eta, cfg: dict):
+    """Per |eta| bin of ``cfg["eta_edges"]``: (its jets, its groups of consecutive gen-pt bins of ``cfg``, each
+    holding ``cfg["min_jets"]`` jets; what is left at the top joins the last group)."""
+    edges, eta_edges = pt_edges(cfg), np.asarray(cfg["eta_edges"], np.float64)
+    pt_bin = np.searchsorted(edges, pt_gen, side="right") - 1
+    for k in range(len(eta_edges) - 1):
+        in_eta = (abs_eta >= eta_edges[k]) & (abs_eta < eta_edges[k + 1])
+        in_range = in_eta & (pt_bin >= 0) & (pt_bin < len(edges) - 1)
+        counts = np.bincount(pt_bin[in_range], minlength=len(edges) - 1)
+        groups, current, held = [], [], 0
+        for i, count in enumerate(counts):
+            current.append(i)
+            held += count
+            if held >= cfg["min_jets"]:
+                groups.append(current)
+                current, held = [], 0
+        if current and groups:
+            groups[-1] += current
+        yield in_eta, groups
+
+
 def derive(pt_corr, pt_gen, abs_eta, cfg: dict) -> dict:
     """The residual table from jets' corrected pt (by the network), gen pt and |eta| (of the gen jet, as the
     evaluation bins them).
@@ -69,19 +96,7 @@ def derive(pt_corr, pt_gen, abs_eta, cfg: dict) -> dict:
     knots = np.log(np.sqrt(edges[:-1] * edges[1:]))
     pt_bin = np.searchsorted(edges, pt_gen, side="right") - 1
     table, points = [], []
-    for k in range(len(eta_edges) - 1):
-        in_eta = (abs_eta >= eta_edges[k]) & (abs_eta < eta_edges[k + 1])
-        in_range = in_eta & (pt_bin >= 0) & (pt_bin < len(edges) - 1)
-        counts = np.bincount(pt_bin[in_range], minlength=len(edges) - 1)
-        groups, current, held = [], [], 0
-        for i, count in enumerate(counts):
-            current.append(i)
-            held += count
-            if held >= cfg["min_jets"]:
-                groups.append(current)
-                current, held = [], 0
-        if current and groups:
-            groups[-1] += current
+    for in_eta, groups in _groups(pt_gen, abs_eta, cfg):
         xs, ys, ns, ranges = [], [], [], []
         for group in groups:
             sel = in_eta & np.isin(pt_bin, group)
@@ -96,6 +111,69 @@ def derive(pt_corr, pt_gen, abs_eta, cfg: dict) -> dict:
                        "gen_pt": np.asarray(ranges).reshape(-1, 2)[order].tolist()})
     return {"eta_edges": eta_edges.tolist(), "log_pt_knots": knots.tolist(), "log_correction": table,
             "inversion_points": points, "jets": int(len(pt_gen))}
+
+
+MIN_SCALE = 0.1
+"""The least an interval calibration may narrow a quantile's distance from the median."""
+
+
+def derive_interval(pt_corr, pt_after, pt_gen, abs_eta, offsets, levels, cfg: dict) -> dict:
+    """The interval calibration of a network trained with quantiles, derived in the residual correction's bins:
+    per |eta| bin and group of gen-pt bins, for each level tau, the factor s by which the quantile's distance from
+    the prediction (``offsets``: quantile minus prediction of each jet, in log pt) must be multiplied so that a
+    share tau of the group's jets have pt_gen below it (around the prediction after the residual correction,
+    ``pt_after``): s = sign x the tau quantile of log(pt_gen / pt_after) / |offset|. A conformal calibration on the
+    validation split: the network's quantiles can be too narrow (under-trained tails) or too wide, and binned in
+    gen pt they meet the falling spectrum as the median does. Interpolated in log pt (the network's corrected pt,
+    ``pt_corr``, as the residual's) between the groups; 1 (no change) for the median, for |eta| bins without a group
+    and beyond the last |eta| edge."""
+    pt_corr, pt_after, pt_gen, abs_eta = (np.asarray(a, np.float64) for a in (pt_corr, pt_after, pt_gen, abs_eta))
+    offsets = np.asarray(offsets, np.float64)
+    ok = np.isfinite(pt_corr) & (pt_corr > 0) & np.isfinite(pt_gen) & (pt_gen > 0) & np.isfinite(abs_eta) & \
+        np.isfinite(pt_after) & (pt_after > 0) & np.all(np.isfinite(offsets), axis=1)
+    pt_corr, pt_after, pt_gen, abs_eta, offsets = pt_corr[ok], pt_after[ok], pt_gen[ok], abs_eta[ok], offsets[ok]
+    edges = pt_edges(cfg)
+    knots = np.log(np.sqrt(edges[:-1] * edges[1:]))
+    pt_bin = np.searchsorted(edges, pt_gen, side="right") - 1
+    d = np.log(pt_gen / pt_after)
+    scale, points = [], []
+    for in_eta, groups in _groups(pt_gen, abs_eta, cfg):
+        xs, ss = [], []
+        for group in groups:
+            sel = in_eta & np.isin(pt_bin, group)
+            xs.append(float(np.median(np.log(pt_corr[sel]))))
+            factors = []
+            for i, tau in enumerate(levels):
+                o = offsets[sel, i]
+                if tau == 0.5 or not np.any(o != 0):
+                    factors.append(1.0)
+                    continue
+                sign = 1.0 if tau > 0.5 else -1.0
+                u = d[sel] / np.maximum(np.abs(o), 1e-6)
+                factors.append(max(float(sign * np.quantile(u, tau)), MIN_SCALE))
+            ss.append(factors)
+        order = np.argsort(xs)
+        xs, ss = np.asarray(xs)[order], np.asarray(ss).reshape(len(xs), len(levels))[order]
+        scale.append([[float(np.interp(x, xs, ss[:, i])) if len(xs) else 1.0 for i in range(len(levels))]
+                      for x in knots])
+        points.append({"log_pt": xs.tolist(), "scale": ss.tolist()})
+    return {"levels": [float(q) for q in levels], "scale": scale, "points": points}
+
+
+def evaluate_scale(table: dict, log_pt_corr, abs_eta) -> np.ndarray:
+    """The interval calibration's factors (``[jets, levels]``) at each jet's log corrected pt (the network's) and
+    |eta|, as the grafted ONNX nodes compute them: 1 beyond the last |eta| edge."""
+    interval = table["interval"]
+    log_pt_corr, abs_eta = np.asarray(log_pt_corr, np.float64), np.asarray(abs_eta, np.float64)
+    eta_edges, knots = np.asarray(table["eta_edges"]), np.asarray(table["log_pt_knots"])
+    k = np.searchsorted(eta_edges, abs_eta, side="right") - 1
+    out = np.ones((len(log_pt_corr), len(interval["levels"])))
+    for b, values in enumerate(interval["scale"]):
+        sel = k == b
+        values = np.asarray(values)
+        for i in range(values.shape[1]):
+            out[sel, i] = np.interp(log_pt_corr[sel], knots, values[:, i])
+    return out
 
 
 def evaluate_table(table: dict, log_pt_corr, abs_eta) -> np.ndarray:
@@ -180,7 +258,35 @@ def graft(network_path: str, table: dict, model_path: str) -> None:
         helper.make_node("ReduceSum", [c("selected"), c("one")], [c("correction")], keepdims=0),
         helper.make_node("Add", [NETWORK_OUTPUT, c("correction")], ["prediction"]),
     ]
-    if quantiles:  # the same shift for every quantile
+    if quantiles and table.get("interval"):
+        # quantiles = prediction + scale(x, |eta|) * (network quantile - network prediction), the scale interpolated
+        # as the correction is, per |eta| bin and level (1 beyond the last |eta| edge)
+        scale = np.asarray(table["interval"]["scale"], np.float32)  # [eta bins, knots, levels]
+        n_eta, _, n_levels = scale.shape
+        flat = scale.transpose(1, 0, 2).reshape(len(knots), n_eta * n_levels)  # [knots, eta bins x levels]
+        graph.initializer.extend(numpy_helper.from_array(v, c(k)) for k, v in {
+            "scale_first": flat[0].copy(),
+            "scale_slopes": (np.diff(flat, axis=0) / np.diff(knots)[:, None]).astype(np.float32),
+            "scale_shape": np.asarray([-1, n_eta, n_levels], np.int64), "unit": np.asarray([1.0], np.float32),
+        }.items())
+        nodes += [
+            helper.make_node("MatMul", [c("steps"), c("scale_slopes")], [c("scale_rise")]),
+            helper.make_node("Add", [c("scale_rise"), c("scale_first")], [c("scale_flat")]),
+            helper.make_node("Reshape", [c("scale_flat"), c("scale_shape")], [c("scale_per_eta_bin")]),
+            helper.make_node("Unsqueeze", [c("weight"), c("two")], [c("weight_column")]),
+            helper.make_node("Mul", [c("scale_per_eta_bin"), c("weight_column")], [c("scale_selected")]),
+            helper.make_node("ReduceSum", [c("scale_selected"), c("one")], [c("scale_in_bin")], keepdims=0),
+            helper.make_node("ReduceSum", [c("weight"), c("one")], [c("in_any_bin")], keepdims=1),
+            helper.make_node("Sub", [c("unit"), c("in_any_bin")], [c("outside")]),
+            helper.make_node("Add", [c("scale_in_bin"), c("outside")], [c("scale")]),
+            helper.make_node("Unsqueeze", [NETWORK_OUTPUT, c("one")], [c("network_column")]),
+            helper.make_node("Sub", [NETWORK_QUANTILES, c("network_column")], [c("offsets")]),
+            helper.make_node("Mul", [c("scale"), c("offsets")], [c("scaled_offsets")]),
+            helper.make_node("Unsqueeze", ["prediction", c("one")], [c("prediction_column")]),
+            helper.make_node("Add", [c("prediction_column"), c("scaled_offsets")], ["quantiles"]),
+        ]
+        graph.initializer.append(numpy_helper.from_array(np.asarray([2], np.int64), c("two")))
+    elif quantiles:  # the same shift for every quantile
         nodes += [helper.make_node("Unsqueeze", [c("correction"), c("one")], [c("correction_column")]),
                   helper.make_node("Add", [NETWORK_QUANTILES, c("correction_column")], ["quantiles"])]
     graph.node.extend(nodes)
@@ -189,7 +295,7 @@ def graft(network_path: str, table: dict, model_path: str) -> None:
         network_output.CopyFrom(original)
         network_output.name = name
         graph.output.append(network_output)
-    summary = {k: table[k] for k in ("eta_edges", "log_pt_knots", "log_correction")}
+    summary = {k: table[k] for k in ("eta_edges", "log_pt_knots", "log_correction", "interval") if k in table}
     for key, value in {"residual": json.dumps(summary), provenance.KEY: provenance.as_json()}.items():
         entries = [p for p in proto.metadata_props if p.key == key]
         entry = entries[0] if entries else proto.metadata_props.add()
@@ -229,24 +335,31 @@ def residual_correction(network_path: str, clouds_path: str, cfg: dict, model_pa
     data = CloudData(clouds_path, network.inputs, truth=("pt_gen", "eta_gen", "pt_raw"))
     if data.n == 0:
         raise InputError(f"{clouds_path}: no jets to derive the residual correction on; convert more events")
-    prediction = network.predict(data)
+    has_quantiles = "quantiles" in network.outputs
+    out = network.predict_outputs(data, ("prediction", "quantiles") if has_quantiles else ("prediction",))
+    prediction = out["prediction"]
     log_pt_corr = np.log(data.truth["pt_raw"].astype(np.float64)) + prediction
     pt_corr, pt_gen = np.exp(log_pt_corr), data.truth["pt_gen"].astype(np.float64)
     abs_eta = np.abs(data.truth["eta_gen"].astype(np.float64))
+    reco_abs_eta = np.abs(data.jet[:, _jet_input(network.inputs, ("abs_eta", "eta"))[0]].astype(np.float64))
     table = derive(pt_corr, pt_gen, abs_eta, cfg)
+    if has_quantiles:  # the interval calibrated around the prediction after the residual correction
+        offsets = out["quantiles"].astype(np.float64) - prediction[:, None]
+        pt_after = pt_corr * np.exp(evaluate_table(table, log_pt_corr, reco_abs_eta))
+        table["interval"] = derive_interval(pt_corr, pt_after, pt_gen, abs_eta, offsets, network.quantiles, cfg)
     graft(network_path, table, model_path)
     try:
         grafted = OnnxRegressor(model_path, threads)
         both = grafted.predict_outputs(data, ("prediction", NETWORK_OUTPUT))
         after, before = both["prediction"], both[NETWORK_OUTPUT]
         # the correction at each jet's own (reco) |eta|, as the grafted nodes read it from the jet inputs
-        reco_abs_eta = np.abs(data.jet[:, _jet_input(network.inputs, ("abs_eta", "eta"))[0]].astype(np.float64))
         expected = evaluate_table(table, log_pt_corr, reco_abs_eta)
         worst = float(np.max(np.abs((after.astype(np.float64) - before) - expected)))
-        if "quantiles" in grafted.outputs:  # every quantile moved by the prediction's correction
+        if has_quantiles:  # every quantile: the corrected prediction plus its calibrated distance from it
             q = grafted.predict_outputs(data, ("quantiles", NETWORK_QUANTILES))
-            shift = q["quantiles"].astype(np.float64) - q[NETWORK_QUANTILES]
-            worst = max(worst, float(np.max(np.abs(shift - (after.astype(np.float64) - before)[:, None]))))
+            scale = evaluate_scale(table, log_pt_corr, reco_abs_eta)
+            wanted = after[:, None].astype(np.float64) + scale * (q[NETWORK_QUANTILES] - before[:, None])
+            worst = max(worst, float(np.max(np.abs(q["quantiles"] - wanted))))
         network_diff = float(np.max(np.abs(before - prediction)))
         if worst > CHECK_TOLERANCE or network_diff > CHECK_TOLERANCE:
             raise CheckFailed(f"{model_path}: the grafted residual correction differs from its table by {worst:.1e} "
@@ -257,6 +370,14 @@ def residual_correction(network_path: str, clouds_path: str, cfg: dict, model_pa
     pt_after = data.truth["pt_raw"].astype(np.float64) * np.exp(after.astype(np.float64))
     result = {"enabled": True, **table, "config": cfg, **_closure(pt_corr, pt_after, pt_gen, abs_eta, cfg),
               "check": {"max_abs_diff": worst, "network_max_abs_diff": network_diff, "tolerance": CHECK_TOLERANCE}}
+    if has_quantiles:  # the derivation sample's interval coverage (|eta| < the first edge) before and after
+        pt_raw = data.truth["pt_raw"].astype(np.float64)[:, None]
+        edges = cfg["eta_edges"]
+        result["interval_coverage"] = {when: coverage(
+            pt_gen, abs_eta, pt, dict(zip(network.quantiles, (pt_raw * np.exp(qs.astype(np.float64))).T)),
+            pt_edges(cfg), list(zip(edges[:-1], edges[1:])), min_pt=cfg["pt_range"][0],
+            region=(edges[0], edges[1]))["summary"] for when, pt, qs in (
+                ("before", pt_corr, q[NETWORK_QUANTILES]), ("after", pt_after, q["quantiles"]))}
     write_json(table_path, result)
     log.info("residual correction of %s from %d jets: |log correction| up to %.3f; checked to %.1e", network_path,
              data.n, float(np.max(np.abs(table["log_correction"]))), worst)
