@@ -336,29 +336,36 @@ def plot_response_distributions(truth, responses, metrics, path, pt_ranges=((30,
     _save(fig, path)
 
 
+def _gen_reco_panels(eta_bins):
+    """A column of gen-pt bins and one of reco-pt bins, a row per |eta| bin: (fig, axes, the cells as
+    (ax, "gen" or "reco", row, |eta| low, |eta| high), column by column)."""
+    fig, axes = _panels(len(eta_bins), 2, 3.3, sharex=True, sharey=True, gridspec_kw={"hspace": 0.32, "wspace": 0.08})
+    cells = [(axes[row][col], axis, row, lo, hi) for col, axis in enumerate(("gen", "reco"))
+             for row, (lo, hi) in enumerate(eta_bins)]
+    return fig, axes, cells
+
+
 def plot_closure(metrics, methods, path, *, label: Label):
     """Median response vs gen pt (left) and vs each correction's own corrected pt (right), per |eta| range; a
     model's network alone (before its residual correction) in open markers."""
     closure = metrics["closure"]
     eta_bins, edges = closure["eta_bins"], closure["pt_edges"]
     styles = _method_styles(methods)
-    fig, axes = _panels(len(eta_bins), 2, 3.3, sharex=True, sharey=True, gridspec_kw={"hspace": 0.32, "wspace": 0.08})
+    fig, axes, cells = _gen_reco_panels(eta_bins)
     everything = []
-    for col, axis in enumerate(("gen", "reco")):
-        for row, (lo_eta, hi_eta) in enumerate(eta_bins):
-            ax = axes[row][col]
-            series = []
-            entries = [(m, closure["methods"][m], styles[m], _name(m)) for m in methods if m in closure["methods"]]
-            entries += [(m, closure["network"][m], _network_style(styles[m]), f"{_name(m)}, network alone")
-                        for m in methods if m in closure.get("network", {})]
-            for i, (_, data, style, name) in enumerate(entries):
-                x, y, err = _binned_series(data[axis][row], lambda b: (b["median"], b["median_err"]))
-                series.append(Series(_dodge(x, i, len(entries)), y, err, style, name))
-            _draw(ax, series)
-            everything.append((ax, series))
-            ax.axhline(1.0, color="grey", lw=1)
-            ax.axhspan(0.99, 1.01, color="grey", alpha=0.15, lw=0)
-            ax.set_title(_eta_text(lo_eta, hi_eta) + (", gen-pt bins" if axis == "gen" else ", reco-pt bins"))
+    for ax, axis, row, lo_eta, hi_eta in cells:
+        series = []
+        entries = [(m, closure["methods"][m], styles[m], _name(m)) for m in methods if m in closure["methods"]]
+        entries += [(m, closure["network"][m], _network_style(styles[m]), f"{_name(m)}, network alone")
+                    for m in methods if m in closure.get("network", {})]
+        for i, (_, data, style, name) in enumerate(entries):
+            x, y, err = _binned_series(data[axis][row], lambda b: (b["median"], b["median_err"]))
+            series.append(Series(_dodge(x, i, len(entries)), y, err, style, name))
+        _draw(ax, series)
+        everything.append((ax, series))
+        ax.axhline(1.0, color="grey", lw=1)
+        ax.axhspan(0.99, 1.01, color="grey", alpha=0.15, lw=0)
+        ax.set_title(_eta_text(lo_eta, hi_eta) + (", gen-pt bins" if axis == "gen" else ", reco-pt bins"))
     ylim = _range(np.concatenate([s.y for _, ss in everything for s in ss]), include=(0.98, 1.02), max_span=0.16)
     for ax, series in everything:
         ax.set_ylim(*ylim)
@@ -381,26 +388,24 @@ def plot_resolution_coverage(metrics, methods, path, *, label: Label):
     eta_bins, edges = closure["eta_bins"], closure["pt_edges"]
     models = [m for m in methods if m in coverage]
     styles = _method_styles(methods)
-    fig, axes = _panels(len(eta_bins), 2, 3.3, sharex=True, sharey=True, gridspec_kw={"hspace": 0.32, "wspace": 0.08})
+    fig, axes, cells = _gen_reco_panels(eta_bins)
     everything = []
-    for col, axis in enumerate(("gen", "reco")):
-        for row, (lo_eta, hi_eta) in enumerate(eta_bins):
-            ax = axes[row][col]
-            series = []
-            for i, m in enumerate(models):
-                x, y, err = _binned_series(coverage[m][axis][row], lambda b: (b["coverage"], b["coverage_err"]))
-                levels = "–".join(f"{100 * q:g}" for q in (coverage[m]["levels"][0], coverage[m]["levels"][-1]))
-                series.append(Series(_dodge(x, i, len(models)), 100 * y, 100 * err, styles[m],
-                                     f"{_name(m)}, {levels} % interval"))
-            _draw(ax, series)
-            everything.append((ax, series))
-            for m in models[:1]:  # the nominal share (the same for every model with the same levels)
-                nominal, tolerance = 100 * coverage[m]["nominal"], 100 * coverage[m]["tolerance"]
-                ax.axhline(nominal, color="grey", lw=1)
-                ax.axhspan(nominal - tolerance, nominal + tolerance, color="grey", alpha=0.15, lw=0)
-            if not models:
-                _note(ax, "no network was trained with quantiles\n(hyperparameter quantiles)")
-            ax.set_title(_eta_text(lo_eta, hi_eta) + (", gen-pt bins" if axis == "gen" else ", reco-pt bins"))
+    for ax, axis, row, lo_eta, hi_eta in cells:
+        series = []
+        for i, m in enumerate(models):
+            x, y, err = _binned_series(coverage[m][axis][row], lambda b: (b["coverage"], b["coverage_err"]))
+            levels = "–".join(f"{100 * q:g}" for q in (coverage[m]["levels"][0], coverage[m]["levels"][-1]))
+            series.append(Series(_dodge(x, i, len(models)), 100 * y, 100 * err, styles[m],
+                                 f"{_name(m)}, {levels} % interval"))
+        _draw(ax, series)
+        everything.append((ax, series))
+        for m in models[:1]:  # the nominal share (the same for every model with the same levels)
+            nominal, tolerance = 100 * coverage[m]["nominal"], 100 * coverage[m]["tolerance"]
+            ax.axhline(nominal, color="grey", lw=1)
+            ax.axhspan(nominal - tolerance, nominal + tolerance, color="grey", alpha=0.15, lw=0)
+        if not models:
+            _note(ax, "no network was trained with quantiles\n(hyperparameter quantiles)")
+        ax.set_title(_eta_text(lo_eta, hi_eta) + (", gen-pt bins" if axis == "gen" else ", reco-pt bins"))
     values = np.concatenate([s.y for _, ss in everything for s in ss] or [np.array([68.0])])
     nominal = 100 * coverage[models[0]]["nominal"] if models else 68.0
     ylim = _range(values, include=(nominal - 6, nominal + 6), max_span=40)
