@@ -120,6 +120,8 @@ def test_jets_that_cannot_be_corrected_get_one_clear_error(events, exported_mode
     with pytest.raises(InputError, match="the events were selected: pass events="):
         correction.corrected_jets(busy.Jet)
     assert ak.all(correction.corrected_jets(busy.Jet, busy).pt == correction.corrected_pt(ev)[ak.num(ev.Jet) > 6])
+    with pytest.raises(InputError, match="not jets of coffea NanoEvents .* pass events="):
+        correction.corrected_jets(ak.Array(ev.Jet.pt))
     with pytest.raises(InputError, match="no rawFactor field"):
         correction.corrected_jets(ak.without_field(ev.Jet, "rawFactor"), ev)
     no_links = ak.without_field(ev, "JetPFCands")

@@ -181,7 +181,11 @@ class JetCorrection:
         the events the jets belong to (default: the file's events, which is right unless events were selected).
         Eager arrays give eager arrays; dask-awkward arrays give one lazy ``map_partitions``."""
         if events is None:
-            events = jets._events()
+            try:
+                events = jets._events()
+            except AttributeError:
+                raise InputError("jets: not jets of coffea NanoEvents (they do not know their events); pass "
+                                 "events=, the events they belong to") from None
         if _is_dask(jets):
             import dask_awkward as dak
 
