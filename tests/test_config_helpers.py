@@ -112,6 +112,17 @@ def test_what_a_schema_cannot_say_is_checked_too(change, words):
     assert config_error(config, REPO_SCHEMA).startswith(words)
 
 
+@pytest.mark.parametrize("name", ["..", ".", "../up", "a/b", ".hidden", "-rf"])
+def test_a_sample_name_must_be_a_safe_folder_name(name):
+    """Sample names become folders (results/evaluation/samples/<name>/): '..' would write one level up."""
+    from gnnjec.config import config_error
+
+    config = _demo()
+    config["samples"][name] = config["samples"].pop("ttbar")
+    error = config_error(config, REPO_SCHEMA)
+    assert error.startswith("config key samples") and "does not match" in error, error
+
+
 def test_a_configuration_of_only_samples_takes_the_defaults():
     from gnnjec import convert, features, hparams
     from gnnjec.config import config_error

@@ -102,6 +102,31 @@ def test_non_finite_kinematics_are_refused_naming_the_branch(pfnano_events, tmp_
     assert not out.exists() and leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("collection, field, value, why", [
+    ("Jet", "pt", -30.0, "zero or negative"), ("Jet", "pt", 0.0, "zero or negative"),
+    ("Jet", "rawFactor", 1.0, "1 or more (a raw pt of zero or less)"), ("Jet", "eta", 7.0, "beyond |eta| 5.5"),
+    ("PFCands", "pt", -1.0, "zero or negative"), ("PFCands", "charge", 2, "not -1, 0 or 1"),
+    ("PFCands", "eta", -9.0, "beyond |eta| 5.5"),
+])
+def test_impossible_finite_values_are_refused_naming_the_branch(pfnano_events, tmp_path, collection, field, value,
+                                                                 why):
+    """Values no detector gives (the real file itself passes: its rawFactor goes down to -0.56, a correction below
+    one, which is physical)."""
+    events = dict(pfnano_events)
+    index = int(ak.to_numpy(events["JetPFCands"].pFCandsIdx[0])[0]) if collection == "PFCands" else 0
+    events[collection] = with_value(events[collection], field, 0, index, value)
+    damaged = tmp_path / "damaged.root"
+    write_events(damaged, events)
+    out = tmp_path / "clouds.parquet"
+    line = error_line(gnnjec("convert", damaged, "--output", out, "--selection", SELECT_ALL), "convert")
+    assert f"branch {collection}_{field} is {why} for 1 jets (first: jet 0 of event" in line, line
+    assert not out.exists() and leftovers(tmp_path) == []
+    dropped = gnnjec("convert", damaged, "--output", out, "--selection",
+                     json.dumps({**json.loads(SELECT_ALL), "invalid_jets": "drop"}))
+    assert dropped.returncode == 0 and f"{collection}_{field} 1" in dropped.stderr
+    assert pq.read_metadata(out).num_rows == 64 - 1
+
+
 def test_invalid_jets_are_dropped_and_counted_when_asked(pfnano_events, cms_file, tmp_path):
     events = dict(pfnano_events)
     events["Jet"] = with_value(events["Jet"], "pt", 0, 0, np.nan)
@@ -255,6 +280,48 @@ def test_a_failed_stage_keeps_what_was_there_before_it_started(synthetic_clouds,
     before = {p: p.read_bytes() for p in outs.values()}
     error_line(gnnjec("merge-clouds", not_parquet, *args), "merge-clouds")
     assert {p: p.read_bytes() for p in outs.values()} == before
+
+
+# --- operator errors: outputs that cannot be written, an output that is an input, ports ---------------
+
+def test_an_output_that_is_its_own_input_is_refused_and_the_input_kept(synthetic_file, tmp_path):
+    import shutil
+
+    source = tmp_path / "a.root"
+    shutil.copy(synthetic_file, source)
+    before = source.read_bytes()
+    for output in (source, tmp_path / "." / "a.root"):
+        line = error_line(gnnjec("convert", source, "--output", output), "convert")
+        assert f"{output}: given as an input and as an output" in line and "write the output elsewhere" in line
+    assert source.read_bytes() == before
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_error_line(synthetic_file):
+    """/sys is read-only to every process (EPERM or EROFS, even for root): the real file system's refusal."""
+    line = error_line(gnnjec("convert", synthetic_file, "--output", "/sys/gnnjec-test/clouds.parquet"), "convert")
+    assert line.startswith("gnnjec convert: error: /sys/gnnjec-test") and any(
+        reason in line for reason in ("not permitted", "read-only file system", "permission denied")), line
+
+
+def test_a_full_disk_is_one_error_line_with_its_fix(monkeypatch, capsys, tmp_path):
+    import errno
+
+    from gnnjec import cli, convert
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "c.parquet"))
+
+    monkeypatch.setattr(convert, "convert_file", full)
+    assert cli.main(["convert", str(tmp_path / "in.root"), "--output", str(tmp_path / "c.parquet")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"gnnjec convert: error: {tmp_path / 'c.parquet'}: no space left on the device: free space, or write the "
+        "outputs elsewhere")
+
+
+@pytest.mark.parametrize("port", ["70000", "-1", "http"])
+def test_a_port_that_is_not_one_is_refused_by_name(port, tmp_path):
+    proc = gnnjec("serve", "--repository", tmp_path, "--port", port)
+    assert proc.returncode == 2 and f"gnnjec serve: error: argument --port: '{port}' is not a port" in proc.stderr
 
 
 # --- SIGTERM, SIGKILL, fsync -----------------------------------------------------------------------

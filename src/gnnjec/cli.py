@@ -8,8 +8,10 @@ line on stderr, ``gnnjec <stage>: error: ...``, and exit status 2; a failed run 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -85,6 +87,23 @@ def _begin_provenance(args, cmd: Command) -> None:
     provenance.begin(args.stage, parameters, _paths(args, cmd.reads))
 
 
+def _same_files(inputs, outputs) -> tuple[str, str] | None:
+    """An (input, output) pair naming one file: the output would replace its own input."""
+    def key(path):
+        return os.path.realpath(path) if "://" not in str(path) else str(path)
+
+    given = {key(p): p for p in inputs if p}
+    return next(((given[key(o)], o) for o in outputs if o and key(o) in given), None)
+
+
+OS_ERRORS = {errno.EACCES: "permission denied: write the outputs where you may, or fix the folder's permissions",
+             errno.EPERM: "not permitted: write the outputs where you may, or fix the folder's permissions",
+             errno.EROFS: "a read-only file system: write the outputs elsewhere",
+             errno.ENOSPC: "no space left on the device: free space, or write the outputs elsewhere",
+             errno.EDQUOT: "over the disk quota: free space, or write the outputs elsewhere"}
+"""Operator errors of the file system, each with its fix (the rest of OSError is a bug's)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     stage = next((a for a in argv if not a.startswith("-")), None)
@@ -94,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     terminate_on_sigterm()
     outputs = [getattr(args, name, None) for name in cmd.outputs]
+    same = _same_files(_paths(args, cmd.reads), outputs)
+    if same:  # before anything is written, and nothing is removed: the output is the input
+        print(f"gnnjec {args.stage}: error: {same[1]}: given as an input and as an output; the output would replace "
+              "it: write the output elsewhere", file=sys.stderr)
+        return 2
     if cmd.provenance:
         _begin_provenance(args, cmd)
     prefix = f"gnnjec {args.stage}"
@@ -107,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
                            "that writes it"), 2
     except CheckFailed as err:
         message, status = f"{prefix}: failed: {err}", 1
+    except OSError as err:
+        if err.errno not in OS_ERRORS:
+            log.exception("unexpected error")
+            message, status = f"{prefix}: internal error: OSError: {err} (a bug: please report it with the log)", 1
+        else:
+            message, status = f"{prefix}: error: {err.filename or 'an output'}: {OS_ERRORS[err.errno]}", 2
     except Terminated as err:
         resume = " (training goes on from its last.pt)" if args.stage == "train" else ""
         message, status = f"{prefix}: stopped by {err}; its unfinished outputs are removed; rerun it{resume}", 143

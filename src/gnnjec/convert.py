@@ -152,11 +152,14 @@ def clouds_from_chunk(chunk: EventChunk, selection: Selection, split: Split, pat
     if not selection.require_gen_match:
         selected |= ~matched
     if selection.invalid_jets != "keep":
-        invalid = invalid_jets(chunk, jet_event, matched, gen_row, path)
+        reasons = {}
+        invalid = invalid_jets(chunk, jet_event, matched, gen_row, path, reasons)
         if invalid and selection.invalid_jets == "error":
             branch, bad = next(iter(invalid.items()))
-            raise InputError(f"{path}: {_invalid_reason(branch, bad, chunk, jet_event)}; the file is damaged: produce "
-                             "it again, or set selection.invalid_jets: drop to leave such jets out")
+            reason = _invalid_reason(branch, bad, chunk, jet_event, reasons.get(branch, "NaN or infinite"))
+            raise InputError(f"{path}: {reason}; the "
+                             "file is damaged: produce it again, or set selection.invalid_jets: drop to leave such "
+                             "jets out")
         for branch, bad in invalid.items():
             if dropped is not None:
                 dropped[branch] += int((bad & selected).sum())
@@ -244,20 +247,37 @@ def _all_finite(values: np.ndarray) -> bool:
     return values.dtype.kind != "f" or bool(np.isfinite(values).all())
 
 
+MAX_ABS_ETA = 5.5
+"""Beyond this |eta| nothing is measured (HF ends at 5.2; jets' axes and candidates reach about 5.1 in CMS files):
+a jet or a constituent there is an impossible value."""
+
+PHYSICAL_RANGES = {
+    "Jet_pt": "zero or negative", "Jet_rawFactor": "1 or more (a raw pt of zero or less)",
+    "Jet_eta": f"beyond |eta| {MAX_ABS_ETA}", "PFCands_pt": "zero or negative",
+    "PFCands_eta": f"beyond |eta| {MAX_ABS_ETA}", "PFCands_charge": "not -1, 0 or 1",
+}
+"""The physical-range checks of :func:`invalid_jets`, by branch. A negative rawFactor is a correction factor below
+one, which CMS files have (down to -0.77 in the real files of the tests), so it is not among them."""
+
+
 def invalid_jets(chunk: EventChunk, jet_event: np.ndarray, matched: np.ndarray, gen_row: np.ndarray,
-                 path: str) -> dict[str, np.ndarray]:
+                 path: str, reasons: dict | None = None) -> dict[str, np.ndarray]:
     """Branch -> which jets of the chunk it makes invalid: a non-finite value in the jet's own
-    kinematics, its event's rho, its matched generator jet, a linked constituent or vertex; or a count
-    of constituent links that disagrees with ``Jet_nConstituents`` (where the file has it). Only
-    branches with an invalid jet are listed. Each branch is first checked whole, which is all the work
-    for a sound file; only a branch with a bad value is traced to its jets."""
+    kinematics, its event's rho, its matched generator jet, a linked constituent or vertex; a value out of its
+    physical range (:data:`PHYSICAL_RANGES`: pt of the jet or a linked constituent zero or negative, rawFactor of 1
+    or more, |eta| beyond :data:`MAX_ABS_ETA`, a charge not -1, 0 or 1); or a count of constituent links that
+    disagrees with ``Jet_nConstituents`` (where the file has it). Only branches with an invalid jet are listed;
+    ``reasons`` receives, per branch, what is wrong with it. Each branch is first checked whole, which is all the
+    work for a sound file; only a branch with a bad value is traced to its jets."""
     jet, pf, link = chunk.jet, chunk.pfcands, chunk.links
     n_jets = len(jet_event)
     out = {}
+    reasons = {} if reasons is None else reasons
 
-    def note(branch: str, bad: np.ndarray) -> None:
+    def note(branch: str, bad: np.ndarray, why: str = "NaN or infinite") -> None:
         if bad.any():
             out[branch] = out[branch] | bad if branch in out else bad
+            reasons[branch] = why if reasons.get(branch, why) == why else "NaN, infinite or impossible"
 
     for name in ("pt", "eta", "phi", "mass", "rawFactor", "area"):
         if not _all_finite(jet[name]):
@@ -276,6 +296,18 @@ def invalid_jets(chunk: EventChunk, jet_event: np.ndarray, matched: np.ndarray, 
         if not _all_finite(values):
             bad_link = ~np.isfinite(values[pf.offsets[link_event] + link["pFCandsIdx"]])
             note(f"PFCands_{name}", _jets_with(bad_link, link_jet, n_jets))
+    with np.errstate(invalid="ignore"):  # finite values only: NaN and infinities are noted above
+        note("Jet_pt", np.isfinite(jet["pt"]) & (jet["pt"] <= 0), PHYSICAL_RANGES["Jet_pt"])
+        note("Jet_rawFactor", np.isfinite(jet["rawFactor"]) & (jet["rawFactor"] >= 1), PHYSICAL_RANGES["Jet_rawFactor"])
+        note("Jet_eta", np.isfinite(jet["eta"]) & (np.abs(jet["eta"]) > MAX_ABS_ETA), PHYSICAL_RANGES["Jet_eta"])
+        linked = pf.offsets[link_event] + link["pFCandsIdx"]
+        for name, impossible in (("pt", lambda v: np.isfinite(v) & (v <= 0)),
+                                 ("eta", lambda v: np.isfinite(v) & (np.abs(v) > MAX_ABS_ETA)),
+                                 ("charge", lambda v: np.isfinite(v) & (v != -1) & (v != 0) & (v != 1))):
+            values = pf.fields.get(name)
+            if values is not None and len(values) and impossible(values).any():
+                note(f"PFCands_{name}", _jets_with(impossible(values[linked]), link_jet, n_jets),
+                     PHYSICAL_RANGES[f"PFCands_{name}"])
     if chunk.jet_n_constituents is not None:
         links = np.bincount(link_jet, minlength=n_jets)
         stored = chunk.jet_n_constituents
@@ -300,13 +332,14 @@ def invalid_jets(chunk: EventChunk, jet_event: np.ndarray, matched: np.ndarray, 
     return out
 
 
-def _invalid_reason(branch: str, bad: np.ndarray, chunk: EventChunk, jet_event: np.ndarray) -> str:
+def _invalid_reason(branch: str, bad: np.ndarray, chunk: EventChunk, jet_event: np.ndarray,
+                    why: str = "NaN or infinite") -> str:
     first = int(np.flatnonzero(bad)[0])
     ev = jet_event[first]
     where = f"first: jet {first - int(chunk.jet.offsets[ev])} of event {int(chunk.event[ev])}"
     if branch == "Jet_nConstituents":
         return f"{int(bad.sum())} jets whose JetPFCands links disagree with branch Jet_nConstituents ({where})"
-    return f"branch {branch} is NaN or infinite for {int(bad.sum())} jets ({where})"
+    return f"branch {branch} is {why} for {int(bad.sum())} jets ({where})"
 
 
 def _vertex_cloud(chunk: EventChunk, new_index, jet_event, jet_eta, jet_phi, selection: Selection, path: str):

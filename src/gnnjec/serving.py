@@ -557,13 +557,28 @@ def make_server(repository: str, host: str = "127.0.0.1", port: int = 8000, thre
         raise bind_error(port, err) from None
 
 
+def port_number(text: str, allow_none: bool = False) -> int:
+    """A TCP port from the command line: 0 (any free port) to 65535 (-1, none, where ``allow_none``)."""
+    import argparse
+
+    try:
+        port = int(text)
+    except ValueError:
+        port = None
+    if port is None or not (-1 if allow_none else 0) <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give 0 (any free port) to 65535"
+                                         + (", or -1 for none" if allow_none else ""))
+    return port
+
+
 def _arguments(p) -> None:
     from .spec import TRITON_REPOSITORY
 
     p.add_argument("--repository", default=TRITON_REPOSITORY, help="the Triton model repository folder")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    p.add_argument("--port", type=int, default=8000, help="REST (and /metrics); 0: any free port (the log says which)")
-    p.add_argument("--grpc-port", type=int, default=8001,
+    p.add_argument("--port", type=port_number, default=8000,
+                   help="REST (and /metrics); 0: any free port (the log says which)")
+    p.add_argument("--grpc-port", type=lambda text: port_number(text, allow_none=True), default=8001,
                    help="KServe v2 gRPC, as Triton's; 0: any free port (the log says which); -1: none")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads per model")
 
