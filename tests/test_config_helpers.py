@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from gnnjec.config import sample_files, training_points
-from gnnjec.errors import InputError
+from gnnjec.errors import ConfigError, InputError
 
 REPO = Path(__file__).resolve().parents[1]
 REPO_SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -22,6 +22,30 @@ def test_sample_files_expand_globs_keep_urls_and_name_synthetic_files(tmp_path):
     files = sample_files(config)
     assert files["real"] == [str(tmp_path / "a.root"), str(tmp_path / "b.root"), "root://127.0.0.1:1094//data/x.root"]
     assert files["demo"] == ["results/synthetic/demo/000.root", "results/synthetic/demo/001.root"]
+
+
+def test_a_file_listed_twice_is_refused_naming_both_places(tmp_path):
+    from gnnjec.config import sample_files
+
+    for name in ("a.root", "b.root"):
+        (tmp_path / name).write_bytes(b"x")
+    one = str(tmp_path / "a.root")
+    with pytest.raises(ConfigError, match=r"config key samples.qcd.files: .*a.root is listed twice in it: its jets"):
+        sample_files({"samples": {"qcd": {"files": [one, str(tmp_path / "*.root")]}}})
+    with pytest.raises(ConfigError, match=r"config key samples.zjets.files: .*a.root is listed also in samples.qcd"):
+        sample_files({"samples": {"qcd": {"files": [one]}, "zjets": {"files": [str(tmp_path / "." / "a.root")]}}})
+    assert len(sample_files({"samples": {"qcd": {"files": [str(tmp_path / "*.root")]}}})["qcd"]) == 2
+
+
+def test_a_key_twice_in_a_configuration_file_is_found(tmp_path):
+    from gnnjec.config import repeated_keys
+
+    assert repeated_keys(str(REPO / "config" / "config.yaml")) is None
+    twice = tmp_path / "c.yaml"
+    twice.write_text("samples:\n  qcd:\n    files: [a.root]\n  zjets:\n    files: [b.root]\n"
+                     "  qcd:\n    files: [c.root]\n")
+    assert repeated_keys(str(twice)) == (f"{twice}: config key qcd: appears twice in one mapping (lines 2 and 6); "
+                                         "YAML keeps the last silently: merge or rename them")
 
 
 def test_a_glob_matching_nothing_names_the_config_key(tmp_path):

@@ -106,6 +106,19 @@ def test_invalid_config_is_refused_naming_the_key(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_a_sample_defined_twice_is_refused_not_silently_dropped(tmp_path):
+    """YAML keeps the second of two equal keys: the first sample would vanish without a word."""
+    text = yaml.safe_dump(TINY)
+    first = next(iter(TINY["samples"]))
+    block = yaml.safe_dump({"samples": {first: TINY["samples"][first]}}).split("\n", 1)[1]
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(text.replace("samples:\n", "samples:\n" + block, 1))
+    proc = snakemake(tmp_path, "--dry-run")
+    assert proc.returncode != 0
+    assert f"config key {first}: appears twice in one mapping" in proc.stdout + proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "results").exists()
+
+
 def test_unknown_feature_is_refused_naming_the_key(tmp_path):
     bad = yaml.safe_load(yaml.safe_dump(TINY))
     bad["features"]["jet"].append("jet_charge")

@@ -12,6 +12,8 @@ import os
 import re
 from pathlib import Path
 
+import yaml
+
 from .command import Command
 from .errors import ConfigError
 from .hparams import DEFAULTS
@@ -198,7 +200,53 @@ def sample_files(config: dict) -> dict[str, list[str]]:
         if not files:
             raise ConfigError(f"samples.{name}.files", "the list is empty; name at least one file")
         out[name] = files
+    _refuse_repeated_files(out)
     return out
+
+
+def _refuse_repeated_files(files: dict[str, list[str]]) -> None:
+    """A file listed twice, in one sample or two (by its resolved path; a URL as written), would put its jets in
+    twice: in training and in test, or in two samples. One ConfigError naming both places."""
+    seen: dict[str, str] = {}
+    for name, paths in files.items():
+        for path in paths:
+            key = path if is_url(path) else os.path.realpath(os.path.expanduser(path))
+            if key in seen:
+                where = "twice in it" if seen[key] == name else f"also in samples.{seen[key]}"
+                raise ConfigError(f"samples.{name}.files", f"{path} is listed {where}: its jets would count twice "
+                                  "(in training and in test, or in two samples); list each file once")
+            seen[key] = name
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML with every mapping's keys unique (PyYAML, as Snakemake loads a config file, keeps the last silently)."""
+
+
+def _unique_mapping(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise ConfigError(str(key), f"appears twice in one mapping (lines {seen[key]} and "
+                              f"{key_node.start_mark.line + 1}); YAML keeps the last silently: merge or rename them")
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def repeated_keys(path: str) -> str | None:
+    """The one-line problem of a configuration file with a key twice in one mapping (a sample defined twice, say:
+    YAML keeps the second and the first vanishes), or None."""
+    try:
+        with open(path) as f:
+            yaml.load(f, Loader=_UniqueKeyLoader)
+    except ConfigError as err:
+        return f"{path}: {err}"
+    except (OSError, yaml.YAMLError):
+        return None  # Snakemake reports a file it cannot read or parse itself
+    return None
 
 
 def training_samples(config: dict) -> list[str]:

@@ -7,11 +7,15 @@ from pathlib import Path
 
 from gnnjec import spec
 from gnnjec.batch import before_submission
-from gnnjec.config import SCHEMA, config_error
+from gnnjec.config import SCHEMA, config_error, repeated_keys
 from gnnjec.errors import InputError
 from gnnjec.plan import Plan, json_arg, promoted_points
 from gnnjec.resources import job_resources
 
+# a key twice in one mapping of a configuration file (a sample defined twice): YAML kept the last, silently
+problem = next(filter(None, (repeated_keys(path) for path in workflow.configfiles)), None)
+if problem:
+    raise WorkflowError(problem)
 problem = config_error(config, SCHEMA)  # also fills in the schema's defaults
 if problem:
     raise WorkflowError(problem)
