@@ -397,6 +397,7 @@ def test_an_evaluation_sample_is_evaluated_apart_and_never_trained_on(tiny_run, 
         assert f"tiny_eval/{'plots/' if name.endswith('.png') else ''}{name}" in html, name
 
     # a change of the evaluation sample (another file) evaluates it again, and trains nothing
-    (workdir / "data" / "tiny_eval" / "001.root").symlink_to(workdir / "data" / "tiny_eval" / "000.root")
+    write_evaluation_files(workdir, ["data/tiny_eval/001.root"], first_index=11)  # other events: a file listed
+    # twice (a link to 000.root, say) is refused: its jets would count twice
     write_config(workdir, with_evaluation_sample(TINY, ["data/tiny_eval/000.root", "data/tiny_eval/001.root"]))
     assert planned_jobs(snakemake(workdir, "--dry-run")) == evaluation_only

@@ -48,14 +48,15 @@ def with_evaluation_sample(config: dict, files=EVALUATION_FILES) -> dict:
     return changed
 
 
-def write_evaluation_files(folder: Path) -> None:
-    """EVALUATION_FILES under ``folder``, with TINY_FILES' standard correction (seed 1, 4000 toy events)."""
+def write_evaluation_files(folder: Path, names=EVALUATION_FILES, first_index: int = 10) -> None:
+    """EVALUATION_FILES (or ``names``, file indices from ``first_index``: events of their own) under ``folder``, with
+    TINY_FILES' standard correction (seed 1, 4000 toy events)."""
     from gnnjec import demo
 
     from support import toy
 
     correction = demo.derive_standard_correction(seed=1, n_events=4000, generator=toy)
-    for index, name in enumerate(EVALUATION_FILES, start=10):
+    for index, name in enumerate(names, start=first_index):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         demo.write_pfnano(folder / name, n_events=600, seed=4, file_index=index, correction=correction,
                           generator=toy)
