@@ -233,6 +233,15 @@ def _post(url, path, body: bytes, headers=None):
     (lambda r: r["inputs"][1].update(shape=[2, 5, 1], data=[0.0] * 10), 400, "expected [-1, -1, "),
     (lambda r: r["inputs"].append({"name": "tracks", "shape": [1], "datatype": "FP32", "data": [1.0]}), 400,
      "unknown input 'tracks'"),
+    (lambda r: r.update(outputs="x"), 400, "'outputs' must be a list of objects with a name, got 'x'"),
+    (lambda r: r.update(outputs=[{"name": "energy"}]), 400, "unknown output 'energy'"),
+    (lambda r: r.update(parameters="x"), 400, "'parameters' must be an object, got 'x'"),
+    (lambda r: r["inputs"][0].update(parameters=[1]), 400, "input 'jet': 'parameters' must be an object"),
+    (lambda r: r["inputs"][0].update(shape=[2**32, 2**32]), 413, "holds more than the"),
+    (lambda r: r["inputs"][0]["data"].__setitem__(3, float("nan")), 400,
+     "input 'jet' holds NaN or infinite values"),
+    (lambda r: r["inputs"][1]["data"].__setitem__(0, float("inf")), 400,
+     "input 'charged' holds NaN or infinite values"),
 ])
 def test_bad_requests_get_a_4xx_with_the_reason_and_the_server_stays_up(server, exported_model, synthetic_clouds,
                                                                           change, status, message):
@@ -245,6 +254,24 @@ def test_bad_requests_get_a_4xx_with_the_reason_and_the_server_stays_up(server, 
     change(request)
     got_status, answer = _post(url, "/v2/models/pfn/infer", json.dumps(request).encode())
     assert got_status == status and message in answer["error"], answer
+    assert proc.poll() is None
+
+
+def test_a_collection_without_points_is_served(server, exported_model, synthetic_clouds):
+    """Jets without secondary vertices, the common case: a collection of width 0 answers as its masked padding."""
+    url, proc = server
+    regressor = OnnxRegressor(exported_model)
+    arrays = dict(zip(regressor.names, CloudData(synthetic_clouds["test"], regressor.inputs).batch(np.arange(3), 128)))
+    empty = {**arrays, "sv": np.zeros((3, 0, arrays["sv"].shape[2]), np.float32), "sv_mask": np.zeros((3, 0),
+                                                                                                        np.float32)}
+    masked = {**arrays, "sv": np.zeros((3, 1, arrays["sv"].shape[2]), np.float32), "sv_mask": np.zeros((3, 1),
+                                                                                                         np.float32)}
+    request = {"inputs": [{"name": n, "shape": list(a.shape), "datatype": "FP32", "data": a.reshape(-1).tolist()}
+                          for n, a in empty.items()]}
+    status, answer = _post(url, "/v2/models/pfn/infer", json.dumps(request).encode())
+    assert status == 200, answer
+    np.testing.assert_allclose(answer["outputs"][0]["data"], regressor.predict_batch(list(masked.values())),
+                               rtol=1e-5, atol=1e-6)
     assert proc.poll() is None
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import queue
 import re
 import threading
@@ -130,7 +131,11 @@ class ServedModel:
                                                                for d in shape):
             raise BadRequest(f"input {name!r}: shape must be a list of non-negative integers, the batch first, got "
                              f"{shape!r}")
-        return np.dtype(dtypes[name][1])
+        dtype = np.dtype(dtypes[name][1])
+        if math.prod(shape) * dtype.itemsize > MAX_BODY_BYTES:
+            raise BadRequest(f"input {name!r}: shape {shape} holds more than the {MAX_BODY_BYTES} bytes a request may "
+                             "carry; split the request", HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+        return dtype
 
     def validate(self, arrays: dict[str, np.ndarray]) -> int:
         """Check the request's tensors against the model's; return its batch size."""
@@ -151,7 +156,11 @@ class ServedModel:
                              "split the request")
         variable = {}
         for t in self.inputs:
-            shape = arrays[t["name"]].shape[1:]
+            array = arrays[t["name"]]
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise BadRequest(f"model {self.name}: input {t['name']!r} holds NaN or infinite values; send finite "
+                                 "features (padded points too: zeros with mask 0)")
+            shape = array.shape[1:]
             if len(shape) != len(t["dims"]) or any(d not in (-1, s) for d, s in zip(t["dims"], shape)):
                 raise BadRequest(f"model {self.name}: input {t['name']!r} has shape {[size, *shape]}, expected "
                                  f"{[-1, *t['dims']]} (-1: any)")
@@ -209,8 +218,8 @@ class ServedModel:
             feed = {}
             for t in self.inputs:
                 parts = [s["arrays"][t["name"]] for s in slots]
-                if len(parts) > 1 and t["dims"] and t["dims"][0] == -1:
-                    width = max(p.shape[1] for p in parts)
+                if t["dims"] and t["dims"][0] == -1:  # one width for the batch, at least one (masked) point:
+                    width = max(1, *(p.shape[1] for p in parts))  # the graphs cannot reshape an empty axis
                     parts = [np.pad(p, [(0, 0), (0, width - p.shape[1])] + [(0, 0)] * (p.ndim - 2)) for p in parts]
                 feed[t["name"]] = np.ascontiguousarray(np.concatenate(parts)) if len(parts) > 1 else parts[0]
             results = self.session.run([t["name"] for t in self.outputs], feed)
@@ -305,14 +314,27 @@ def decode_request(body: bytes, header_length: int | None, model: ServedModel) -
         raise BadRequest(f"malformed JSON request: {err}") from None
     if not isinstance(request, dict) or not isinstance(request.get("inputs"), list):
         raise BadRequest("the request needs an 'inputs' list of tensors (name, shape, datatype, data)")
+    if not isinstance(request.get("parameters") or {}, dict):
+        raise BadRequest(f"'parameters' must be an object, got {request['parameters']!r}")
+    outputs = request.get("outputs")
+    if outputs is not None and (not isinstance(outputs, list) or not all(
+            isinstance(o, dict) and isinstance(o.get("name"), str) and isinstance(o.get("parameters") or {}, dict)
+            for o in outputs)):
+        raise BadRequest(f"'outputs' must be a list of objects with a name, got {outputs!r}")
+    known = [t["name"] for t in model.outputs]
+    unknown = [o["name"] for o in outputs or () if o["name"] not in known]
+    if unknown:
+        raise BadRequest(f"model {model.name}: unknown output {unknown[0]!r}; it has {known}")
     offset = header_length or 0
     arrays = {}
     for tensor in request["inputs"]:
         if not isinstance(tensor, dict) or not {"name", "shape", "datatype"} <= set(tensor):
             raise BadRequest("each input needs name, shape and datatype")
+        if not isinstance(tensor.get("parameters") or {}, dict):
+            raise BadRequest(f"input {tensor['name']!r}: 'parameters' must be an object")
         name, shape, datatype = tensor["name"], tensor["shape"], tensor["datatype"]
         dtype = model.tensor_dtype(name, datatype, shape)
-        count = int(np.prod(shape))
+        count = math.prod(shape)
         size = (tensor.get("parameters") or {}).get("binary_data_size")
         if size is not None:
             if not isinstance(size, int) or isinstance(size, bool):
@@ -349,13 +371,15 @@ def encode_response(model: ServedModel, request: dict, outputs: dict[str, np.nda
             blob = array.tobytes()
             entry["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
-        else:
-            entry["data"] = array.reshape(-1).tolist()
+        else:  # strict JSON: a non-finite value (none for finite inputs) is null, not a bare NaN token
+            values = array.reshape(-1)
+            entry["data"] = [None if not np.isfinite(v) else v for v in values.tolist()] \
+                if values.dtype.kind == "f" and not np.isfinite(values).all() else values.tolist()
         tensors.append(entry)
     response = {"model_name": model.name, "model_version": "1", "outputs": tensors}
     if "id" in request:
         response["id"] = request["id"]
-    head = json.dumps(response).encode()
+    head = json.dumps(response, allow_nan=False).encode()
     return (head + b"".join(blobs), len(head)) if blobs else (head, None)
 
 

@@ -11,6 +11,7 @@ request is ``INVALID_ARGUMENT`` (unknown model: ``NOT_FOUND``) with the REST ser
 
 from __future__ import annotations
 
+import math
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -43,7 +44,7 @@ def decode_inputs(request, model: ServedModel) -> dict[str, np.ndarray]:
     for i, tensor in enumerate(request.inputs):
         shape = list(tensor.shape)
         dtype = model.tensor_dtype(tensor.name, tensor.datatype, shape)
-        count = int(np.prod(shape))
+        count = math.prod(shape)
         if raw:
             if len(raw[i]) != count * dtype.itemsize:
                 raise BadRequest(f"input {tensor.name!r}: {len(raw[i])} bytes for shape {shape} of {tensor.datatype}")
