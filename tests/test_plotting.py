@@ -122,3 +122,18 @@ def test_off_scale_points_are_marked_on_the_frame():
         assert len(arrows) == 1 and arrows[0].get_ydata()[0] == pytest.approx(lo + 0.035 * (hi - lo))
     finally:
         plt.close(fig)
+
+
+def test_the_pdf_and_the_png_of_a_plot_carry_the_same_provenance(tmp_path, monkeypatch):
+    """provenance.read reads every output kind the README lists, the plots' PDFs too (their /Subject), escapes and
+    all: a parameter with parentheses and a backslash survives PDF's string syntax."""
+    import matplotlib.pyplot as plt
+
+    from gnnjec import plotting, provenance
+
+    monkeypatch.setattr(provenance, "_current", None)  # restored after the test: other tests see no stage's record
+    record = provenance.begin("plots", {"dataset": "Sample (v2) \\ private"}, [])
+    fig = plt.figure()
+    fig.gca().plot([1, 2], [3, 4])
+    plotting._save(fig, str(tmp_path / "p.png"))
+    assert provenance.read(tmp_path / "p.pdf") == provenance.read(tmp_path / "p.png") == record

@@ -19,6 +19,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -110,6 +111,44 @@ def comment() -> str:
     return f"# {KEY}: {as_json()}"
 
 
+def _pdf_subject(data: bytes) -> str | None:
+    """The document information's ``/Subject`` of a PDF (where the plots keep their record): a literal string, its
+    escapes and balanced parentheses undone, or a hexadecimal one (UTF-16 with its byte-order mark, else Latin-1)."""
+    start = data.rfind(b"/Subject")
+    if start < 0:
+        return None
+    i = start + len(b"/Subject")
+    while i < len(data) and data[i:i + 1] in b" \r\n\t":
+        i += 1
+    if data[i:i + 1] == b"<":
+        raw = bytes.fromhex(data[i + 1:data.index(b">", i)].decode("ascii"))
+        return raw[2:].decode("utf-16-be") if raw[:2] == b"\xfe\xff" else raw.decode("latin-1")
+    if data[i:i + 1] != b"(":
+        return None
+    out, depth, i = bytearray(), 1, i + 1
+    escapes = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", ord("f"): b"\f"}
+    while i < len(data) and depth:
+        c = data[i]
+        if c == ord("\\"):
+            nxt = data[i + 1]
+            if nxt in escapes:
+                out += escapes[nxt]
+            elif ord("0") <= nxt <= ord("7"):
+                digits = re.match(rb"[0-7]{1,3}", data[i + 1:i + 4]).group()
+                out.append(int(digits, 8) & 0xFF)
+                i += len(digits) - 1
+            elif nxt not in b"\r\n":  # a backslash before a line end continues the line
+                out.append(nxt)
+            i += 2
+            continue
+        depth += c == ord("(")
+        depth -= c == ord(")")
+        if depth:
+            out.append(c)
+        i += 1
+    return out.decode("latin-1")
+
+
 def read(path: str | os.PathLike) -> dict | None:
     """The record an output carries, whatever its format (for the tests, and for users)."""
     path = Path(path)
@@ -137,6 +176,9 @@ def read(path: str | os.PathLike) -> dict | None:
         with Image.open(path) as image:
             value = image.text.get(KEY)
         return json.loads(value) if value else None
+    if suffix == ".pdf":
+        subject = _pdf_subject(path.read_bytes())
+        return json.loads(subject.split(f"{KEY}:", 1)[1]) if subject and f"{KEY}:" in subject else None
     if suffix == ".root":
         import uproot
 
