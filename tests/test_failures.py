@@ -86,15 +86,21 @@ def pfnano_events(cms_file):
     return read_events(cms_file("pfnano.root"))
 
 
+def damaged_file(pfnano_events, folder: Path, collection: str, field: str, value) -> Path:
+    """pfnano.root with ``value`` in ``collection_field`` of the first jet of event 0 (a PFCands field: of its first
+    constituent, a linked candidate), written to ``folder``/damaged.root."""
+    events = dict(pfnano_events)
+    index = int(ak.to_numpy(events["JetPFCands"].pFCandsIdx[0])[0]) if collection == "PFCands" else 0
+    events[collection] = with_value(events[collection], field, 0, index, value)
+    damaged = folder / "damaged.root"
+    write_events(damaged, events)
+    return damaged
+
+
 @pytest.mark.parametrize("collection, field, value", [("Jet", "pt", np.nan), ("Jet", "rawFactor", np.inf),
                                                       ("PFCands", "pt", np.nan)])
 def test_non_finite_kinematics_are_refused_naming_the_branch(pfnano_events, tmp_path, collection, field, value):
-    events = dict(pfnano_events)
-    # a linked candidate: the first constituent of the first jet of event 0
-    index = int(ak.to_numpy(events["JetPFCands"].pFCandsIdx[0])[0]) if collection == "PFCands" else 0
-    events[collection] = with_value(events[collection], field, 0, index, value)
-    damaged = tmp_path / "damaged.root"
-    write_events(damaged, events)
+    damaged = damaged_file(pfnano_events, tmp_path, collection, field, value)
     out = tmp_path / "clouds.parquet"
     line = error_line(gnnjec("convert", damaged, "--output", out, "--selection", SELECT_ALL), "convert")
     assert f"branch {collection}_{field} is NaN or infinite for 1 jets" in line and str(damaged) in line, line
@@ -112,11 +118,7 @@ def test_impossible_finite_values_are_refused_naming_the_branch(pfnano_events, t
                                                                  why):
     """Values no detector gives (the real file itself passes: its rawFactor goes down to -0.56, a correction below
     one, which is physical)."""
-    events = dict(pfnano_events)
-    index = int(ak.to_numpy(events["JetPFCands"].pFCandsIdx[0])[0]) if collection == "PFCands" else 0
-    events[collection] = with_value(events[collection], field, 0, index, value)
-    damaged = tmp_path / "damaged.root"
-    write_events(damaged, events)
+    damaged = damaged_file(pfnano_events, tmp_path, collection, field, value)
     out = tmp_path / "clouds.parquet"
     line = error_line(gnnjec("convert", damaged, "--output", out, "--selection", SELECT_ALL), "convert")
     assert f"branch {collection}_{field} is {why} for 1 jets (first: jet 0 of event" in line, line

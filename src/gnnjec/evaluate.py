@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -62,10 +63,19 @@ def network_column(model: str) -> str:
     return f"pt_network_{model}"
 
 
+QUANTILE_COLUMN = re.compile(r"pt_q(?P<percent>[0-9.]+)_(?P<model>.+)")
+"""The predictions file's columns of the pt at a quantile of a model's prediction (:func:`quantile_column`)."""
+
+
 def quantile_column(model: str, level: float) -> str:
     """The predictions file's column of the pt at quantile ``level`` of ``model``'s prediction (a network trained with
-    quantiles), e.g. ``pt_q16_pfn``: pt_raw * exp(that quantile of log(pt_gen / pt_raw))."""
+    quantiles), e.g. ``pt_q16_pfn``: pt_raw * exp(that quantile of log(pt_gen / pt_raw)); QUANTILE_COLUMN reads it."""
     return f"pt_q{100 * level:g}_{model}"
+
+
+def _valid_gen_pt(pt_gen: np.ndarray) -> np.ndarray:
+    """The jets the metrics count: those with a generator jet (a finite, positive pt_gen)."""
+    return np.isfinite(pt_gen) & (pt_gen > 0)
 
 
 def pt_bin_edges(cfg: dict) -> np.ndarray:
@@ -133,7 +143,7 @@ def read_responses(predictions_path: str, network: bool = False):
         raise InputError(f"{predictions_path}: no column {missing[0]!r}; not a predictions file of this gnnjec "
                          "evaluate: rerun the evaluate rule")
     pt_gen = np.asarray(p.pt_gen, np.float64)
-    ok = np.isfinite(pt_gen) & (pt_gen > 0)
+    ok = _valid_gen_pt(pt_gen)
     pt_gen = pt_gen[ok]
     truth = {"pt_gen": pt_gen, "abs_eta": np.abs(np.asarray(p.eta_gen, np.float64))[ok],
              "flavour": np.asarray(p.flavour)[ok],
@@ -156,16 +166,12 @@ def read_responses(predictions_path: str, network: bool = False):
 def read_quantiles(predictions_path: str) -> dict[str, dict[float, np.ndarray]]:
     """Per model trained with quantiles, level -> the pt at that quantile of each jet with a valid gen pt (the jets
     and order of :func:`read_responses`)."""
-    import re
-
-    schema = pq.read_schema(predictions_path)
-    found = [(m.group(2), float(m.group(1)) / 100, c) for c in schema.names
-             if (m := re.fullmatch(r"pt_q([0-9.]+)_(.+)", c))]
+    found = [(m["model"], float(m["percent"]) / 100, c) for c in pq.read_schema(predictions_path).names
+             if (m := QUANTILE_COLUMN.fullmatch(c))]
     if not found:
         return {}
     p = ak.from_parquet(predictions_path, columns=["pt_gen", *(c for *_, c in found)])
-    pt_gen = np.asarray(p.pt_gen, np.float64)
-    ok = np.isfinite(pt_gen) & (pt_gen > 0)
+    ok = _valid_gen_pt(np.asarray(p.pt_gen, np.float64))
     out: dict[str, dict[float, np.ndarray]] = {}
     for model, level, column in found:
         out.setdefault(model, {})[level] = np.asarray(p[column], np.float64)[ok]

@@ -268,6 +268,7 @@ def graft(network_path: str, table: dict, model_path: str) -> None:
             "scale_first": flat[0].copy(),
             "scale_slopes": (np.diff(flat, axis=0) / np.diff(knots)[:, None]).astype(np.float32),
             "scale_shape": np.asarray([-1, n_eta, n_levels], np.int64), "unit": np.asarray([1.0], np.float32),
+            "two": np.asarray([2], np.int64),
         }.items())
         nodes += [
             helper.make_node("MatMul", [c("steps"), c("scale_slopes")], [c("scale_rise")]),
@@ -285,7 +286,6 @@ def graft(network_path: str, table: dict, model_path: str) -> None:
             helper.make_node("Unsqueeze", ["prediction", c("one")], [c("prediction_column")]),
             helper.make_node("Add", [c("prediction_column"), c("scaled_offsets")], ["quantiles"]),
         ]
-        graph.initializer.append(numpy_helper.from_array(np.asarray([2], np.int64), c("two")))
     elif quantiles:  # the same shift for every quantile
         nodes += [helper.make_node("Unsqueeze", [c("correction"), c("one")], [c("correction_column")]),
                   helper.make_node("Add", [NETWORK_QUANTILES, c("correction_column")], ["quantiles"])]

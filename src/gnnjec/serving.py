@@ -95,6 +95,7 @@ class ServedModel:
         self.max_batch_size = self.config.max_batch_size
         self.max_delay = self.config.dynamic_batching.max_queue_delay_microseconds * 1e-6
         self.inputs, self.outputs, self.metadata = tensor_specs(str(onnx_path))
+        self.dtypes = {t["name"]: DTYPES[t["data_type"]] for t in self.inputs}  # input -> (datatype, numpy type)
         self.session = session(onnx_path, threads)
         self.queue: queue.Queue = queue.Queue()
         self.stats = Stats()
@@ -122,7 +123,7 @@ class ServedModel:
 
     def tensor_dtype(self, name: str, datatype: str, shape) -> np.dtype:
         """The numpy type of input ``name``, after checking its datatype and that its shape is a shape."""
-        dtypes = {t["name"]: DTYPES[t["data_type"]] for t in self.inputs}
+        dtypes = self.dtypes
         if name not in dtypes:
             raise BadRequest(f"model {self.name}: unknown input {name!r}; it needs {list(dtypes)}")
         if datatype != dtypes[name][0]:
@@ -220,7 +221,8 @@ class ServedModel:
                 parts = [s["arrays"][t["name"]] for s in slots]
                 if t["dims"] and t["dims"][0] == -1:  # one width for the batch, at least one (masked) point:
                     width = max(1, *(p.shape[1] for p in parts))  # the graphs cannot reshape an empty axis
-                    parts = [np.pad(p, [(0, 0), (0, width - p.shape[1])] + [(0, 0)] * (p.ndim - 2)) for p in parts]
+                    parts = [p if p.shape[1] == width else np.pad(p, [(0, 0), (0, width - p.shape[1])]
+                                                                  + [(0, 0)] * (p.ndim - 2)) for p in parts]
                 feed[t["name"]] = np.ascontiguousarray(np.concatenate(parts)) if len(parts) > 1 else parts[0]
             results = self.session.run([t["name"] for t in self.outputs], feed)
             compute = time.perf_counter_ns() - started
