@@ -11,6 +11,9 @@ give byte-identical records, and outputs that do not depend on timings are ident
 
 Where it is kept: Parquet schema metadata and ONNX metadata under :data:`KEY`; a ``provenance`` entry
 in JSON outputs and checkpoints; a comment line in text outputs; PNG text and the PDF ``Subject``.
+
+:func:`verify` (``gnnjec verify results``) reads the records of a folder's outputs and checks that every input
+they name is still there with its size and SHA-256.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ import json
 import os
 import re
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from .command import Command
+from .errors import CheckFailed
 from .files import canonical_json
 
 KEY = "gnnjec.provenance"
@@ -165,11 +171,13 @@ def read(path: str | os.PathLike) -> dict | None:
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
         return json.loads(props[KEY]) if KEY in props else None
     if suffix == ".json":
-        return json.loads(path.read_text()).get("provenance")
+        document = json.loads(path.read_text())
+        return document.get("provenance") if isinstance(document, dict) else None
     if suffix in (".pt", ".pth"):
         import torch
 
-        return torch.load(path, map_location="cpu", weights_only=True).get("provenance")
+        document = torch.load(path, map_location="cpu", weights_only=True)
+        return document.get("provenance") if isinstance(document, dict) else None
     if suffix == ".png":
         from PIL import Image
 
@@ -184,7 +192,156 @@ def read(path: str | os.PathLike) -> dict | None:
 
         with uproot.open(path) as f:
             return json.loads(str(f[KEY.replace(".", "_")])) if KEY.replace(".", "_") in f else None
-    for line in path.read_text().splitlines():  # text: a comment line
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:  # not text (TensorBoard's events, say): no record
+        return None
+    for line in text.splitlines():  # text: a comment line
         if line.lstrip("#").strip().startswith(f"{KEY}:"):
             return json.loads(line.split(f"{KEY}:", 1)[1])
     return None
+
+
+# --- gnnjec verify: are the inputs the records name still what they were? ----------------------------------------
+
+@dataclass(frozen=True)
+class Finding:
+    """An input named by ``output``'s record that differs from it (``changed``), or that cannot be checked (a remote
+    one); ``input`` None: the output's own record cannot be read."""
+
+    output: str
+    input: str | None
+    what: str
+    changed: bool = True
+
+    def line(self) -> str:
+        return f"{self.output}: input {self.input}: {self.what}" if self.input else f"{self.output}: {self.what}"
+
+
+@dataclass
+class Verification:
+    """What :func:`verify` found in a folder."""
+
+    outputs: int = 0
+    """Files with a record."""
+    skipped: int = 0
+    """Files without one (logs, benchmarks, tables, hidden temporaries)."""
+    inputs: set = field(default_factory=set)
+    """Every input the records name (resolved paths, or URLs), each counted once."""
+    changed: set = field(default_factory=set)
+    """The inputs among them that differ from a record (missing, or another size or SHA-256)."""
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def unreadable(self) -> int:
+        return sum(f.input is None for f in self.findings)
+
+    def summary(self) -> str:
+        remote = {f.input for f in self.findings if not f.changed}
+        parts = [f"{self.outputs} outputs checked", f"{len(self.inputs)} inputs", f"{len(self.changed)} changed"]
+        parts += [f"{len(remote)} remote not checked"] if remote else []
+        parts += [f"{self.unreadable} outputs unreadable"] if self.unreadable else []
+        return ", ".join(parts) + f"; {self.skipped} files without a record skipped"
+
+
+class _Inputs:
+    """Sizes and SHA-256 of the inputs, each file read once however many records name it."""
+
+    def __init__(self):
+        self._sha256: dict[str, str] = {}
+
+    def problem(self, item: dict, path: Path) -> str | None:
+        """How the file ``path`` differs from its record ``item``: ``missing``, ``size A -> B``, ``sha256 differs``,
+        or None."""
+        if item.get("missing"):  # missing when the output was made
+            return "missing when the output was made, present now" if path.exists() else None
+        if not path.is_file():
+            return "missing"
+        size = path.stat().st_size
+        if size != item["bytes"]:
+            return f"size {item['bytes']} -> {size}"
+        key = os.path.realpath(path)
+        if key not in self._sha256:
+            self._sha256[key] = sha256(path)
+        return "sha256 differs" if self._sha256[key] != item["sha256"] else None
+
+
+def _check(item: dict, output: str, root: Path, files: _Inputs, result: Verification) -> None:
+    """Check one input of ``output``'s record (a folder's: each of its files, and none added)."""
+    name = item["path"]
+    if "://" in name:
+        result.inputs.add(name)
+        result.findings.append(Finding(output, name, "remote: not checked", changed=False))
+        return
+    path = Path(name) if Path(name).is_absolute() else root / name
+    if "files" in item:  # a folder
+        recorded = {os.path.realpath(root / f["path"]) for f in item["files"]}
+        for f in item["files"]:
+            _check(f, output, root, files, result)
+        for new in sorted(p for p in path.rglob("*") if p.is_file() and os.path.realpath(p) not in recorded):
+            shown = os.path.relpath(new, root) if not Path(name).is_absolute() else str(new)
+            result.inputs.add(os.path.realpath(new))
+            result.changed.add(os.path.realpath(new))
+            result.findings.append(Finding(output, shown, f"not in the record: new in the folder {name}"))
+        return
+    key = os.path.realpath(path)
+    result.inputs.add(key)
+    problem = files.problem(item, path)
+    if problem:
+        result.changed.add(key)
+        result.findings.append(Finding(output, name, problem))
+
+
+def verify(folder: str | os.PathLike, root: str | os.PathLike = ".") -> Verification:
+    """Read the record of every output in ``folder`` and check each input it names: there, and of the recorded
+    size and SHA-256 (a remote input: not checked). Relative input paths are taken from ``root``, the folder the
+    workflow ran in. Files without a record (logs, benchmarks, CSV and TSV tables) are counted and skipped."""
+    from .errors import InputError
+
+    folder, root = Path(folder), Path(root)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder; give the workflow's results folder")
+    result, files = Verification(), _Inputs()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        shown = str(path)
+        if path.name.startswith("."):  # a writer's hidden temporary
+            result.skipped += 1
+            continue
+        try:
+            record = read(path)
+            if record is None:
+                result.skipped += 1
+                continue
+            result.outputs += 1
+            for item in record["inputs"]:
+                _check(item, shown, root, files, result)
+        except Exception as err:  # a damaged output, or a record of another shape
+            reason = (str(err).strip().splitlines() or [""])[0] or type(err).__name__
+            result.findings.append(Finding(shown, None, f"unreadable: its record cannot be read "
+                                                        f"({type(err).__name__}: {reason})"))
+    if result.outputs == 0 and not result.findings:
+        raise InputError(f"{folder}: no output with a provenance record in it; give the workflow's results folder")
+    return result
+
+
+def _verify_arguments(p) -> None:
+    p.add_argument("folder", help="the outputs to check (results, or a folder in it)")
+    p.add_argument("--root", default=".", help="the folder the workflow ran in, which the records' relative input "
+                                               "paths start from (default: the current folder)")
+
+
+def _verify(a) -> None:
+    result = verify(a.folder, a.root)
+    for finding in result.findings:
+        print(finding.line())
+    print(result.summary())
+    problems = [f"{len(result.changed)} of {len(result.inputs)} inputs changed since the outputs above were made "
+                "from them: restore them, or touch them and run snakemake, which makes again what they feed"
+                ] if result.changed else []
+    problems += [f"{result.unreadable} outputs whose record cannot be read: delete them and run snakemake"
+                 ] if result.unreadable else []
+    if problems:
+        raise CheckFailed("; ".join(problems))
+
+
+COMMANDS = {"verify": Command(_verify_arguments, _verify, provenance=False)}

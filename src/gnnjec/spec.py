@@ -144,9 +144,14 @@ STAGES = {
     "report-config": ("gnnjec.config", "write the run's configuration (for the report, and to rerun it)"),
     "triton-model": ("gnnjec.triton", "one model of a Triton model repository from an exported ONNX file"),
     "serve": ("gnnjec.serving", "serve a Triton model repository over KServe v2 REST and gRPC with ONNX Runtime"),
+    "verify": ("gnnjec.provenance", "check that every input the outputs' provenance records name is unchanged "
+                                    "(there, same size and SHA-256)"),
 }
 """Each command of ``gnnjec``: the module that declares its arguments and runs it, and its one-line help.
-A stage's rule has its name with ``_`` for ``-`` (``serve`` has none: it is a service)."""
+A stage's rule has its name with ``_`` for ``-`` (those of :data:`WITHOUT_A_RULE` have none)."""
+
+WITHOUT_A_RULE = ("serve", "verify")
+"""The commands no rule runs: the server, and the check of a finished run's inputs."""
 
 
 def rule_name(stage: str) -> str:
