@@ -19,6 +19,8 @@ from gnnjec import triton
 from gnnjec.dataset import CloudData
 from gnnjec.inference import OnnxRegressor
 
+from support.serving import free_port, post, raw, serve
+
 MAX_BATCH = 64
 
 
@@ -105,35 +107,11 @@ def test_a_file_that_is_not_onnx_is_refused_and_nothing_is_written(tmp_path, con
     assert not (tmp_path / "repo").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def servers(repository):
-    """``gnnjec serve`` on the test repository: (REST address, gRPC address, process)."""
-    port, grpc_port = _free_port(), _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "gnnjec", "serve", "--repository", str(repository),
-                             "--port", str(port), "--grpc-port", str(grpc_port), "--threads", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                conn = http.client.HTTPConnection(url, timeout=1)
-                conn.request("GET", "/v2/health/ready")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError(proc.communicate(timeout=5)[0])
-        yield url, f"127.0.0.1:{grpc_port}", proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    """``gnnjec serve`` on the test repository with the default limits: (REST address, gRPC address, process)."""
+    with serve(repository) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -219,13 +197,6 @@ def test_concurrent_requests_of_different_lengths_are_batched_and_answered_exact
     assert len({a[1].shape[1] for a in requests}) > 1
 
 
-def _post(url, path, body: bytes, headers=None):
-    conn = http.client.HTTPConnection(url, timeout=10)
-    conn.request("POST", path, body, headers or {"Content-Type": "application/json"})
-    response = conn.getresponse()
-    return response.status, json.loads(response.read())
-
-
 @pytest.mark.parametrize("change, status, message", [
     (lambda r: r["inputs"].pop(0), 400, "missing input 'jet'"),
     (lambda r: r["inputs"][0].update(datatype="FP64"), 400, "input 'jet' is FP64; the model takes FP32"),
@@ -250,9 +221,9 @@ def test_bad_requests_get_a_4xx_with_the_reason_and_the_server_stays_up(server, 
     arrays = CloudData(synthetic_clouds["test"], regressor.inputs).batch(np.arange(2), 128)
     request = {"inputs": [{"name": n, "shape": list(a.shape), "datatype": "FP32", "data": a.reshape(-1).tolist()}
                           for n, a in zip(regressor.names, arrays)]}
-    assert _post(url, "/v2/models/pfn/infer", json.dumps(request).encode())[0] == 200
+    assert post(url, "/v2/models/pfn/infer", json.dumps(request).encode())[0] == 200
     change(request)
-    got_status, answer = _post(url, "/v2/models/pfn/infer", json.dumps(request).encode())
+    got_status, answer = post(url, "/v2/models/pfn/infer", json.dumps(request).encode())
     assert got_status == status and message in answer["error"], answer
     assert proc.poll() is None
 
@@ -268,7 +239,7 @@ def test_a_collection_without_points_is_served(server, exported_model, synthetic
                                                                                                          np.float32)}
     request = {"inputs": [{"name": n, "shape": list(a.shape), "datatype": "FP32", "data": a.reshape(-1).tolist()}
                           for n, a in empty.items()]}
-    status, answer = _post(url, "/v2/models/pfn/infer", json.dumps(request).encode())
+    status, answer = post(url, "/v2/models/pfn/infer", json.dumps(request).encode())
     assert status == 200, answer
     np.testing.assert_allclose(answer["outputs"][0]["data"], regressor.predict_batch(list(masked.values())),
                                rtol=1e-5, atol=1e-6)
@@ -277,11 +248,11 @@ def test_a_collection_without_points_is_served(server, exported_model, synthetic
 
 def test_malformed_oversized_and_unknown_requests(server, exported_model, synthetic_clouds):
     url, proc = server
-    assert _post(url, "/v2/models/pfn/infer", b"{not json")[0] == 400
-    assert _post(url, "/v2/models/pfn/infer", b'{"inputs": 3}')[0] == 400
-    status, answer = _post(url, "/v2/models/gluon/infer", b"{}")
+    assert post(url, "/v2/models/pfn/infer", b"{not json")[0] == 400
+    assert post(url, "/v2/models/pfn/infer", b'{"inputs": 3}')[0] == 400
+    status, answer = post(url, "/v2/models/gluon/infer", b"{}")
     assert status == 404 and "unknown model 'gluon'" in answer["error"]
-    status, answer = _post(url, "/v2/models/pfn/infer", b'{"inputs": []}' + b"\0" * 8,
+    status, answer = post(url, "/v2/models/pfn/infer", b'{"inputs": []}' + b"\0" * 8,
                            {"Inference-Header-Content-Length": "999"})
     assert status == 400 and "outside the body" in answer["error"]
     regressor = OnnxRegressor(exported_model)
@@ -393,34 +364,24 @@ def test_compressed_and_chunked_requests_are_read_or_refused_by_name(server, exp
     answer = conn.getresponse()
     assert answer.status == 200
     np.testing.assert_allclose(json.loads(answer.read())["outputs"][0]["data"], expected, rtol=1e-5, atol=1e-6)
-    status, answer = _post(url, "/v2/models/pfn/infer", zlib.compress(body), {"Content-Encoding": "br"})
+    status, answer = post(url, "/v2/models/pfn/infer", zlib.compress(body), {"Content-Encoding": "br"})
     assert status == 415 and "Content-Encoding 'br' is not supported; send gzip, deflate" in answer["error"]
-    status, answer = _post(url, "/v2/models/pfn/infer", body, {"Content-Encoding": "gzip"})
+    status, answer = post(url, "/v2/models/pfn/infer", body, {"Content-Encoding": "gzip"})
     assert status == 400 and "Content-Encoding is gzip but the body is not" in answer["error"]
-    status, answer = _post(url, "/v2/models/pfn/infer", gzip.compress(body)[:-20], {"Content-Encoding": "gzip"})
+    status, answer = post(url, "/v2/models/pfn/infer", gzip.compress(body)[:-20], {"Content-Encoding": "gzip"})
     assert status == 400 and "truncated" in answer["error"]
-    status, answer = _post(url, "/v2/models/pfn/infer", body, {"Transfer-Encoding": "compress"})
+    status, answer = post(url, "/v2/models/pfn/infer", body, {"Transfer-Encoding": "compress"})
     assert status == 501 and "Transfer-Encoding 'compress'" in answer["error"]
     assert proc.poll() is None
-
-
-def _raw(url, request: bytes) -> bytes:
-    host, port = url.rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as s:
-        s.sendall(request)
-        answer = b""
-        while chunk := s.recv(65536):  # to the server's close (each of these answers closes the connection)
-            answer += chunk
-        return answer
 
 
 def test_bodies_that_lie_about_their_length_get_a_400_and_the_connection_closed(server):
     url, proc = server
     for head in (b"Transfer-Encoding: chunked\r\n\r\n-5\r\n", b"Transfer-Encoding: chunked\r\n\r\n0x10\r\n",
                  "Content-Length: \u00b2\r\n\r\n".encode("latin-1")):
-        answer = _raw(url, b"POST /v2/models/pfn/infer HTTP/1.1\r\nHost: x\r\n" + head)
+        answer = raw(url, b"POST /v2/models/pfn/infer HTTP/1.1\r\nHost: x\r\n" + head)
         assert answer.startswith(b"HTTP/1.1 400") and b"Connection: close" in answer, answer[:300]
-    assert b'"error": "Content-Length is not a byte count' in _raw(
+    assert b'"error": "Content-Length is not a byte count' in raw(
         url, "POST /v2/models/pfn/infer HTTP/1.1\r\nContent-Length: \u00b2\r\n\r\n".encode("latin-1"))
     conn = http.client.HTTPConnection(url, timeout=10)
     conn.request("GET", "/v2/models/pfn", headers={"Accept-Encoding": "gzip;q=0, identity"})
@@ -454,7 +415,7 @@ def test_prometheus_metrics_count_what_was_served(server, exported_model, synthe
     client = httpclient.InferenceServerClient(url)
     for _ in range(3):
         client.infer("pfn", _inputs(arrays, regressor.names))
-    assert _post(url, "/v2/models/pfn/infer", b'{"inputs": [{"name": "jet"}]}')[0] == 400
+    assert post(url, "/v2/models/pfn/infer", b'{"inputs": [{"name": "jet"}]}')[0] == 400
     after = _metrics(url)
 
     def grew(name):
@@ -539,7 +500,7 @@ def test_a_port_in_use_is_one_error_line_naming_it(repository, option):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        ports = {"--port": str(_free_port()), "--grpc-port": str(_free_port()), option: str(port)}
+        ports = {"--port": str(free_port()), "--grpc-port": str(free_port()), option: str(port)}
         proc = subprocess.run([sys.executable, "-m", "gnnjec", "serve", "--repository", str(repository),
                                *[x for item in ports.items() for x in item]],
                               capture_output=True, text=True, timeout=60)

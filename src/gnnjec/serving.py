@@ -9,8 +9,14 @@ endpoint (:mod:`gnnjec.serving_grpc`) is KServe v2's ``GRPCInferenceService``, a
 
 Concurrent requests for one model are merged into one ONNX Runtime call (up to the model's
 ``max_batch_size``, waiting at most ``max_queue_delay_us`` for more). Unlike Triton's dynamic
-batcher, requests whose constituent counts differ are merged too: each collection is padded with
-zeros to the longest, which the networks ignore (padded points have mask 0).
+batcher, requests whose constituent counts differ are merged too, by length bucket: requests whose
+collections round up to the same powers of two are merged, each padded with zeros to the longest
+(which the networks ignore: padded points have mask 0), so no request is padded to more than twice
+its width; the oldest request's bucket always runs next.
+
+Nothing is unbounded (:class:`Limits`, the configuration's ``serving`` keys): the body size, the jets
+per request, the points per collection (the model's training value), the time to send a request and
+to keep an idle connection, the connections served at once and the request bytes held at once.
 
 A bad request (unknown model, missing or unknown input, wrong dtype or shape, a batch over the
 limit, malformed JSON or binary sizes, an encoding it cannot read) gets a 4xx answer with ``{"error": "..."}`` and
@@ -19,6 +25,8 @@ leaves the server running. ONNX Runtime only: no torch is imported.
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import json
 import logging
 import math
@@ -49,8 +57,20 @@ LISTEN_BACKLOG = 1024
 """Connections the kernel queues before the server accepts them (socketserver's default is 5: load generators
 with tens of clients then fail to connect). Linux caps it at net.core.somaxconn (4096 since Linux 5.4)."""
 
-MAX_BODY_BYTES = 256 << 20
-"""The largest request body, after decompression (413 beyond): about 400,000 jets of the PFN's inputs."""
+LIMITS = ("max_body_mb", "max_constituents", "read_timeout_s", "idle_timeout_s", "max_connections", "max_pending_mb")
+"""The server's limits: the configuration's ``serving`` keys of these names (their defaults and meaning are the
+schema's), ``gnnjec serve``'s options ``--max-body-mb`` and so on."""
+
+JSON_FACTOR = 6
+"""A JSON body is counted this many times its size against ``max_pending_mb``: its numbers decoded (Python floats,
+then numpy) take about that much memory."""
+
+FALLBACK_CONSTITUENTS = 256
+"""The points per collection a model without a training record (no ``hparams`` in its ONNX metadata) is served."""
+
+TRIM_BYTES = 8 << 20
+"""After a batch whose inputs were larger than this, the freed memory is handed back to the system
+(``malloc_trim``): glibc keeps it otherwise, and the server would stay at its largest request's size."""
 
 ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
 """Content-Encoding values a request may have (Triton's: gzip and deflate)."""
@@ -62,6 +82,73 @@ class BadRequest(Exception):
     def __init__(self, message: str, status: int = HTTPStatus.BAD_REQUEST):
         super().__init__(message)
         self.status = status
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """What one server holds at most: the configuration's ``serving`` keys of :data:`LIMITS`."""
+
+    max_body_mb: float
+    max_constituents: int
+    read_timeout_s: float
+    idle_timeout_s: float
+    max_connections: int
+    max_pending_mb: float
+
+    @classmethod
+    def read(cls, config_file: str | None = None, **given) -> Limits:
+        """The schema's defaults, replaced by ``config_file``'s ``serving`` block (checked against the schema), then
+        by the values ``given`` that are not None."""
+        from .schema import load_schema, schema_default
+
+        values = {k: schema_default(f"serving.{k}") for k in LIMITS}
+        if config_file:
+            import jsonschema
+            import yaml
+
+            try:
+                block = (yaml.safe_load(Path(config_file).read_text()) or {}).get("serving") or {}
+            except (OSError, yaml.YAMLError, AttributeError) as err:
+                raise InputError(f"{config_file}: not a readable configuration file ({err})") from None
+            schema = load_schema()
+            error = jsonschema.exceptions.best_match(jsonschema.validators.validator_for(schema)(
+                schema["properties"]["serving"]).iter_errors(block))
+            if error is not None:
+                where = ".".join(str(p) for p in error.absolute_path)
+                raise InputError(f"{config_file}: config key serving{'.' + where if where else ''}: {error.message}")
+            values |= {k: block[k] for k in LIMITS if k in block}
+        values |= {k: v for k, v in given.items() if v is not None}
+        return cls(**values)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * (1 << 20))
+
+    @property
+    def max_pending_bytes(self) -> int:
+        return int(self.max_pending_mb * (1 << 20))
+
+
+class Budget:
+    """Bytes of request bodies held at once: a request waits for its share, or is refused."""
+
+    def __init__(self, total: int):
+        self.total, self.used = total, 0
+        self.cond = threading.Condition()
+
+    def acquire(self, n: int, timeout: float) -> int | None:
+        """Take ``n`` bytes (at most the whole budget: a request alone always fits); None after ``timeout`` s."""
+        n = min(n, self.total)
+        with self.cond:
+            if not self.cond.wait_for(lambda: self.used + n <= self.total, timeout):
+                return None
+            self.used += n
+        return n
+
+    def release(self, n: int) -> None:
+        with self.cond:
+            self.used -= n
+            self.cond.notify_all()
 
 
 class Stats:
@@ -84,7 +171,7 @@ class Stats:
 class ServedModel:
     """One model of the repository: its ONNX Runtime session, its tensors, its batcher and its statistics."""
 
-    def __init__(self, name: str, model_dir: Path, threads: int | None = None):
+    def __init__(self, name: str, model_dir: Path, threads: int | None = None, limits: Limits | None = None):
         onnx_path = model_dir / "1" / "model.onnx"
         config_path = model_dir / "config.pbtxt"
         if not onnx_path.exists() or not config_path.exists():
@@ -96,7 +183,10 @@ class ServedModel:
         self.max_delay = self.config.dynamic_batching.max_queue_delay_microseconds * 1e-6
         self.inputs, self.outputs, self.metadata = tensor_specs(str(onnx_path))
         self.dtypes = {t["name"]: DTYPES[t["data_type"]] for t in self.inputs}  # input -> (datatype, numpy type)
-        self.session = session(onnx_path, threads)
+        self.limits = limits or Limits.read()
+        trained = json.loads(self.metadata.get("hparams", "{}")).get("max_constituents")
+        self.max_constituents = self.limits.max_constituents or trained or FALLBACK_CONSTITUENTS
+        self.session = session(onnx_path, threads, arena=False)
         self.queue: queue.Queue = queue.Queue()
         self.stats = Stats()
         threading.Thread(target=self._batcher, name=f"batcher-{name}", daemon=True).start()
@@ -133,13 +223,14 @@ class ServedModel:
             raise BadRequest(f"input {name!r}: shape must be a list of non-negative integers, the batch first, got "
                              f"{shape!r}")
         dtype = np.dtype(dtypes[name][1])
-        if math.prod(shape) * dtype.itemsize > MAX_BODY_BYTES:
-            raise BadRequest(f"input {name!r}: shape {shape} holds more than the {MAX_BODY_BYTES} bytes a request may "
-                             "carry; split the request", HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+        if math.prod(shape) * dtype.itemsize > self.limits.max_body_bytes:
+            raise BadRequest(f"input {name!r}: shape {shape} holds more than the {self.limits.max_body_bytes} bytes a "
+                             "request may carry (max_body_mb); split the request", HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
         return dtype
 
-    def validate(self, arrays: dict[str, np.ndarray]) -> int:
-        """Check the request's tensors against the model's; return its batch size."""
+    def validate(self, arrays: dict[str, np.ndarray]) -> tuple[int, tuple[int, ...]]:
+        """Check the request's tensors against the model's, and cut each collection after its last real point (mask
+        not 0; the padding after it changes no prediction); return its batch size and its collections' widths."""
         names = [t["name"] for t in self.inputs]
         missing = [n for n in names if n not in arrays]
         if missing:
@@ -170,15 +261,27 @@ class ServedModel:
                 if variable.setdefault(collection, shape[0]) != shape[0]:
                     raise BadRequest(f"model {self.name}: {collection} and {collection}_mask differ in length "
                                      f"({variable[collection]} and {shape[0]})")
-        return size
+        for collection in [c for c in variable if f"{c}_mask" in arrays]:
+            used = np.flatnonzero(arrays[f"{collection}_mask"].any(axis=0))
+            width = int(used[-1]) + 1 if len(used) else 0
+            if width > self.max_constituents:
+                raise BadRequest(f"model {self.name}: input {collection!r} has {width} points in a jet, over the "
+                                 f"{self.max_constituents} the model takes (max_constituents); send the hardest "
+                                 f"{self.max_constituents}, as its training kept", HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            if width < variable[collection]:
+                for name in (collection, f"{collection}_mask"):
+                    arrays[name] = arrays[name][:, :width]
+                variable[collection] = width
+        return size, tuple(variable.values())
 
     def infer(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Queue a request and wait for its share of a merged batch; counted a success or a failure."""
         start = time.perf_counter_ns()
         try:
-            size = self.validate(arrays)
+            size, widths = self.validate(arrays)
             done = threading.Event()
-            slot = {"arrays": arrays, "size": size, "done": done, "queued": start}
+            bucket = tuple((max(w, 1) - 1).bit_length() for w in widths)  # widths up to 1, 2, 4, 8, ...
+            slot = {"arrays": arrays, "size": size, "bucket": bucket, "done": done, "queued": start}
             self.queue.put(slot)
             done.wait()
             if "error" in slot:
@@ -194,22 +297,29 @@ class ServedModel:
         self.stats.add("fail", time.perf_counter_ns() - started_ns)
 
     def _batcher(self) -> None:
+        """Merge the oldest request with the later ones of its length bucket, up to ``max_batch_size`` jets, waiting
+        up to ``max_queue_delay_us`` from its arrival; the others wait, in arrival order, for the next batches."""
+        pending: list[dict] = []
         while True:
-            slots = [self.queue.get()]
-            total = slots[0]["size"]
-            deadline = time.perf_counter() + self.max_delay
-            while total < self.max_batch_size:
+            if not pending:
+                pending.append(self.queue.get())
+            oldest = pending[0]
+            deadline = oldest["queued"] * 1e-9 + self.max_delay
+            while sum(s["size"] for s in pending if s["bucket"] == oldest["bucket"]) < self.max_batch_size:
+                wait = deadline - time.perf_counter()
                 try:
-                    nxt = self.queue.get(timeout=max(deadline - time.perf_counter(), 0)) if self.max_delay else \
-                        self.queue.get_nowait()
+                    pending.append(self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait())
                 except queue.Empty:
                     break
-                if total + nxt["size"] > self.max_batch_size:
-                    self.queue.put(nxt)  # it starts the next batch
-                    break
-                slots.append(nxt)
-                total += nxt["size"]
-            self._run(slots)
+            batch, rest, total = [], [], 0
+            for s in pending:
+                if s["bucket"] == oldest["bucket"] and total + s["size"] <= self.max_batch_size:
+                    batch.append(s)
+                    total += s["size"]
+                else:
+                    rest.append(s)
+            pending = rest
+            self._run(batch)
 
     def _run(self, slots: list[dict]) -> None:
         started = time.perf_counter_ns()
@@ -240,6 +350,26 @@ class ServedModel:
                 s["error"] = BadRequest(f"model {self.name}: inference failed: {err}", HTTPStatus.INTERNAL_SERVER_ERROR)
         for s in slots:
             s["done"].set()
+
+
+def _libc(name: str, *args) -> None:
+    """Call glibc's ``name`` (``malloc_trim``, ``mallopt``) where there is one; nothing elsewhere."""
+    try:
+        getattr(ctypes.CDLL(None), name)(*args)
+    except (OSError, AttributeError):
+        pass
+
+
+def trim() -> None:
+    """Hand freed heap memory back to the system: glibc keeps it otherwise, and a server would stay at the size of
+    its largest request."""
+    _libc("malloc_trim", 0)
+
+
+def return_large_allocations() -> None:
+    """Large arrays (1 MiB and more) in their own mappings, given back when freed: glibc otherwise raises this
+    threshold up to 32 MiB after the first large array is freed, and keeps the next ones in its heap."""
+    _libc("mallopt", -3, 1 << 20)  # M_MMAP_THRESHOLD
 
 
 def proto_dict(message) -> dict:
@@ -298,13 +428,13 @@ def metrics_text(models: dict[str, ServedModel]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_repository(path: str, threads: int | None = None) -> dict[str, ServedModel]:
+def load_repository(path: str, threads: int | None = None, limits: Limits | None = None) -> dict[str, ServedModel]:
     root = Path(path)
     dirs = sorted(d for d in root.iterdir() if (d / "config.pbtxt").exists()) if root.is_dir() else []
     if not dirs:
         raise InputError(f"{path}: no models (folders with config.pbtxt); run `snakemake triton_model` or pass the "
                          "repository folder, e.g. results/triton")
-    return {d.name: ServedModel(d.name, d, threads) for d in dirs}
+    return {d.name: ServedModel(d.name, d, threads, limits) for d in dirs}
 
 
 def decode_request(body: bytes, header_length: int | None, model: ServedModel) -> tuple[dict, dict[str, np.ndarray]]:
@@ -385,18 +515,18 @@ def encode_response(model: ServedModel, request: dict, outputs: dict[str, np.nda
     return (head + b"".join(blobs), len(head)) if blobs else (head, None)
 
 
-def decompress(body: bytes, encoding: str) -> bytes:
-    """A gzip or deflate body decompressed, at most :data:`MAX_BODY_BYTES`."""
+def decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """A gzip or deflate body decompressed, at most ``limit`` bytes (413 beyond)."""
     if encoding in ("identity", ""):
         return body
     wbits = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}[encoding]
     inflater = zlib.decompressobj(wbits)
     try:
-        out = inflater.decompress(body, MAX_BODY_BYTES + 1)
+        out = inflater.decompress(body, limit + 1)
     except zlib.error as err:
         raise BadRequest(f"Content-Encoding is {encoding} but the body is not ({err})") from None
-    if len(out) > MAX_BODY_BYTES:
-        raise BadRequest(f"the body decompresses to more than {MAX_BODY_BYTES} bytes; split the request",
+    if len(out) > limit:
+        raise BadRequest(f"the body decompresses to more than {limit} bytes (max_body_mb); split the request",
                          HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
     if not inflater.eof:
         raise BadRequest(f"the {encoding} body is truncated")
@@ -425,6 +555,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Encoding", encoding)
         if header_length is not None:
             self.send_header("Inference-Header-Content-Length", str(header_length))
+        if status == HTTPStatus.SERVICE_UNAVAILABLE:
+            self.send_header("Retry-After", "1")
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -475,8 +607,47 @@ class Handler(BaseHTTPRequestHandler):
         except BadRequest as err:
             return self._json(err.status, {"error": str(err)})
 
-    def _body(self) -> bytes:
-        """The request body: by Content-Length or chunked, decompressed (at most :data:`MAX_BODY_BYTES`)."""
+    def handle_one_request(self):
+        """One request, with the connection's deadlines: ``idle_timeout_s`` for its first byte, then
+        ``read_timeout_s`` for the rest of it (the server's watcher closes what overruns)."""
+        server, limits = self.server, self.server.limits
+        server.watch(self.connection, limits.idle_timeout_s)
+        try:
+            if not self.rfile.peek(1):  # the client closed, or the idle timeout did
+                self.close_connection = True
+                return
+        except OSError:
+            self.close_connection = True
+            return
+        server.watch(self.connection, limits.read_timeout_s, reading=True)
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if self.server.expired(self.connection):  # the headers were cut short by the read timeout
+            err = self._timed_out("headers")
+            self._json(err.status, {"error": str(err)})
+            return False
+        return True
+
+    def _timed_out(self, what: str) -> BadRequest:
+        self.close_connection = True
+        return BadRequest(f"the request's {what} did not arrive within the read timeout of "
+                          f"{self.server.limits.read_timeout_s:g} s (read_timeout_s); send faster or smaller requests",
+                          HTTPStatus.REQUEST_TIMEOUT)
+
+    def _read(self, n: int, what: str) -> bytes:
+        data = self.rfile.read(n)
+        if len(data) < n:
+            self.close_connection = True
+            if self.server.expired(self.connection):
+                raise self._timed_out(f"{what} ({len(data)} of its {n} bytes)")
+            raise BadRequest(f"the body ended after {len(data)} of its {n} bytes")
+        return data
+
+    def _body_size(self) -> int | None:
+        """The body's announced size (None: chunked), checked against ``max_body_mb`` before anything is read."""
         transfer = (self.headers.get("Transfer-Encoding") or "").strip().lower()
         encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
         if encoding not in ENCODINGS:
@@ -488,29 +659,33 @@ class Handler(BaseHTTPRequestHandler):
             raise BadRequest(f"Transfer-Encoding {transfer!r} is not supported; send chunked or a Content-Length",
                              HTTPStatus.NOT_IMPLEMENTED)
         if transfer == "chunked":
-            body = self._chunked_body()
-        else:
-            text = self.headers.get("Content-Length") or "0"
-            if not (text.isascii() and text.isdigit()):
-                self.close_connection = True
-                raise BadRequest(f"Content-Length is not a byte count: {text!r}")
-            if int(text) > MAX_BODY_BYTES:
-                self.close_connection = True
-                raise BadRequest(f"a body of {int(text)} bytes is over the {MAX_BODY_BYTES}; split the request",
-                                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-            body = self.rfile.read(int(text))
-            if len(body) < int(text):
-                self.close_connection = True
-                raise BadRequest(f"the body ended after {len(body)} of its {int(text)} bytes")
-        return decompress(body, encoding)
+            return None
+        text = self.headers.get("Content-Length") or "0"
+        if not (text.isascii() and text.isdigit()):
+            self.close_connection = True
+            raise BadRequest(f"Content-Length is not a byte count: {text!r}")
+        limit = self.server.limits.max_body_bytes
+        if int(text) > limit:
+            self.close_connection = True
+            raise BadRequest(f"a body of {int(text)} bytes is over the {limit} a request may carry (max_body_mb); "
+                             "split the request", HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+        return int(text)
+
+    def _body(self, size: int | None) -> bytes:
+        """The request body: ``size`` bytes or chunked, decompressed (at most ``max_body_mb``)."""
+        body = self._chunked_body() if size is None else self._read(size, "body")
+        encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
+        return decompress(body, encoding, self.server.limits.max_body_bytes)
 
     def _chunked_body(self) -> bytes:
-        parts, total = [], 0
+        parts, total, limit = [], 0, self.server.limits.max_body_bytes
         while True:
             line = self.rfile.readline(1024)
             digits = line.split(b";")[0].strip()
             if not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", digits):  # int(..., 16) also takes -5, 0x1f, 1_f
                 self.close_connection = True
+                if self.server.expired(self.connection):
+                    raise self._timed_out("chunked body")
                 raise BadRequest(f"malformed chunk size line {line[:40]!r} in a chunked body")
             size = int(digits, 16)
             if size == 0:
@@ -518,18 +693,41 @@ class Handler(BaseHTTPRequestHandler):
                     pass
                 return b"".join(parts)
             total += size
-            if total > MAX_BODY_BYTES:
+            if total > limit:
                 self.close_connection = True
-                raise BadRequest(f"the chunked body is over {MAX_BODY_BYTES} bytes; split the request",
-                                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-            parts.append(self.rfile.read(size))
+                raise BadRequest(f"the chunked body is over the {limit} bytes a request may carry (max_body_mb); "
+                                 "split the request", HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            parts.append(self._read(size, "chunked body"))
             self.rfile.readline(3)  # the chunk's CRLF
 
     def do_POST(self):  # noqa: N802
-        started = time.perf_counter_ns()
-        model = None
+        charged = 0
         try:
-            body = self._body()
+            charged = self._post()
+        finally:
+            if charged:
+                self.server.pending.release(charged)
+            if charged > TRIM_BYTES:  # the request's arrays are freed: give their memory back
+                trim()
+
+    def _post(self) -> int:
+        """Answer one inference request; return the bytes it held of ``max_pending_mb``."""
+        started = time.perf_counter_ns()
+        model, charged, server = None, 0, self.server
+        try:
+            size = self._body_size()
+            binary = self.headers.get("Inference-Header-Content-Length") is not None
+            estimate = size if size is not None else server.limits.max_body_bytes
+            server.watch(self.connection, None)  # waiting for memory is not the client's time
+            charged = server.pending.acquire(estimate * (1 if binary else JSON_FACTOR), server.limits.read_timeout_s)
+            if charged is None:
+                charged = 0
+                self.close_connection = True  # the body is not read
+                raise BadRequest(f"the server holds {server.limits.max_pending_mb:g} MB of requests already "
+                                 "(max_pending_mb); retry in a moment", HTTPStatus.SERVICE_UNAVAILABLE)
+            server.watch(self.connection, server.limits.read_timeout_s, reading=True)
+            body = self._body(size)
+            server.watch(self.connection, None)  # read: the rest is the server's time
             match = re.fullmatch(r"/v2/models/([^/]+)(?:/versions/1)?/infer", self.path.rstrip("/"))
             if not match:
                 raise BadRequest(f"no such endpoint: POST {self.path}", HTTPStatus.NOT_FOUND)
@@ -547,25 +745,93 @@ class Handler(BaseHTTPRequestHandler):
             except BadRequest:
                 model.failed(started)
                 raise
+            del body
             outputs = model.infer(arrays)
-            return self._send(200, *encode_response(model, request, outputs))
+            del arrays
+            answer = encode_response(model, request, outputs)
+            server.watch(self.connection, server.limits.read_timeout_s)  # a client that does not read its answer
+            self._send(200, *answer)
         except BadRequest as err:
-            return self._json(err.status, {"error": str(err)})
+            self._json(err.status, {"error": str(err)})
         except Exception as err:  # never take the server down
             log.exception("request failed")
             self.close_connection = True  # the body may be unread: the connection cannot carry another request
             if model is not None:
                 model.failed(started)
-            return self._json(500, {"error": f"internal error: {err}"})
+            self._json(500, {"error": f"internal error: {err}"})
+        return charged
 
 
 SERVER_METADATA = {"name": "gnnjec", "version": "1", "extensions": ["binary_tensor_data", "statistics", "metrics"]}
 """What ``/v2`` (and gRPC's ``ServerMetadata``) answers."""
 
+BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n%s")
+"""The answer to a connection over ``max_connections``, sent before it is closed (the body is filled in)."""
+
 
 class Server(ThreadingHTTPServer):
+    """The REST server: one thread per connection, at most ``max_connections``; a watcher closes connections past
+    their deadline (idle, or a request not received in time)."""
+
     request_queue_size = LISTEN_BACKLOG
     daemon_threads = True
+
+    def __init__(self, address, handler, limits: Limits):
+        self.limits = limits
+        self.pending = Budget(limits.max_pending_bytes)
+        self.connections: dict = {}  # socket -> [deadline or None, reading, expired]
+        self.lock = threading.Lock()
+        super().__init__(address, handler)
+        threading.Thread(target=self._watcher, name="connection-watcher", daemon=True).start()
+
+    def process_request(self, request, client_address):
+        with self.lock:
+            full = len(self.connections) >= self.limits.max_connections
+            if not full:
+                self.connections[request] = [None, False, False]
+        if full:
+            message = json.dumps({"error": f"the server serves {self.limits.max_connections} connections already "
+                                           "(max_connections); retry in a moment"}).encode()
+            try:
+                request.settimeout(1)
+                request.sendall(BUSY % (len(message), message))
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self.lock:
+            self.connections.pop(request, None)
+        super().shutdown_request(request)
+
+    def watch(self, connection, seconds: float | None, reading: bool = False) -> None:
+        """Give ``connection`` a deadline ``seconds`` from now (None: none, while the server works)."""
+        with self.lock:
+            if connection in self.connections:
+                self.connections[connection][:2] = [None if seconds is None else time.monotonic() + seconds, reading]
+
+    def expired(self, connection) -> bool:
+        with self.lock:
+            return connection in self.connections and self.connections[connection][2]
+
+    def _watcher(self) -> None:
+        import socket
+
+        while True:
+            time.sleep(0.2)
+            now = time.monotonic()
+            with self.lock:
+                late = [(c, state) for c, state in self.connections.items() if state[0] is not None and state[0] < now]
+                for c, state in late:
+                    state[0], state[2] = None, True
+            for c, state in late:  # reading: stop the reads only, so that a 408 can still be sent
+                try:
+                    c.shutdown(socket.SHUT_RD if state[1] else socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
 
 def bind_error(port: int, err: Exception) -> InputError:
@@ -574,11 +840,13 @@ def bind_error(port: int, err: Exception) -> InputError:
 
 
 def make_server(repository: str, host: str = "127.0.0.1", port: int = 8000, threads: int | None = None,
-                models: dict[str, ServedModel] | None = None) -> Server:
+                models: dict[str, ServedModel] | None = None, limits: Limits | None = None) -> Server:
     """The HTTP server over the repository's models (not yet serving: call ``serve_forever``)."""
-    handler = type("RepositoryHandler", (Handler,), {"models": models or load_repository(repository, threads)})
+    limits = limits or Limits.read()
+    handler = type("RepositoryHandler", (Handler,), {"models": models or load_repository(repository, threads, limits)})
+    return_large_allocations()
     try:
-        return Server((host, port), handler)
+        return Server((host, port), handler, limits)
     except OSError as err:
         raise bind_error(port, err) from None
 
@@ -607,14 +875,24 @@ def _arguments(p) -> None:
     p.add_argument("--grpc-port", type=lambda text: port_number(text, allow_none=True), default=8001,
                    help="KServe v2 gRPC, as Triton's; 0: any free port (the log says which); -1: none")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads per model")
+    p.add_argument("--config", help="a configuration file (e.g. config/config.yaml) whose serving block gives the "
+                   "limits below (default: the schema's defaults)")
+    from .schema import load_schema
+
+    keys = load_schema()["properties"]["serving"]["properties"]
+    for key in LIMITS:
+        text = keys[key]["description"].removeprefix("gnnjec serve: ")
+        p.add_argument(f"--{key.replace('_', '-')}", type=int if keys[key]["type"] == "integer" else float,
+                       default=None, help=f"{text} (default {keys[key]['default']})")
 
 
 def _run(a) -> None:
     from .serving_grpc import make_grpc_server
 
-    models = load_repository(a.repository, a.threads)
-    server = make_server(a.repository, a.host, a.port, models=models)
-    grpc_server = make_grpc_server(models, a.host, a.grpc_port) if a.grpc_port >= 0 else None
+    limits = Limits.read(a.config, **{k: getattr(a, k) for k in LIMITS})
+    models = load_repository(a.repository, a.threads, limits)
+    server = make_server(a.repository, a.host, a.port, models=models, limits=limits)
+    grpc_server = make_grpc_server(models, a.host, a.grpc_port, limits) if a.grpc_port >= 0 else None
     host, port = server.server_address[:2]
     log.info("serving %s on http://%s:%d (KServe v2 REST, /metrics)%s", ", ".join(sorted(models)), host, port,
              f" and grpc {host}:{grpc_server.port} (KServe v2 gRPC)" if grpc_server else "")

@@ -23,10 +23,7 @@ from google.protobuf import json_format
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
-from .serving import MAX_BODY_BYTES, SERVER_METADATA, BadRequest, ServedModel, bind_error
-
-WORKERS = 256
-"""gRPC handler threads: each request waits for its batch in one, so this bounds the concurrent requests served."""
+from .serving import SERVER_METADATA, BadRequest, Limits, ServedModel, bind_error
 
 CONTENTS = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT64": "int64_contents", "INT32": "int_contents",
             "INT16": "int_contents", "INT8": "int_contents", "UINT8": "uint_contents", "BOOL": "bool_contents"}
@@ -114,11 +111,16 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         return response
 
 
-def make_grpc_server(models: dict[str, ServedModel], host: str = "127.0.0.1", port: int = 8001):
-    """A started gRPC server on ``host:port`` (0: any free port; the bound port is ``server.port``)."""
-    server = grpc.server(ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="grpc"),
-                         options=[("grpc.max_receive_message_length", MAX_BODY_BYTES),
-                                  ("grpc.max_send_message_length", MAX_BODY_BYTES),
+def make_grpc_server(models: dict[str, ServedModel], host: str = "127.0.0.1", port: int = 8001,
+                     limits: Limits | None = None):
+    """A started gRPC server on ``host:port`` (0: any free port; the bound port is ``server.port``): one handler
+    thread per call, at most ``max_connections`` calls at once (beyond: RESOURCE_EXHAUSTED), messages of at most
+    ``max_body_mb``."""
+    limits = limits or Limits.read()
+    server = grpc.server(ThreadPoolExecutor(max_workers=limits.max_connections, thread_name_prefix="grpc"),
+                         maximum_concurrent_rpcs=limits.max_connections,
+                         options=[("grpc.max_receive_message_length", limits.max_body_bytes),
+                                  ("grpc.max_send_message_length", limits.max_body_bytes),
                                   ("grpc.so_reuseport", 0)])
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(models), server)
     if port:  # gRPC's own refusal is a log line of its core on stderr: ask the kernel first
