@@ -388,7 +388,7 @@ def test_a_crafted_checkpoint_cannot_run_code(trained_model, tmp_path, monkeypat
 
     checkpoint = torch.load(trained_model[0], weights_only=True)
     torch.save({**checkpoint, "hparams": _RunsCode()}, crafted)
-    with pytest.raises(errors.InputError, match="model.pt: not a readable gnnjec checkpoint"):
+    with pytest.raises(errors.InputError, match="model.pt: not a checkpoint of this workflow"):
         load_model(str(crafted))
     assert not pwned.exists()
     # and through the command line: one line, no code run
@@ -398,8 +398,65 @@ def test_a_crafted_checkpoint_cannot_run_code(trained_model, tmp_path, monkeypat
                              "--clouds", trained_model[0], "--onnx", tmp_path / "m.onnx",
                              "--check", tmp_path / "c.json", env={**os.environ, "GNNJEC_TEST_PWNED": str(pwned)}),
                       "export-onnx")
-    assert str(crafted) in line and "weights_only" in line, line
+    assert line.startswith(f"gnnjec export-onnx: error: {crafted}: not a checkpoint of this workflow (UnpicklingError: "
+                           "Trying to load unsupported GLOBAL posix.system"), line
+    assert line.endswith("; not loaded; give the model.pt the train stage wrote, or train the point again"), line
+    assert "weights_only" not in line  # PyTorch's advice to load it with weights_only=False, which would run it
+    assert not pwned.exists() and crafted.exists()  # a user's input stays where it is
+
+
+def test_a_crafted_training_state_is_never_run_and_kept_aside(synthetic_clouds, tmp_path, monkeypatch):
+    """A last.pt that is no checkpoint of this workflow (a pickle whose loading would run a command): never run,
+    moved aside beside an earlier rejected one (which stays), named in the log; the training starts afresh and
+    writes its own."""
+    import pickle
+
+    pwned = tmp_path / "pwned"
+    monkeypatch.setenv("GNNJEC_TEST_PWNED", str(pwned))
+    out = tmp_path / "point"
+    out.mkdir()
+    last = out / "last.pt"
+    last.write_bytes(pickle.dumps(_RunsCode(), protocol=2))  # the protocol torch.save writes
+    crafted = last.read_bytes()
+    (out / "last.pt.rejected").write_bytes(b"an earlier one")
+    proc = gnnjec(*train_args(synthetic_clouds["train"], synthetic_clouds["val"], out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
     assert not pwned.exists()
+    warning = next(line for line in proc.stderr.splitlines() if "not a checkpoint of this workflow" in line)
+    assert warning.endswith(f"{last}: not a checkpoint of this workflow (UnpicklingError: Trying to load unsupported "
+                            f"GLOBAL posix.system whose module posix is blocked.); not loaded, moved aside to "
+                            f"{last}.rejected-1; training from the start"), warning
+    assert "weights_only" not in warning
+    assert (out / "last.pt.rejected-1").read_bytes() == crafted
+    assert (out / "last.pt.rejected").read_bytes() == b"an earlier one"
+    import torch
+
+    assert "fingerprint" in torch.load(last, weights_only=True)  # the training's own state, written anew
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 4, b""], ids=["other bytes", "empty"])
+def test_a_state_that_is_no_checkpoint_is_moved_aside_or_refused(tmp_path, caplog, content):
+    """Resuming (last.pt) starts afresh, continuing a rung (state.pt) stops; either moves the file aside, unless
+    another process of the training (DDP) is to."""
+    from gnnjec import checkpoint
+
+    state = tmp_path / "last.pt"
+    state.write_bytes(content)
+    assert checkpoint.load_state(str(state), "fingerprint", finished_ok=False, move_aside=False) is None
+    assert state.read_bytes() == content and "left for the main process to move aside" in caplog.text
+    assert checkpoint.load_state(str(state), "fingerprint", finished_ok=False) is None
+    assert not state.exists() and (tmp_path / "last.pt.rejected").read_bytes() == content
+    assert f"{state}: not a checkpoint of this workflow (" in caplog.text
+    assert f"moved aside to {state}.rejected; training from the start" in caplog.text
+
+    rung = tmp_path / "state.pt"
+    rung.write_bytes(content)
+    with pytest.raises(errors.InputError) as refused:
+        checkpoint.load_continuation(str(rung), "fingerprint")
+    message = str(refused.value)
+    assert message.startswith(f"{rung}: not a checkpoint of this workflow (") and "weights_only" not in message
+    assert message.endswith(f"; not loaded, moved aside to {rung}.rejected; rerun the previous rung of this point")
+    assert (tmp_path / "state.pt.rejected").read_bytes() == content and not rung.exists()
 
 
 # --- provenance ----------------------------------------------------------------------------------

@@ -366,10 +366,11 @@ def train(train_path: str, val_path: str, model_path: str, history_path: str, hp
 
     # where to start: this call's own state if killed before (a budget continues even a finished one),
     # else the state of the smaller budget, else epoch 0
-    resumed = checkpoint.load_state(last_path, run.fingerprint, finished_ok=until_epoch is not None)
+    resumed = checkpoint.load_state(last_path, run.fingerprint, finished_ok=until_epoch is not None,
+                                    move_aside=group.main)
     started_from = None
     if continue_from and resumed is None:
-        resumed = checkpoint.load_continuation(continue_from, run.fingerprint)
+        resumed = checkpoint.load_continuation(continue_from, run.fingerprint, move_aside=group.main)
         started_from = continue_from
     if resumed:
         restore(run, resumed)
