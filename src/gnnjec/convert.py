@@ -253,7 +253,7 @@ a jet or a constituent there is an impossible value."""
 
 PHYSICAL_RANGES = {
     "Jet_pt": "zero or negative", "Jet_rawFactor": "1 or more (a raw pt of zero or less)",
-    "Jet_eta": f"beyond |eta| {MAX_ABS_ETA}", "PFCands_pt": "zero or negative",
+    "Jet_eta": f"beyond |eta| {MAX_ABS_ETA}", "GenJet_pt": "zero or negative", "PFCands_pt": "zero or negative",
     "PFCands_eta": f"beyond |eta| {MAX_ABS_ETA}", "PFCands_charge": "not -1, 0 or 1",
 }
 """The physical-range checks of :func:`invalid_jets`, by branch. A negative rawFactor is a correction factor below
@@ -264,7 +264,8 @@ def invalid_jets(chunk: EventChunk, jet_event: np.ndarray, matched: np.ndarray, 
                  path: str, reasons: dict | None = None) -> dict[str, np.ndarray]:
     """Branch -> which jets of the chunk it makes invalid: a non-finite value in the jet's own
     kinematics, its event's rho, its matched generator jet, a linked constituent or vertex; a value out of its
-    physical range (:data:`PHYSICAL_RANGES`: pt of the jet or a linked constituent zero or negative, rawFactor of 1
+    physical range (:data:`PHYSICAL_RANGES`: pt of the jet, its generator jet or a linked constituent zero or
+    negative, rawFactor of 1
     or more, |eta| beyond :data:`MAX_ABS_ETA`, a charge not -1, 0 or 1); or a count of constituent links that
     disagrees with ``Jet_nConstituents`` (where the file has it). Only branches with an invalid jet are listed;
     ``reasons`` receives, per branch, what is wrong with it. Each branch is first checked whole, which is all the
@@ -300,6 +301,9 @@ def invalid_jets(chunk: EventChunk, jet_event: np.ndarray, matched: np.ndarray, 
         note("Jet_pt", np.isfinite(jet["pt"]) & (jet["pt"] <= 0), PHYSICAL_RANGES["Jet_pt"])
         note("Jet_rawFactor", np.isfinite(jet["rawFactor"]) & (jet["rawFactor"] >= 1), PHYSICAL_RANGES["Jet_rawFactor"])
         note("Jet_eta", np.isfinite(jet["eta"]) & (np.abs(jet["eta"]) > MAX_ABS_ETA), PHYSICAL_RANGES["Jet_eta"])
+        if len(gen["pt"]):  # the matched generator jet's: the target's numerator
+            note("GenJet_pt", matched & np.isfinite(gen["pt"][gen_row]) & (gen["pt"][gen_row] <= 0),
+                 PHYSICAL_RANGES["GenJet_pt"])
         linked = pf.offsets[link_event] + link["pFCandsIdx"]
         for name, impossible in (("pt", lambda v: np.isfinite(v) & (v <= 0)),
                                  ("eta", lambda v: np.isfinite(v) & (np.abs(v) > MAX_ABS_ETA)),

@@ -439,6 +439,8 @@ def load_repository(path: str, threads: int | None = None, limits: Limits | None
 
 def decode_request(body: bytes, header_length: int | None, model: ServedModel) -> tuple[dict, dict[str, np.ndarray]]:
     """The request's JSON and its input arrays (JSON ``data`` or binary tensors after the JSON)."""
+    if header_length is not None and not 0 < header_length <= len(body):
+        raise BadRequest(f"Inference-Header-Content-Length {header_length} is outside the body of {len(body)} bytes")
     head = body[:header_length] if header_length is not None else body
     try:
         request = json.loads(head)
@@ -462,6 +464,9 @@ def decode_request(body: bytes, header_length: int | None, model: ServedModel) -
     for tensor in request["inputs"]:
         if not isinstance(tensor, dict) or not {"name", "shape", "datatype"} <= set(tensor):
             raise BadRequest("each input needs name, shape and datatype")
+        if not isinstance(tensor["name"], str) or not isinstance(tensor["datatype"], str):
+            raise BadRequest(f"an input's name and datatype must be strings, got {tensor['name']!r} and "
+                             f"{tensor['datatype']!r}")
         if not isinstance(tensor.get("parameters") or {}, dict):
             raise BadRequest(f"input {tensor['name']!r}: 'parameters' must be an object")
         name, shape, datatype = tensor["name"], tensor["shape"], tensor["datatype"]
@@ -477,9 +482,13 @@ def decode_request(body: bytes, header_length: int | None, model: ServedModel) -
             offset += size
         else:
             try:
-                values = np.asarray(tensor.get("data"), dtype=dtype).reshape(-1)
-            except (TypeError, ValueError) as err:
+                values = np.asarray(tensor.get("data"))
+            except (TypeError, ValueError) as err:  # lists of different lengths
                 raise BadRequest(f"input {name!r}: data is not a list of {datatype} numbers ({err})") from None
+            if values.dtype.kind not in ("b" if dtype.kind == "b" else "iuf") and values.size:
+                raise BadRequest(f"input {name!r}: data is not a list of {datatype} numbers (it holds strings, "
+                                 "nulls, booleans, objects or integers too large for 64 bits)")
+            values = values.astype(dtype).reshape(-1)
             if values.size != count:
                 raise BadRequest(f"input {name!r}: {values.size} values for shape {shape}")
         arrays[name] = values.reshape(shape)
@@ -733,15 +742,10 @@ class Handler(BaseHTTPRequestHandler):
                 raise BadRequest(f"no such endpoint: POST {self.path}", HTTPStatus.NOT_FOUND)
             model = self._model(match.group(1))
             header = self.headers.get("Inference-Header-Content-Length")
+            if header is not None and not (header.isascii() and header.strip().isdigit()):
+                raise BadRequest(f"Inference-Header-Content-Length is not a byte count: {header!r}")
             try:
-                header_length = int(header) if header is not None else None
-            except ValueError:
-                raise BadRequest(f"Inference-Header-Content-Length is not a number: {header!r}") from None
-            if header_length is not None and not 0 < header_length <= len(body):
-                raise BadRequest(f"Inference-Header-Content-Length {header_length} "
-                                 f"is outside the body of {len(body)} bytes")
-            try:
-                request, arrays = decode_request(body, header_length, model)
+                request, arrays = decode_request(body, int(header) if header is not None else None, model)
             except BadRequest:
                 model.failed(started)
                 raise
