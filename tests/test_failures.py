@@ -270,8 +270,51 @@ def test_export_on_an_empty_clouds_file_leaves_no_model(trained_model, synthetic
     onnx, check = tmp_path / "model.onnx", tmp_path / "onnx_check.json"
     line = error_line(gnnjec("export-onnx", "--selection", best, "--family", "pfn", "--models", f"p={trained_model[0]}",
                              "--clouds", empty, "--onnx", onnx, "--check", check), "export-onnx")
-    assert str(empty) in line and "no jets" in line, line
+    assert line == f"gnnjec export-onnx: error: {empty}: holds no jets; convert more events or files", line
     assert not onnx.exists() and not check.exists() and leftovers(tmp_path) == []
+
+
+def merged_without(split: str, clouds_file: str, folder: Path) -> dict[str, str]:
+    """merge-clouds' splits of a converted file whose jets all fell in the other splits: ``split``'s file written
+    empty (no row group), by the package's own writers."""
+    import pyarrow.compute as pc
+
+    from gnnjec import clouds
+
+    table = pq.read_table(clouds_file)
+    part = folder / "part.parquet"
+    writer = clouds.parquet_writer(part, table.schema)
+    writer.write_table(table.filter(pc.not_equal(table["split"], clouds.SPLITS.index(split))))
+    writer.close()
+    outputs = {s: str(folder / f"{s}.parquet") for s in clouds.SPLITS}
+    counts = clouds.merge_splits([str(part)], outputs)
+    assert counts[split] == 0 and pq.read_metadata(outputs[split]).num_row_groups == 0, counts
+    return outputs
+
+
+def test_an_empty_split_is_named_with_its_fix(synthetic_clouds, exported_model, tmp_path):
+    """An empty test split (too few events, or train + val near 1) read by evaluate, an empty validation split read by
+    training: one line naming the file, its split and the fixes, not 'not a readable clouds Parquet file'."""
+    from gnnjec import evaluate
+
+    splits = merged_without("test", synthetic_clouds["all"], tmp_path)
+    out = tmp_path / "out"
+    outputs = ["--predictions", out / "p.parquet", "--metrics", out / "m.json", "--summary", out / "s.txt"]
+    line = error_line(gnnjec("evaluate", "--onnx", f"pfn={exported_model}", "--clouds", splits["test"], *outputs,
+                             "--config", "{}"), "evaluate")
+    assert line == (f"gnnjec evaluate: error: {splits['test']}: holds no jets: the test split is empty; convert more "
+                    "events or files, or lower split.train + split.val (the test split is the rest) in the config")
+    assert not out.exists() or not any(out.iterdir())
+    # an evaluation sample's files: one without jets among them is passed over
+    info = evaluate.run_inference({"pfn": exported_model}, [splits["test"], synthetic_clouds["test"]],
+                                  str(tmp_path / "both.parquet"))
+    assert info["pfn"]["jets"] == pq.read_metadata(synthetic_clouds["test"]).num_rows > 0
+
+    (tmp_path / "v").mkdir()
+    splits = merged_without("val", synthetic_clouds["all"], tmp_path / "v")
+    line = error_line(gnnjec(*train_args(splits["train"], splits["val"], tmp_path / "model")), "train")
+    assert line == (f"gnnjec train: error: {splits['val']}: holds no jets: the val split is empty; convert more "
+                    "events or files, or raise split.val in the config")
 
 
 def test_a_failed_stage_keeps_what_was_there_before_it_started(synthetic_clouds, not_parquet, tmp_path):

@@ -90,6 +90,27 @@ def merge_splits(parts: list[str], outputs: dict[str, str]) -> dict:
 
 CONVERT_AGAIN = "delete it and run the convert stage again (snakemake reruns it)"
 
+_LARGER_SHARE = {"train": "raise split.train", "val": "raise split.val",
+                 "test": "lower split.train + split.val (the test split is the rest)"}
+"""Per split, the change of the configuration's fractions that gives it more jets."""
+
+
+def n_jets(path: str) -> int:
+    """The number of jets (rows) in a clouds file, from its footer."""
+    clouds_schema(path)  # there, and Parquet
+    with reading(path, "clouds Parquet file", CONVERT_AGAIN):
+        return pq.ParquetFile(path).metadata.num_rows
+
+
+def no_jets(path: str) -> InputError:
+    """The one line for a clouds file without a jet: which split it is (by its name, as merge-clouds writes them),
+    and the fix."""
+    split = os.path.splitext(os.path.basename(path))[0]
+    if split in _LARGER_SHARE:
+        return InputError(f"{path}: holds no jets: the {split} split is empty; convert more events or files, or "
+                          f"{_LARGER_SHARE[split]} in the config")
+    return InputError(f"{path}: holds no jets; convert more events or files")
+
 
 def clouds_schema(path: str) -> pa.Schema:
     """The columns of a clouds file, or one InputError line if it is missing or not Parquet."""
@@ -116,8 +137,11 @@ def require_columns(path: str, columns: list[str]) -> None:
 
 
 def read_clouds(path: str, columns: list[str] | None = None, row_groups: list[int] | None = None) -> ak.Array:
-    """Read a clouds Parquet file (all columns, or the named ones; all row groups, or the listed ones)."""
+    """Read a clouds Parquet file (all columns, or the named ones; all row groups, or the listed ones); a file
+    without a jet is one InputError line (:func:`no_jets`)."""
     require_columns(path, columns or [])
+    if n_jets(path) == 0:
+        raise no_jets(path)
     with reading(path, "clouds Parquet file", CONVERT_AGAIN):
         return ak.from_parquet(path, columns=columns, row_groups=row_groups)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from . import features as F
-from .clouds import CONVERT_AGAIN, clouds_schema, read_clouds, require_columns
+from .clouds import CONVERT_AGAIN, clouds_schema, no_jets, read_clouds, require_columns
 from .files import reading
 from .ragged import offsets_from_counts
 from .streams import read_ahead
@@ -87,6 +87,8 @@ class CloudStream:
             meta = pq.ParquetFile(path).metadata
         self.group_sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
         self.n = sum(self.group_sizes)
+        if self.n == 0:
+            raise no_jets(path)
         self._whole: CloudData | None = None  # the file, when it fits in one window
 
     def targets(self) -> np.ndarray:

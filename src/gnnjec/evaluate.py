@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import provenance
+from .clouds import n_jets, no_jets
 from .command import Command
 from .dataset import CloudData
 from .errors import InputError
@@ -92,13 +93,13 @@ def run_inference(models: dict[str, str], clouds: str | list[str], predictions_p
     regressors = {name: OnnxRegressor(onnx_path, threads) for name, onnx_path in models.items()}
     info = {name: {"point": regressor.name, "jets": 0, "seconds": 0.0} for name, regressor in regressors.items()}
     tables = []
-    for path in paths:  # a file at a time, every model on it
+    for path in paths:  # a file at a time, every model on it (an evaluation sample's file may hold no jets)
+        if n_jets(path) == 0:
+            continue
         columns, data = {}, None
         for name, regressor in regressors.items():
             if data is None or data.inputs != regressor.inputs:
                 data = CloudData(path, regressor.inputs, truth=TRUTH_COLUMNS)
-            if data.n == 0:
-                break
             wanted = ("prediction", *(o for o in ("network_prediction", "quantiles") if o in regressor.outputs))
             start = time.perf_counter()
             predicted = regressor.predict_outputs(data, wanted)  # both outputs from one pass
@@ -113,11 +114,11 @@ def run_inference(models: dict[str, str], clouds: str | list[str], predictions_p
             for i, level in enumerate(regressor.quantiles if "quantiles" in predicted else ()):
                 columns[quantile_column(name, level)] = (data.truth["pt_raw"]
                                                          * np.exp(predicted["quantiles"][:, i])).astype(np.float32)
-        if data.n:
-            tables.append(pa.table({**{k: data.truth[k] for k in TRUTH_COLUMNS}, **columns}))
+        tables.append(pa.table({**{k: data.truth[k] for k in TRUTH_COLUMNS}, **columns}))
     if not tables:
-        what = "the test split has" if len(paths) == 1 else "the files have"
-        raise InputError(f"{', '.join(map(str, paths))}: {what} no jets; convert more events")
+        if len(paths) == 1:
+            raise no_jets(paths[0])
+        raise InputError(f"{', '.join(map(str, paths))}: the files have no jets; convert more events or files")
     for name, i in info.items():
         i["jets_per_second"] = i["jets"] / max(i["seconds"], 1e-9)
         log.info("%s (%s), ONNX Runtime: %d jets in %.1f s (%.0f jets/s)", name, i["point"], i["jets"], i["seconds"],

@@ -332,9 +332,7 @@ def residual_correction(network_path: str, clouds_path: str, cfg: dict, model_pa
         write_json(table_path, result)
         return result
     network = OnnxRegressor(network_path, threads)
-    data = CloudData(clouds_path, network.inputs, truth=("pt_gen", "eta_gen", "pt_raw"))
-    if data.n == 0:
-        raise InputError(f"{clouds_path}: no jets to derive the residual correction on; convert more events")
+    data = CloudData(clouds_path, network.inputs, truth=("pt_gen", "eta_gen", "pt_raw"))  # without jets: one line
     has_quantiles = "quantiles" in network.outputs
     out = network.predict_outputs(data, ("prediction", "quantiles") if has_quantiles else ("prediction",))
     prediction = out["prediction"]
