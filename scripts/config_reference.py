@@ -53,6 +53,9 @@ a misspelt key stops it with the key's name. The main keys:
   default: its jets are split into train, val and test) or `evaluation`: none of its jets is trained on;
   every exported model is evaluated on all of them apart, in `results/evaluation/samples/<name>/` (closure
   and flavour response on another pt spectrum and flavour mix, e.g. the demo's tt̄ or a Z+jet sample).
+  A file listed twice, or two files of the same content (a copy under another name), in one sample or two,
+  would count its jets twice: the workflow refuses them when it starts, naming both (`allow_identical_files:
+  true` accepts copies).
 * `selection`: gen-pt and |η| cuts, gen matching (`0 <= Jet_genJetIdx < nGenJet`; anything else is
   unmatched), constituents kept per collection, and `invalid_jets`: what to do with a jet that has a NaN
   or infinite value (its kinematics, its event's ρ, its matched generator jet, a constituent or vertex)

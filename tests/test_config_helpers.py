@@ -14,7 +14,7 @@ REPO_SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 def test_sample_files_expand_globs_keep_urls_and_name_synthetic_files(tmp_path):
     for name in ("b.root", "a.root", "c.txt"):
-        (tmp_path / name).write_bytes(b"")
+        (tmp_path / name).write_bytes(name.encode())
     config = {"samples": {
         "real": {"files": [str(tmp_path / "*.root"), "root://127.0.0.1:1094//data/x.root"]},
         "demo": {"synthetic": {"files": 2, "events_per_file": 10, "seed": 1}},
@@ -28,13 +28,49 @@ def test_a_file_listed_twice_is_refused_naming_both_places(tmp_path):
     from gnnjec.config import sample_files
 
     for name in ("a.root", "b.root"):
-        (tmp_path / name).write_bytes(b"x")
+        (tmp_path / name).write_bytes(name.encode())
     one = str(tmp_path / "a.root")
     with pytest.raises(ConfigError, match=r"config key samples.qcd.files: .*a.root is listed twice in it: its jets"):
         sample_files({"samples": {"qcd": {"files": [one, str(tmp_path / "*.root")]}}})
     with pytest.raises(ConfigError, match=r"config key samples.zjets.files: .*a.root is listed also in samples.qcd"):
         sample_files({"samples": {"qcd": {"files": [one]}, "zjets": {"files": [str(tmp_path / "." / "a.root")]}}})
     assert len(sample_files({"samples": {"qcd": {"files": [str(tmp_path / "*.root")]}}})["qcd"]) == 2
+
+
+def test_two_files_of_the_same_content_are_refused_unless_allowed(cms_file, tmp_path, monkeypatch):
+    """A copy of a real file under another name, in one sample or in two, counts its jets twice: refused naming both
+    files and samples, unless allow_identical_files. Only files of one size are hashed."""
+    import shutil
+
+    from gnnjec import provenance
+    from gnnjec.config import SCHEMA, config_error
+
+    real, other = cms_file("pfnano.root"), cms_file("nano_dy.root")
+    copy = tmp_path / "copy.root"
+    shutil.copyfile(real, copy)
+    hashed, real_sha256 = [], provenance.sha256
+    monkeypatch.setattr(provenance, "sha256", lambda path: hashed.append(str(path)) or real_sha256(path))
+
+    with pytest.raises(ConfigError) as refused:
+        sample_files({"samples": {"qcd": {"files": [real, other]}, "zjets": {"files": [str(copy)]}}})
+    assert str(refused.value) == (
+        f"config key samples.zjets.files: {copy} has the same content (size and SHA-256) as {real}, in samples.qcd: "
+        "its jets would count twice; list one of them, or set allow_identical_files: true if both are meant")
+    assert sorted(hashed) == sorted([real, str(copy)])  # nano_dy.root, of another size, is not read
+    with pytest.raises(ConfigError, match=r"samples\.qcd\.files: .*copy\.root has the same content .*, in it too:"):
+        sample_files({"samples": {"qcd": {"files": [real, str(copy)]}}})
+
+    # the same size, other bytes: two files
+    changed = bytearray(copy.read_bytes())
+    changed[-1] ^= 0xFF
+    copy.write_bytes(bytes(changed))
+    assert sample_files({"samples": {"qcd": {"files": [real, str(copy)]}}})["qcd"] == [real, str(copy)]
+
+    # a copy meant: allowed by the configuration (which the schema takes)
+    shutil.copyfile(real, copy)
+    config = {"samples": {"qcd": {"files": [real]}, "zjets": {"files": [str(copy)]}}, "allow_identical_files": True}
+    assert sample_files(config) == {"qcd": [real], "zjets": [str(copy)]}
+    assert config_error(config, SCHEMA) is None
 
 
 def test_a_key_twice_in_a_configuration_file_is_found(tmp_path):

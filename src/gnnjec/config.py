@@ -17,7 +17,7 @@ import yaml
 from .command import Command
 from .errors import ConfigError
 from .hparams import DEFAULTS
-from .schema import SCHEMA, load_schema
+from .schema import SCHEMA, load_schema, schema_default
 from .search import grid, random_points
 from .spec import SYNTHETIC_FILE, file_index
 
@@ -182,8 +182,9 @@ def synthetic_file(sample: str, index: int) -> str:
 
 
 def sample_files(config: dict) -> dict[str, list[str]]:
-    """Input files of every sample, in a stable order; globs are expanded, URLs kept as they are."""
-    out = {}
+    """Input files of every sample, in a stable order; globs are expanded, URLs kept as they are. A file listed twice
+    is refused, and so are two files of the same content unless ``allow_identical_files``."""
+    out, listed = {}, {}
     for name, spec in config["samples"].items():
         if "synthetic" in spec:
             out[name] = [synthetic_file(name, i) for i in range(spec["synthetic"]["files"])]
@@ -199,8 +200,10 @@ def sample_files(config: dict) -> dict[str, list[str]]:
             files.extend(matched)
         if not files:
             raise ConfigError(f"samples.{name}.files", "the list is empty; name at least one file")
-        out[name] = files
+        out[name] = listed[name] = files
     _refuse_repeated_files(out)
+    if not config.get("allow_identical_files", schema_default("allow_identical_files")):
+        _refuse_identical_files(listed)
     return out
 
 
@@ -216,6 +219,32 @@ def _refuse_repeated_files(files: dict[str, list[str]]) -> None:
                 raise ConfigError(f"samples.{name}.files", f"{path} is listed {where}: its jets would count twice "
                                   "(in training and in test, or in two samples); list each file once")
             seen[key] = name
+
+
+def _refuse_identical_files(files: dict[str, list[str]]) -> None:
+    """Two listed files of the same content (a copy under another name) would put its jets in twice, as one file
+    listed twice does. Sizes are compared first, and only files of one size are hashed (SHA-256): a big file is
+    read only when another has its size. Local files only (a URL is compared as written, by
+    :func:`_refuse_repeated_files`); one not there is left for Snakemake to name."""
+    from .provenance import sha256
+
+    by_size: dict[int, list[tuple[str, str]]] = {}
+    for name, paths in files.items():
+        for path in paths:
+            local = os.path.expanduser(path)
+            if not is_url(path) and os.path.isfile(local):
+                by_size.setdefault(os.path.getsize(local), []).append((name, path))
+    for same_size in by_size.values():
+        first: dict[str, tuple[str, str]] = {}
+        for name, path in same_size if len(same_size) > 1 else ():
+            digest = sha256(os.path.expanduser(path))
+            if digest in first:
+                other_name, other = first[digest]
+                where = "in it too" if other_name == name else f"in samples.{other_name}"
+                raise ConfigError(f"samples.{name}.files", f"{path} has the same content (size and SHA-256) as "
+                                  f"{other}, {where}: its jets would count twice; list one of them, or set "
+                                  "allow_identical_files: true if both are meant")
+            first[digest] = (name, path)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
