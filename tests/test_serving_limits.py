@@ -183,9 +183,9 @@ def test_narrow_requests_are_not_padded_to_a_wide_one_they_arrive_with(repositor
     model = ServedModel("pfn", repository / "pfn", threads=1)
     widths, run = [], model.session.run
 
-    def recording(names, feed):
+    def recording(names, feed, options=None):
         widths.append({n: (a.shape[1], a.min()) for n, a in feed.items() if n.endswith("_mask")})
-        return run(names, feed)
+        return run(names, feed, options)
 
     model.session.run = recording
     collections = [n.removesuffix("_mask") for n in arrays if n.endswith("_mask")]

@@ -31,6 +31,8 @@ IDLE_CONNECTIONS = 30
 BURST = 200
 RSS_BOUND_MB = 400
 """The server's largest resident memory under the whole load (about 150 MB idle with this model)."""
+RETURN_MB = 100
+"""The server's resident memory 3 s after the load, at most this much over its idle size."""
 P99_FACTOR = 10
 """The ordinary clients' p99 latency under load over their p99 alone, at most (the load shares 2 cores with them)."""
 LIMITS = ("--max-body-mb", "4", "--read-timeout-s", "2", "--idle-timeout-s", "10", "--max-pending-mb", "64")
@@ -277,7 +279,7 @@ def test_the_server_holds_sustained_abusive_load(soak_repository, exported_model
     print("\nsoak:", json.dumps(figures, indent=1))
     assert not alone.ordinary_failures and not load.ordinary_failures, load.ordinary_failures[:5]
     assert burst == [200] * BURST
-    assert max(rss) < RSS_BOUND_MB, figures
+    assert max(rss) < RSS_BOUND_MB and after_rss < idle_rss + RETURN_MB, figures
     assert p99_loaded < P99_FACTOR * p99_alone, figures
     outcomes = load.outcomes
     for heavy in ("wide", "json"):

@@ -11,11 +11,9 @@ from .dataset import CloudData
 from .errors import InputError
 
 
-def session(onnx_path: str, threads: int | None = None, arena: bool = True):
+def session(onnx_path: str, threads: int | None = None):
     """An ONNX Runtime session on CUDA when available, else the CPU, with ``threads`` intra-op threads;
-    a missing or unreadable model is one InputError naming the file. Without ``arena`` the memory of each run is
-    given back after it (ONNX Runtime's CPU arena keeps the largest run's memory otherwise: a server's would stay at
-    its largest request's size)."""
+    a missing or unreadable model is one InputError naming the file."""
     import onnxruntime as ort
 
     if not os.path.isfile(onnx_path):
@@ -24,7 +22,6 @@ def session(onnx_path: str, threads: int | None = None, arena: bool = True):
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    options.enable_cpu_mem_arena = arena
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
     try:
         return ort.InferenceSession(str(onnx_path), options, providers=providers)

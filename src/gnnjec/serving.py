@@ -69,8 +69,9 @@ FALLBACK_CONSTITUENTS = 256
 """The points per collection a model without a training record (no ``hparams`` in its ONNX metadata) is served."""
 
 TRIM_BYTES = 8 << 20
-"""After a batch whose inputs were larger than this, the freed memory is handed back to the system
-(``malloc_trim``): glibc keeps it otherwise, and the server would stay at its largest request's size."""
+"""After a batch or a request larger than this, its memory is handed back: ONNX Runtime's arena shrinks after the
+batch and glibc's heap after the request. Otherwise both keep it, and the server would stay at its largest
+request's size."""
 
 ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
 """Content-Encoding values a request may have (Triton's: gzip and deflate)."""
@@ -186,7 +187,8 @@ class ServedModel:
         self.limits = limits or Limits.read()
         trained = json.loads(self.metadata.get("hparams", "{}")).get("max_constituents")
         self.max_constituents = self.limits.max_constituents or trained or FALLBACK_CONSTITUENTS
-        self.session = session(onnx_path, threads, arena=False)
+        self.session = session(onnx_path, threads)
+        self._shrink = shrink_options()
         self.queue: queue.Queue = queue.Queue()
         self.stats = Stats()
         threading.Thread(target=self._batcher, name=f"batcher-{name}", daemon=True).start()
@@ -334,7 +336,8 @@ class ServedModel:
                     parts = [p if p.shape[1] == width else np.pad(p, [(0, 0), (0, width - p.shape[1])]
                                                                   + [(0, 0)] * (p.ndim - 2)) for p in parts]
                 feed[t["name"]] = np.ascontiguousarray(np.concatenate(parts)) if len(parts) > 1 else parts[0]
-            results = self.session.run([t["name"] for t in self.outputs], feed)
+            large = sum(a.nbytes for a in feed.values()) > TRIM_BYTES  # then the arena gives back what it grew
+            results = self.session.run([t["name"] for t in self.outputs], feed, self._shrink if large else None)
             compute = time.perf_counter_ns() - started
             with self.stats.lock:
                 self.stats.executions += 1
@@ -352,24 +355,23 @@ class ServedModel:
             s["done"].set()
 
 
-def _libc(name: str, *args) -> None:
-    """Call glibc's ``name`` (``malloc_trim``, ``mallopt``) where there is one; nothing elsewhere."""
+def trim() -> None:
+    """Hand freed heap memory back to the system (glibc's ``malloc_trim``; nothing elsewhere): glibc keeps it
+    otherwise, and a server would stay at the size of its largest request."""
     try:
-        getattr(ctypes.CDLL(None), name)(*args)
+        ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
         pass
 
 
-def trim() -> None:
-    """Hand freed heap memory back to the system: glibc keeps it otherwise, and a server would stay at the size of
-    its largest request."""
-    _libc("malloc_trim", 0)
+def shrink_options():
+    """ONNX Runtime run options that give the CPU arena's unused memory back after the run: for large batches only,
+    as small ones reuse it (the arena otherwise stays at the size of the largest batch it has run)."""
+    import onnxruntime as ort
 
-
-def return_large_allocations() -> None:
-    """Large arrays (1 MiB and more) in their own mappings, given back when freed: glibc otherwise raises this
-    threshold up to 32 MiB after the first large array is freed, and keeps the next ones in its heap."""
-    _libc("mallopt", -3, 1 << 20)  # M_MMAP_THRESHOLD
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
 
 
 def proto_dict(message) -> dict:
@@ -848,7 +850,6 @@ def make_server(repository: str, host: str = "127.0.0.1", port: int = 8000, thre
     """The HTTP server over the repository's models (not yet serving: call ``serve_forever``)."""
     limits = limits or Limits.read()
     handler = type("RepositoryHandler", (Handler,), {"models": models or load_repository(repository, threads, limits)})
-    return_large_allocations()
     try:
         return Server((host, port), handler, limits)
     except OSError as err:
