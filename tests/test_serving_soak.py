@@ -25,7 +25,7 @@ from gnnjec.inference import OnnxRegressor
 from support.serving import serve
 
 SECONDS = float(os.environ.get("GNNJEC_SOAK_SECONDS", 120))
-UNLOADED_SECONDS = 15
+UNLOADED_SECONDS = 10
 ORDINARY_CLIENTS = 8
 IDLE_CONNECTIONS = 30
 BURST = 200
