@@ -312,6 +312,11 @@ def test_tritonclient_grpc_passes_the_protocol(servers, repository, exported_mod
         client.infer("pfn", bad)
     with pytest.raises(InferenceServerException, match="NOT_FOUND.*unknown model 'gluon'"):
         client.infer("gluon", _grpc_inputs(arrays, regressor.names))
+    executions = client.get_inference_statistics("pfn").model_stats[0].execution_count
+    with pytest.raises(InferenceServerException, match="INVALID_ARGUMENT.*unknown output 'energy'"):
+        client.infer("pfn", _grpc_inputs(arrays, regressor.names),
+                     outputs=[grpcclient.InferRequestedOutput("energy")])
+    assert client.get_inference_statistics("pfn").model_stats[0].execution_count == executions  # refused before
     assert proc.poll() is None
 
 

@@ -230,6 +230,13 @@ class ServedModel:
                              "request may carry (max_body_mb); split the request", HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
         return dtype
 
+    def check_outputs(self, names) -> None:
+        """Refuse, before inference, a request for an output the model does not have."""
+        known = [t["name"] for t in self.outputs]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise BadRequest(f"model {self.name}: unknown output {unknown[0]!r}; it has {known}")
+
     def validate(self, arrays: dict[str, np.ndarray]) -> tuple[int, tuple[int, ...]]:
         """Check the request's tensors against the model's, and cut each collection after its last real point (mask
         not 0; the padding after it changes no prediction); return its batch size and its collections' widths."""
@@ -457,10 +464,7 @@ def decode_request(body: bytes, header_length: int | None, model: ServedModel) -
             isinstance(o, dict) and isinstance(o.get("name"), str) and isinstance(o.get("parameters") or {}, dict)
             for o in outputs)):
         raise BadRequest(f"'outputs' must be a list of objects with a name, got {outputs!r}")
-    known = [t["name"] for t in model.outputs]
-    unknown = [o["name"] for o in outputs or () if o["name"] not in known]
-    if unknown:
-        raise BadRequest(f"model {model.name}: unknown output {unknown[0]!r}; it has {known}")
+    model.check_outputs([o["name"] for o in outputs or ()])
     offset = header_length or 0
     arrays = {}
     for tensor in request["inputs"]:
@@ -504,9 +508,7 @@ def encode_response(model: ServedModel, request: dict, outputs: dict[str, np.nda
     binary_default = bool(params.get("binary_data_output", False))
     tensors, blobs = [], []
     for out in wanted:
-        name = out.get("name")
-        if name not in outputs:
-            raise BadRequest(f"model {model.name}: unknown output {name!r}; it has {list(outputs)}")
+        name = out["name"]  # a known output: decode_request checked
         array = np.ascontiguousarray(outputs[name])
         spec = next(t for t in model.outputs if t["name"] == name)
         entry = {"name": name, "datatype": DTYPES[spec["data_type"]][0], "shape": list(array.shape)}
@@ -657,10 +659,14 @@ class Handler(BaseHTTPRequestHandler):
             raise BadRequest(f"the body ended after {len(data)} of its {n} bytes")
         return data
 
+    @property
+    def _encoding(self) -> str:
+        return (self.headers.get("Content-Encoding") or "identity").strip().lower()
+
     def _body_size(self) -> int | None:
         """The body's announced size (None: chunked), checked against ``max_body_mb`` before anything is read."""
         transfer = (self.headers.get("Transfer-Encoding") or "").strip().lower()
-        encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
+        encoding = self._encoding
         if encoding not in ENCODINGS:
             self.close_connection = True  # the body is not read
             raise BadRequest(f"Content-Encoding {encoding!r} is not supported; send gzip, deflate or identity",
@@ -685,8 +691,7 @@ class Handler(BaseHTTPRequestHandler):
     def _body(self, size: int | None) -> bytes:
         """The request body: ``size`` bytes or chunked, decompressed (at most ``max_body_mb``)."""
         body = self._chunked_body() if size is None else self._read(size, "body")
-        encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
-        return decompress(body, encoding, self.server.limits.max_body_bytes)
+        return decompress(body, self._encoding, self.server.limits.max_body_bytes)
 
     def _chunked_body(self) -> bytes:
         parts, total, limit = [], 0, self.server.limits.max_body_bytes
@@ -727,10 +732,11 @@ class Handler(BaseHTTPRequestHandler):
         model, charged, server = None, 0, self.server
         try:
             size = self._body_size()
-            binary = self.headers.get("Inference-Header-Content-Length") is not None
+            header = self.headers.get("Inference-Header-Content-Length")  # binary tensors after the JSON
             estimate = size if size is not None else server.limits.max_body_bytes
             server.watch(self.connection, None)  # waiting for memory is not the client's time
-            charged = server.pending.acquire(estimate * (1 if binary else JSON_FACTOR), server.limits.read_timeout_s)
+            charged = server.pending.acquire(estimate * (JSON_FACTOR if header is None else 1),
+                                             server.limits.read_timeout_s)
             if charged is None:
                 charged = 0
                 self.close_connection = True  # the body is not read
@@ -743,7 +749,6 @@ class Handler(BaseHTTPRequestHandler):
             if not match:
                 raise BadRequest(f"no such endpoint: POST {self.path}", HTTPStatus.NOT_FOUND)
             model = self._model(match.group(1))
-            header = self.headers.get("Inference-Header-Content-Length")
             if header is not None and not (header.isascii() and header.strip().isdigit()):
                 raise BadRequest(f"Inference-Header-Content-Length is not a byte count: {header!r}")
             try:

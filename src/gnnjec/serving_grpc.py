@@ -90,16 +90,14 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         started = time.perf_counter_ns()
         model = self._model(request.model_name, context)
         try:
+            names = [o.name for o in request.outputs] or [t["name"] for t in model.outputs]
             try:
+                model.check_outputs(names)
                 arrays = decode_inputs(request, model)
             except BadRequest:
                 model.failed(started)
                 raise
             outputs = model.infer(arrays)
-            names = [o.name for o in request.outputs] or [t["name"] for t in model.outputs]
-            unknown = [n for n in names if n not in outputs]
-            if unknown:
-                raise BadRequest(f"model {model.name}: unknown output {unknown[0]!r}; it has {list(outputs)}")
         except BadRequest as err:
             context.abort(STATUS.get(err.status, grpc.StatusCode.INTERNAL), str(err))
         response = pb.ModelInferResponse(model_name=model.name, model_version="1", id=request.id)
