@@ -20,7 +20,7 @@ from gnnjec.inference import OnnxRegressor
 from gnnjec.nanoaod import iterate_chunks
 from gnnjec.serving import BadRequest, ServedModel, decode_request, encode_response
 
-from support.serving import serve
+from support.serving import binary_inputs, json_inputs, serve
 
 EXAMPLES = 1000
 """Examples per property (Hypothesis' default is 100)."""
@@ -84,8 +84,7 @@ def _answer(model: ServedModel, body: bytes, header_length: int | None) -> int:
 
 
 def _json_request(arrays: dict) -> dict:
-    return {"inputs": [{"name": n, "shape": list(a.shape), "datatype": "FP32", "data": a.reshape(-1).tolist()}
-                       for n, a in arrays.items()], "outputs": [{"name": "prediction"}], "parameters": {}}
+    return {"inputs": json_inputs(arrays), "outputs": [{"name": "prediction"}], "parameters": {}}
 
 
 @FUZZ
@@ -107,12 +106,7 @@ def test_arbitrary_bytes_get_a_4xx(model, body, header_length):
 @FUZZ
 @given(data=st.data())
 def test_binary_requests_get_an_answer_or_a_4xx(model, arrays, data):
-    inputs, blobs = [], []
-    for name, a in arrays.items():
-        blob = a.tobytes()
-        inputs.append({"name": name, "shape": list(a.shape), "datatype": "FP32",
-                       "parameters": {"binary_data_size": len(blob)}})
-        blobs.append(blob)
+    inputs, blobs = binary_inputs(arrays)
     request = {"inputs": inputs, "parameters": {"binary_data_output": True}}
     head = json.dumps(request).encode()
     assert _answer(model, head + b"".join(blobs), len(head)) == 200

@@ -19,7 +19,7 @@ from gnnjec import triton
 from gnnjec.dataset import CloudData
 from gnnjec.inference import OnnxRegressor
 
-from support.serving import free_port, post, raw, serve
+from support.serving import free_port, json_inputs, post, raw, serve
 
 MAX_BATCH = 64
 
@@ -222,8 +222,7 @@ def test_bad_requests_get_a_4xx_with_the_reason_and_the_server_stays_up(server, 
     url, proc = server
     regressor = OnnxRegressor(exported_model)
     arrays = CloudData(synthetic_clouds["test"], regressor.inputs).batch(np.arange(2), 128)
-    request = {"inputs": [{"name": n, "shape": list(a.shape), "datatype": "FP32", "data": a.reshape(-1).tolist()}
-                          for n, a in zip(regressor.names, arrays)]}
+    request = {"inputs": json_inputs(dict(zip(regressor.names, arrays)))}
     assert post(url, "/v2/models/pfn/infer", json.dumps(request).encode())[0] == 200
     change(request)
     got_status, answer = post(url, "/v2/models/pfn/infer", json.dumps(request).encode())
@@ -240,8 +239,7 @@ def test_a_collection_without_points_is_served(server, exported_model, synthetic
                                                                                                         np.float32)}
     masked = {**arrays, "sv": np.zeros((3, 1, arrays["sv"].shape[2]), np.float32), "sv_mask": np.zeros((3, 1),
                                                                                                          np.float32)}
-    request = {"inputs": [{"name": n, "shape": list(a.shape), "datatype": "FP32", "data": a.reshape(-1).tolist()}
-                          for n, a in empty.items()]}
+    request = {"inputs": json_inputs(empty)}
     status, answer = post(url, "/v2/models/pfn/infer", json.dumps(request).encode())
     assert status == 200, answer
     np.testing.assert_allclose(answer["outputs"][0]["data"], regressor.predict_batch(list(masked.values())),
@@ -364,8 +362,7 @@ def test_compressed_and_chunked_requests_are_read_or_refused_by_name(server, exp
         result = client.infer("pfn", _inputs(arrays, regressor.names), request_compression_algorithm=request,
                               response_compression_algorithm=response)
         np.testing.assert_allclose(result.as_numpy("prediction"), expected, rtol=1e-5, atol=1e-6)
-    body = json.dumps({"inputs": [{"name": n, "shape": list(a.shape), "datatype": "FP32",
-                                   "data": a.reshape(-1).tolist()} for n, a in zip(regressor.names, arrays)]}).encode()
+    body = json.dumps({"inputs": json_inputs(dict(zip(regressor.names, arrays)))}).encode()
     conn = http.client.HTTPConnection(url, timeout=10)  # chunked: http.client sends an iterable so
     conn.request("POST", "/v2/models/pfn/infer", (body[i:i + 1000] for i in range(0, len(body), 1000)),
                  {"Content-Type": "application/json"}, encode_chunked=True)

@@ -18,7 +18,7 @@ from gnnjec.errors import InputError
 from gnnjec.inference import OnnxRegressor
 from gnnjec.serving import Budget, Limits, ServedModel
 
-from support.serving import post, raw, serve
+from support.serving import json_inputs, post, raw, serve
 
 MAX_BATCH = 64
 LIMITS = ("--max-body-mb", "1", "--read-timeout-s", "1", "--idle-timeout-s", "1.5", "--max-connections", "8")
@@ -49,8 +49,7 @@ def jets(exported_model, synthetic_clouds):
 
 
 def _json_request(arrays: dict) -> bytes:
-    return json.dumps({"inputs": [{"name": n, "shape": list(a.shape), "datatype": "FP32",
-                                   "data": a.reshape(-1).tolist()} for n, a in arrays.items()]}).encode()
+    return json.dumps({"inputs": json_inputs(arrays)}).encode()
 
 
 def _status(answer: bytes) -> int:

@@ -22,7 +22,7 @@ from gnnjec import triton
 from gnnjec.dataset import CloudData
 from gnnjec.inference import OnnxRegressor
 
-from support.serving import serve
+from support.serving import binary_request, json_inputs, serve
 
 SECONDS = float(os.environ.get("GNNJEC_SOAK_SECONDS", 120))
 UNLOADED_SECONDS = 10
@@ -40,18 +40,6 @@ INFER = "/v2/models/pfn/infer"
 PAUSE = 0.05
 """Seconds each abusive client waits between its attempts: they are among the ordinary clients, not a CPU
 saturation of the 2 cores the clients and the server share."""
-
-
-def _binary(arrays: dict) -> tuple[bytes, dict]:
-    """A request with binary input tensors and JSON outputs, as tritonclient sends it."""
-    inputs, blobs = [], []
-    for name, a in arrays.items():
-        blob = np.ascontiguousarray(a, np.float32).tobytes()
-        inputs.append({"name": name, "shape": list(a.shape), "datatype": "FP32",
-                       "parameters": {"binary_data_size": len(blob)}})
-        blobs.append(blob)
-    head = json.dumps({"inputs": inputs}).encode()
-    return head + b"".join(blobs), {"Inference-Header-Content-Length": str(len(head))}
 
 
 def _rss_mb(pid: int) -> float:
@@ -74,23 +62,21 @@ class Load:
         self.ordinary = []
         for i in range(8):  # requests of 4 jets and their answers in-process
             arrays = dict(zip(regressor.names, data.batch(np.arange(4 * i, 4 * i + 4), 128)))
-            self.ordinary.append((*_binary(arrays), regressor.predict_batch(list(arrays.values()))))
+            self.ordinary.append((*binary_request(arrays), regressor.predict_batch(list(arrays.values()))))
         wide = dict(zip(regressor.names, data.batch(np.arange(64), 128)))  # 64 jets, every collection full
         for name in [n for n in wide if n.endswith("_mask")]:
             c = name.removesuffix("_mask")
             wide[c] = rng.normal(size=(64, trained, wide[c].shape[2])).astype(np.float32)
             wide[name] = np.ones((64, trained), np.float32)
-        self.wide = (*_binary(wide), regressor.predict_batch(list(wide.values())))
+        self.wide = (*binary_request(wide), regressor.predict_batch(list(wide.values())))
         half = {n: a[:32] for n, a in wide.items()}
-        self.json = (json.dumps({"inputs": [{"name": n, "shape": list(a.shape), "datatype": "FP32",
-                                             "data": a.reshape(-1).tolist()} for n, a in half.items()]}).encode(),
-                     self.wide[2][:32])
+        self.json = (json.dumps({"inputs": json_inputs(half)}).encode(), self.wide[2][:32])
         too_wide = {n: a[:1] for n, a in wide.items()}
         for name in [n for n in wide if n.endswith("_mask")]:
             c = name.removesuffix("_mask")
             too_wide[c] = np.zeros((1, 4 * trained, wide[c].shape[2]), np.float32)
             too_wide[name] = np.ones((1, 4 * trained), np.float32)
-        self.too_wide = _binary(too_wide)
+        self.too_wide = binary_request(too_wide)
 
     def start(self, target, *args) -> None:
         thread = threading.Thread(target=self._loop, args=(target, *args), daemon=True)

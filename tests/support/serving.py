@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -59,3 +61,23 @@ def raw(url: str, request: bytes, timeout: float = 10) -> bytes:
         while chunk := s.recv(65536):
             answer += chunk
         return answer
+
+
+def json_inputs(arrays: dict) -> list[dict]:
+    """KServe v2 JSON input tensors (FP32, values in ``data``) of ``{name: array}``."""
+    return [{"name": n, "shape": list(a.shape), "datatype": "FP32", "data": a.reshape(-1).tolist()}
+            for n, a in arrays.items()]
+
+
+def binary_inputs(arrays: dict) -> tuple[list[dict], list[bytes]]:
+    """KServe v2 input tensors of ``{name: array}`` in Triton's binary extension: their JSON and their bytes."""
+    blobs = [np.ascontiguousarray(a, np.float32).tobytes() for a in arrays.values()]
+    return [{"name": n, "shape": list(a.shape), "datatype": "FP32", "parameters": {"binary_data_size": len(b)}}
+            for (n, a), b in zip(arrays.items(), blobs)], blobs
+
+
+def binary_request(arrays: dict) -> tuple[bytes, dict]:
+    """A request body with binary input tensors and JSON outputs, as tritonclient sends it, and its header."""
+    inputs, blobs = binary_inputs(arrays)
+    head = json.dumps({"inputs": inputs}).encode()
+    return head + b"".join(blobs), {"Inference-Header-Content-Length": str(len(head))}
