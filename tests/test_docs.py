@@ -133,3 +133,15 @@ def test_check_fails_when_the_schema_changes(tmp_path):
     assert run.returncode == 1, "a page written from the old schema passed --check against a changed one"
     page = reference("--schema", str(changed)).stdout
     assert "| `a_new_key` | integer | `3` | a key added to the schema |" in page
+
+
+def test_the_serving_limits_table_gives_the_schemas_defaults():
+    """docs/serving.md's table of the server's limits states each default; the schema holds them."""
+    from gnnjec.schema import schema_default
+    from gnnjec.serving import LIMITS
+
+    text = (ROOT / "docs" / "serving.md").read_text()
+    rows = dict(re.findall(r"^\| `(\w+)`(?: \(of the repository\))? \| (\d+(?:\.\d+)?)", text, re.M))
+    assert set(LIMITS) | {"max_batch_size"} == set(rows)
+    for key, default in rows.items():
+        assert float(default) == schema_default(f"serving.{key}"), key
